@@ -1,0 +1,38 @@
+// Helpers for the torch-facing glue (.cpp files only; never included by a .cu file).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace render3d {
+
+// Argument checks of the C++ entry points. The Python wrappers check everything a user can
+// get wrong with friendlier messages first; these guard direct torch.ops calls.
+inline void check_float_1d(const at::Tensor& t, const char* fn, const char* name, int64_t n) {
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == n, fn, ": argument '", name, "' expected shape [", n, "], got ", t.sizes());
+}
+
+inline void check_same(const at::Tensor& t, const at::Tensor& ref, const char* fn, const char* name) {
+  TORCH_CHECK(t.device() == ref.device(), fn, ": argument '", name, "' expected device ", ref.device(), ", got ",
+              t.device());
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), fn, ": argument '", name, "' expected dtype ",
+              ref.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), fn, ": argument '", name, "' must be contiguous");
+}
+
+inline void check_offsets(const at::Tensor& offsets, const at::Tensor& ref, const char* fn) {
+  TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 1, fn, ": argument 'offsets' expected shape [R + 1], got ",
+              offsets.sizes());
+  TORCH_CHECK(offsets.scalar_type() == at::kLong, fn, ": argument 'offsets' expected dtype int64, got ",
+              offsets.scalar_type());
+  TORCH_CHECK(offsets.device() == ref.device(), fn, ": argument 'offsets' expected device ", ref.device(), ", got ",
+              offsets.device());
+  TORCH_CHECK(offsets.is_contiguous(), fn, ": argument 'offsets' must be contiguous");
+}
+
+// Rays per at::parallel_for chunk so that each chunk does roughly `work` element operations.
+inline int64_t grain_for(int64_t n_items, int64_t work_per_item, int64_t work = 32768) {
+  (void)n_items;
+  return std::max<int64_t>(1, work / std::max<int64_t>(1, work_per_item));
+}
+
+}  // namespace render3d

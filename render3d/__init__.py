@@ -1,0 +1,23 @@
+"""render3d: 3D-aware generation and neural rendering.
+
+Importing render3d is cheap and never compiles anything: native kernels are built on their
+first call (or ahead of time by `render3d build`). Submodules are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("cameras", "constants", "ops", "rays", "volume")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'render3d' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

@@ -1,0 +1,5 @@
+import sys
+
+from render3d.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""Argument checks for public entry points.
+
+Every public function checks its tensors here, so that a bad shape, dtype or device fails
+with a `ValueError` naming the function, the argument, what was expected and what was
+received, instead of a broadcasting surprise three calls later.
+
+Shapes are written as tuples of dimension specs:
+
+- an ``int`` must match exactly;
+- a ``str`` names a symbolic size (``"B"``, ``"R"``); the first argument that uses a name
+  binds it and later arguments must agree, so one `Sizes` is shared across a call;
+- ``None`` accepts any size;
+- ``"..."`` (only first) accepts any number of leading dimensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+FLOATING = (torch.float32, torch.float64)
+Dim = int | str | None
+
+
+def _fmt_shape(shape: Sequence) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _fmt_dtypes(dtypes: Sequence[torch.dtype]) -> str:
+    return " or ".join(str(d).replace("torch.", "") for d in dtypes)
+
+
+class Sizes(dict):
+    """Symbolic sizes bound while checking one call, with where each was bound."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origin: dict[str, str] = {}
+
+
+def check_tensor(
+    fn: str,
+    name: str,
+    x,
+    shape: Sequence[Dim] | None = None,
+    *,
+    sizes: Sizes | None = None,
+    dtype: torch.dtype | Sequence[torch.dtype] | None = FLOATING,
+    device: torch.device | None = None,
+    like: torch.Tensor | None = None,
+    like_name: str | None = None,
+) -> torch.Tensor:
+    """Check one tensor argument; returns it unchanged.
+
+    `like`: a tensor whose device and dtype `x` must share (named `like_name` in errors).
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{fn}: argument '{name}' expected a torch.Tensor, got {type(x).__name__}")
+    if shape is not None:
+        _check_shape(fn, name, x, shape, sizes if sizes is not None else Sizes())
+    if dtype is not None:
+        allowed = (dtype,) if isinstance(dtype, torch.dtype) else tuple(dtype)
+        if x.dtype not in allowed:
+            raise ValueError(
+                f"{fn}: argument '{name}' expected dtype {_fmt_dtypes(allowed)}, got {str(x.dtype).replace('torch.', '')}"
+            )
+    if like is not None:
+        ref = like_name or "the first tensor argument"
+        if x.device != like.device:
+            raise ValueError(f"{fn}: argument '{name}' expected device {like.device} (as {ref}), got {x.device}")
+        if dtype is not None and x.dtype != like.dtype and like.dtype in FLOATING and x.dtype in FLOATING:
+            raise ValueError(
+                f"{fn}: argument '{name}' expected dtype {str(like.dtype).replace('torch.', '')} (as {ref}), "
+                f"got {str(x.dtype).replace('torch.', '')}"
+            )
+    if device is not None and x.device != torch.device(device):
+        raise ValueError(f"{fn}: argument '{name}' expected device {device}, got {x.device}")
+    return x
+
+
+def _check_shape(fn: str, name: str, x: torch.Tensor, shape: Sequence[Dim], sizes: Sizes) -> None:
+    spec = list(shape)
+    leading = bool(spec) and spec[0] == "..."
+    if leading:
+        spec = spec[1:]
+    got = tuple(x.shape)
+    expected = _fmt_shape(shape)
+    if (leading and len(got) < len(spec)) or (not leading and len(got) != len(spec)):
+        raise ValueError(f"{fn}: argument '{name}' expected shape {expected}, got {_fmt_shape(got)}")
+    tail = got[len(got) - len(spec):]
+    for dim, size in zip(spec, tail):
+        if dim is None:
+            continue
+        if isinstance(dim, int):
+            if size != dim:
+                raise ValueError(f"{fn}: argument '{name}' expected shape {expected}, got {_fmt_shape(got)}")
+        elif dim in sizes:
+            if sizes[dim] != size:
+                raise ValueError(
+                    f"{fn}: argument '{name}' expected shape {expected} with {dim}={sizes[dim]} "
+                    f"(from '{sizes.origin[dim]}'), got {_fmt_shape(got)}"
+                )
+        else:
+            sizes[dim] = size
+            sizes.origin[dim] = name
+
+
+def check_finite(fn: str, name: str, x: torch.Tensor, *, nonnegative: bool = False) -> None:
+    """Raise if `x` holds NaN/inf (or, with `nonnegative`, a negative value). One device sync."""
+    ok = (x >= 0) & torch.isfinite(x) if nonnegative else torch.isfinite(x)
+    if bool(ok.all()):
+        return
+    bad = (~ok).nonzero()[0].tolist()
+    value = x[tuple(bad)].item()
+    what = "finite, non-negative values" if nonnegative else "finite values"
+    raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value} at index {tuple(bad)}")
+
+
+def check_choice(fn: str, name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{fn}: argument '{name}' expected one of {valid}, got {value!r}")
+
+
+def check_positive(fn: str, name: str, value, *, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        what = "a non-negative number" if allow_zero else "a positive number"
+        raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value!r}")

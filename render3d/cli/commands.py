@@ -1,0 +1,108 @@
+"""Subcommands of ``render3d``: each ``add_*`` registers its parser and a ``run`` function.
+Heavy imports happen inside ``run`` so that ``render3d --help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser(
+        "info", help="versions, devices, compilers and which native kernels are built",
+        description="Print what render3d finds on this machine; builds nothing.",
+        epilog="example:\n  render3d info", formatter_class=_formatter,
+    )
+    p.set_defaults(run=run_info)
+
+
+def run_info(args) -> int:
+    import torch
+
+    import render3d
+    from render3d.ops import _build
+
+    print(f"render3d      {render3d.__version__} ({os.path.dirname(render3d.__file__)})")
+    print(f"python        {platform.python_version()} ({sys.executable})")
+    print(f"torch         {torch.__version__} (CUDA build: {torch.version.cuda or 'no'})")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            major, minor = torch.cuda.get_device_capability(i)
+            print(f"device cuda:{i}  {torch.cuda.get_device_name(i)} (sm_{major}{minor})")
+    else:
+        print("device        cpu only (torch.cuda.is_available() is False)")
+    print(f"cpu threads   {torch.get_num_threads()}")
+    compiler = os.environ.get("CXX", "c++")
+    print(f"c++ compiler  {_version_line([compiler, '--version']) if shutil.which(compiler) else 'not found'}")
+    print(f"ninja         {_version_line(['ninja', '--version']) if shutil.which('ninja') else 'not found'}")
+    nvcc = _build.find_nvcc()
+    print(f"nvcc          {_version_line([str(nvcc), '--version'], last=True) + f' ({nvcc})' if nvcc else 'not found'}")
+    print(f"sources       {_build.source_root()}")
+    print(f"cache         {_build.cache_root()}")
+    wanted = _build.cuda_wanted()
+    for with_cuda in (False, True) if wanted else (False,):
+        label = "CPU+CUDA" if with_cuda else "CPU"
+        built = "built" if _build.is_built(with_cuda) else "not built (builds on first use or `render3d build`)"
+        print(f"kernels {label:<8} {built}\n  dir         {_build.build_dir(with_cuda)}")
+        for key, flags in _build.compile_flags(with_cuda).items():
+            print(f"  {key + ' flags':<11} {' '.join(flags)}")
+    print(f"this process  would build {'CPU+CUDA' if wanted else 'CPU'} kernels; "
+          f"RENDER3D_NATIVE={os.environ.get('RENDER3D_NATIVE', '1')}")
+    return 0
+
+
+def _version_line(cmd, last: bool = False) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "error"
+    return (out[-1] if last else out[0]) if out else "unknown"
+
+
+def add_build(sub) -> None:
+    p = sub.add_parser(
+        "build", help="prebuild the native kernels for this torch (CPU, plus CUDA where available)",
+        description="Build the native kernels now (they are otherwise built on first use) and report where.",
+        epilog="examples:\n  render3d build\n  render3d build --verbose          # show the compiler commands\n"
+               "  render3d build --require-cuda     # fail unless the CUDA kernels are built",
+        formatter_class=_formatter,
+    )
+    p.add_argument("--verbose", action="store_true", help="show the compiler commands and output")
+    p.add_argument("--require-cuda", action="store_true", help="fail unless the CUDA kernels can be built")
+    p.set_defaults(run=run_build)
+
+
+def run_build(args) -> int:
+    import time
+
+    from render3d.ops import _build
+
+    if args.require_cuda and not _build.cuda_wanted():
+        import torch
+
+        print(
+            "render3d build: --require-cuda, but the CUDA kernels cannot be built here "
+            f"(torch CUDA build: {torch.version.cuda or 'no'}, GPU visible: {torch.cuda.is_available()}, "
+            "nvcc from CUDA_HOME; set RENDER3D_FORCE_CUDA=1 to build without a visible GPU)",
+            file=sys.stderr,
+        )
+        return 1
+    started = time.perf_counter()
+    if not _build.load_native(verbose=args.verbose):
+        print(f"render3d build: failed: {_build.state().error}", file=sys.stderr)
+        return 1
+    state = _build.state()
+    flavour = "CPU+CUDA" if state.with_cuda else "CPU"
+    print(f"render3d: native {flavour} kernels ready in {time.perf_counter() - started:.1f} s: {state.path}")
+    return 0
+
+
+REGISTRY = [add_info, add_build]

@@ -1,0 +1,39 @@
+"""The ``render3d`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import commands
+
+EPILOG = """examples:
+  render3d info                      versions, devices, which kernels are built
+  render3d build                     prebuild the native kernels (otherwise built on first use)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="render3d",
+        description="3D-aware generation and neural rendering.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in commands.REGISTRY:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

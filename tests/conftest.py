@@ -1,0 +1,17 @@
+import pytest
+import torch
+
+CUDA = torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    # A GPU test skips by *calling* torch.cuda.is_available() (STYLE.md, rule 10).
+    skip = pytest.mark.skip(reason="needs a CUDA device: torch.cuda.is_available() is False")
+    for item in items:
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip)
+
+
+def device_params():
+    """cpu always; cuda as a marked parameter that skips without a GPU."""
+    return ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
