@@ -1,0 +1,18 @@
+"""Pinhole cameras: one convention (OpenCV cam2world, normalized intrinsics, world +Y up),
+converters to EG3D labels, OpenGL / nerfstudio, 3DGS and yaw/pitch, rays, pose samplers and
+video trajectories."""
+
+from render3d.cameras.camera import Cameras, intrinsics_from_fov, intrinsics_from_pixels, pixel_grid
+from render3d.cameras.poses import DatasetPoseSampler, orbit, sample_yaw_pitch, spiral, yaw_sweep
+
+__all__ = [
+    "Cameras",
+    "DatasetPoseSampler",
+    "intrinsics_from_fov",
+    "intrinsics_from_pixels",
+    "orbit",
+    "pixel_grid",
+    "sample_yaw_pitch",
+    "spiral",
+    "yaw_sweep",
+]
