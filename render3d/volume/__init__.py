@@ -1,4 +1,4 @@
-"""Volume rendering: compositing and density activations."""
+"""Volume rendering: compositing, density activations and fields."""
 
 from .composite import (
     DENSITY_ACTIVATIONS,
@@ -8,12 +8,42 @@ from .composite import (
     density_activation,
     packed_offsets,
 )
+from .fields import (
+    AnalyticField,
+    BoxField,
+    Field,
+    GyroidField,
+    SphereField,
+    TorusField,
+    UnionField,
+    demo_scene,
+)
+from .structured import (
+    FeatureVolumeField,
+    OSGDecoder,
+    TriPlaneField,
+    sample_feature_volume,
+    sample_triplane,
+)
 
 __all__ = [
     "DENSITY_ACTIVATIONS",
+    "AnalyticField",
+    "BoxField",
+    "FeatureVolumeField",
+    "Field",
+    "GyroidField",
+    "OSGDecoder",
+    "SphereField",
+    "TorusField",
+    "TriPlaneField",
+    "UnionField",
     "alpha_to_density",
     "composite",
     "composite_packed",
+    "demo_scene",
     "density_activation",
     "packed_offsets",
+    "sample_feature_volume",
+    "sample_triplane",
 ]
