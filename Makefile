@@ -1,11 +1,11 @@
-# render3d: `make test` sets everything up in .venv and runs the tests.
+# render3d: `make demo` and `make test` set everything up in .venv and run.
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.render3d-installed
 
-.PHONY: setup build test clean
+.PHONY: setup build test demo clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ build: setup
 
 test: build
 	$(PY) -m pytest -q
+
+demo: build
+	$(VENV)/bin/render3d demo
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

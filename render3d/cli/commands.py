@@ -105,4 +105,10 @@ def run_build(args) -> int:
     return 0
 
 
-REGISTRY = [add_info, add_build]
+def add_demo(sub) -> None:
+    from .demo import add_demo as register
+
+    register(sub)
+
+
+REGISTRY = [add_demo, add_info, add_build]

@@ -8,6 +8,7 @@ import sys
 from . import commands
 
 EPILOG = """examples:
+  render3d demo                      render the built-in scene to outputs/demo/
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """

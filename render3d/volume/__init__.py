@@ -1,4 +1,4 @@
-"""Volume rendering: compositing, density activations and fields."""
+"""Volume rendering: compositing, density activations, fields and the volume renderer."""
 
 from .composite import (
     DENSITY_ACTIVATIONS,
@@ -18,6 +18,7 @@ from .fields import (
     UnionField,
     demo_scene,
 )
+from .renderer import VolumeRenderer
 from .structured import (
     FeatureVolumeField,
     OSGDecoder,
@@ -38,6 +39,7 @@ __all__ = [
     "TorusField",
     "TriPlaneField",
     "UnionField",
+    "VolumeRenderer",
     "alpha_to_density",
     "composite",
     "composite_packed",

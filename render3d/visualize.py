@@ -1,0 +1,142 @@
+"""Pictures of renders: colour-mapped depth, normals, image grids and orbit videos.
+
+Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._checks import check_choice, check_tensor
+
+# Polynomial fit of the Turbo colour map (Mikhailov, Google, 2019, Apache-2.0): for x in [0, 1],
+# channel = sum_k c_k x^k with these coefficients (k = 0..5).
+_TURBO = torch.tensor(
+    [
+        [0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943],
+        [0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604],
+        [0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973],
+    ],
+    dtype=torch.float64,
+)
+
+
+def turbo(x: torch.Tensor) -> torch.Tensor:
+    """Turbo colour map: ``[...]`` values in [0, 1] -> ``[..., 3]`` RGB in [0, 1]."""
+    x = x.clamp(0, 1).double()
+    powers = torch.stack([x**k for k in range(6)], dim=-1)
+    return (powers @ _TURBO.to(x.device).T).clamp(0, 1)
+
+
+def depth_to_rgb(
+    depth: torch.Tensor, alpha: torch.Tensor | None = None, *, near: float | None = None, far: float | None = None,
+    background: float = 1.0,
+) -> torch.Tensor:
+    """Colour-map depth ``[B, 1, H, W]`` with Turbo (near = red end reversed: near is warm).
+
+    The range defaults to the 1st..99th percentile of depth where ``alpha > 0.5`` (so empty
+    pixels at the far plane do not flatten the picture); pixels with ``alpha`` below 0.5 get
+    `background`. Returns ``[B, 3, H, W]``.
+    """
+    check_tensor("render3d.visualize.depth_to_rgb", "depth", depth, ("B", 1, "H", "W"))
+    mask = (alpha > 0.5) if alpha is not None else torch.ones_like(depth, dtype=torch.bool)
+    valid = depth[mask]
+    if near is None or far is None:
+        if valid.numel() > 0:
+            lo, hi = torch.quantile(valid.double().cpu()[:1_000_000], torch.tensor([0.01, 0.99], dtype=torch.float64)).tolist()
+        else:
+            lo, hi = 0.0, 1.0
+        near = lo if near is None else near
+        far = hi if far is None else far
+    x = 1 - (depth[:, 0] - near) / max(far - near, 1e-12)
+    rgb = turbo(x).permute(0, 3, 1, 2).to(depth.dtype)
+    return torch.where(mask, rgb, torch.full_like(rgb, background))
+
+
+def normals_to_rgb(normals: torch.Tensor, alpha: torch.Tensor | None = None, *, background: float = 1.0) -> torch.Tensor:
+    """Unit normals ``[B, 3, H, W]`` -> RGB ``n * 0.5 + 0.5`` (the usual normal-map colours);
+    pixels with ``alpha`` below 0.5 get `background`."""
+    check_tensor("render3d.visualize.normals_to_rgb", "normals", normals, ("B", 3, "H", "W"))
+    rgb = normals * 0.5 + 0.5
+    if alpha is None:
+        return rgb
+    return torch.where(alpha > 0.5, rgb, torch.full_like(rgb, background))
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[B, C, H, W]`` in [0, 1] -> ``uint8 [B, H, W, C]`` (C = 1 is repeated to RGB)."""
+    check_tensor("render3d.visualize.to_uint8", "images", images, ("B", None, "H", "W"))
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    array = (images.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    return array.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def make_grid(rows: list[torch.Tensor], *, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile rows of images into one picture: each entry of `rows` is ``[N, 3, H, W]`` (all the
+    same size), drawn left to right; rows top to bottom. Returns ``[3, H', W']``."""
+    if not rows:
+        raise ValueError("render3d.visualize.make_grid: argument 'rows' expected at least one row, got none")
+    shape = rows[0].shape
+    for i, row in enumerate(rows):
+        if row.shape != shape or row.dim() != 4:
+            raise ValueError(
+                f"render3d.visualize.make_grid: argument 'rows' expected every row of shape {list(shape)}, "
+                f"got {list(row.shape)} for row {i}"
+            )
+    n, c, h, w = shape
+    canvas = torch.full((c, padding + len(rows) * (h + padding), padding + n * (w + padding)), pad_value)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            y, x = padding + i * (h + padding), padding + j * (w + padding)
+            canvas[:, y:y + h, x:x + w] = image.detach().cpu().to(canvas.dtype)
+    return canvas
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] as PNG/JPEG by extension."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.dim() == 3:
+        image = image[None]
+    iio.imwrite(path, to_uint8(image)[0])
+    return path
+
+
+VIDEO_FORMATS = ("mp4", "gif")
+
+
+def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path:
+    """Write frames ``[T, 3, H, W]`` in [0, 1] as an MP4 (H.264 through imageio-ffmpeg) or a GIF.
+
+    The format follows the suffix. If an MP4 cannot be written (no ffmpeg), a GIF with the same
+    stem is written instead and its path returned, with a warning.
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    check_choice("render3d.visualize.save_video", "path suffix", path.suffix.lstrip("."), VIDEO_FORMATS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = to_uint8(frames)
+    if path.suffix == ".mp4":
+        # H.264 in yuv420p wants even sizes.
+        h, w = array.shape[1] - array.shape[1] % 2, array.shape[2] - array.shape[2] % 2
+        try:
+            with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
+                                    ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
+                for frame in array[:, :h, :w]:
+                    writer.append_data(frame)
+            return path
+        except Exception as exc:  # imageio-ffmpeg missing or broken: fall back to a GIF
+            import warnings
+
+            path.unlink(missing_ok=True)
+            path = path.with_suffix(".gif")
+            warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
+    imageio.mimsave(path, list(array), duration=1000 / fps, loop=0)
+    return path
