@@ -9,7 +9,8 @@ TORCH_LIBRARY(render3d, m) {
       " -> (Tensor acc, Tensor depth_sum, Tensor opacity, Tensor weights)");
   m.def(
       "composite_bwd(Tensor grad_acc, Tensor grad_depth_sum, Tensor grad_opacity, Tensor? grad_weights,"
-      " Tensor sigmas, Tensor values, Tensor t_starts, Tensor t_ends, Tensor offsets, Tensor weights)"
+      " Tensor sigmas, Tensor values, Tensor t_starts, Tensor t_ends, Tensor offsets, Tensor weights,"
+      " bool values_grad, bool t_grads)"
       " -> (Tensor grad_sigmas, Tensor grad_values, Tensor grad_t_starts, Tensor grad_t_ends)");
   m.def("sample_pdf(Tensor bins, Tensor weights, Tensor u) -> Tensor");
   m.def(

@@ -49,9 +49,9 @@ struct CompositeBackwardParams {
   const scalar_t* grad_weights;     // [N] dL/dw, or nullptr when the weights were not used
   scalar_t* grad_weight_total;      // [N] scratch: e_i = dL/dw_i (total, through every output)
   scalar_t* grad_sigmas;            // [N] out
-  scalar_t* grad_values;            // [N, C] out
-  scalar_t* grad_t_starts;          // [N] out
-  scalar_t* grad_t_ends;            // [N] out
+  scalar_t* grad_values;            // [N, C] out, or nullptr when not needed
+  scalar_t* grad_t_starts;          // [N] out, or nullptr when not needed (with grad_t_ends)
+  scalar_t* grad_t_ends;            // [N] out, or nullptr when not needed
 };
 
 // Optical thickness of one interval.
@@ -82,11 +82,11 @@ R3D_HD void composite_backward_sample(const CompositeBackwardParams<scalar_t>& p
   const scalar_t w = p.weights[i];
   const scalar_t* v = p.values + i * C;
   const scalar_t* g = p.grad_acc + ray * C;
-  scalar_t* gv = p.grad_values + i * C;
   scalar_t e = scalar_t(0);
-  for (int64_t c = 0; c < C; ++c) {
-    e += g[c] * v[c];
-    gv[c] = g[c] * w;
+  for (int64_t c = 0; c < C; ++c) e += g[c] * v[c];
+  if (p.grad_values != nullptr) {
+    scalar_t* gv = p.grad_values + i * C;
+    for (int64_t c = 0; c < C; ++c) gv[c] = g[c] * w;
   }
   const scalar_t midpoint = scalar_t(0.5) * (p.t_starts[i] + p.t_ends[i]);
   e += p.grad_depth_sum[ray] * midpoint + p.grad_opacity[ray];
@@ -110,10 +110,12 @@ R3D_HD void composite_backward_ray(const CompositeBackwardParams<scalar_t>& p, i
     transmittance *= exp_neg(sigma * delta);  // now T_{i+1}
     prefix += e[i] * p.weights[i];
     const scalar_t grad_tau = e[i] * transmittance - (total - prefix);
-    const scalar_t depth_term = half_grad_depth * p.weights[i];
     p.grad_sigmas[i] = grad_tau * delta;
-    p.grad_t_ends[i] = grad_tau * sigma + depth_term;
-    p.grad_t_starts[i] = -grad_tau * sigma + depth_term;
+    if (p.grad_t_starts != nullptr) {
+      const scalar_t depth_term = half_grad_depth * p.weights[i];
+      p.grad_t_ends[i] = grad_tau * sigma + depth_term;
+      p.grad_t_starts[i] = -grad_tau * sigma + depth_term;
+    }
   }
 }
 

@@ -38,10 +38,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_fwd_cpu(
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_bwd_cpu(
     const at::Tensor& grad_acc, const at::Tensor& grad_depth_sum, const at::Tensor& grad_opacity,
     const std::optional<at::Tensor>& grad_weights, const at::Tensor& sigmas, const at::Tensor& values,
-    const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights) {
+    const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights,
+    bool values_grad, bool t_grads) {
   return composite_backward_torch(
       grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts, t_ends, offsets, weights,
-      [&](const auto& p, int64_t n_samples) {
+      values_grad, t_grads, [&](const auto& p, int64_t n_samples) {
         const int64_t per_ray = (n_samples / std::max<int64_t>(1, p.n_rays) + 1) * (2 * p.n_channels + 8);
         at::parallel_for(0, p.n_rays, grain_for(p.n_rays, per_ray), [&](int64_t begin, int64_t end) {
           for (int64_t ray = begin; ray < end; ++ray) {

@@ -25,11 +25,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_fwd_cuda(
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_bwd_cuda(
     const at::Tensor& grad_acc, const at::Tensor& grad_depth_sum, const at::Tensor& grad_opacity,
     const std::optional<at::Tensor>& grad_weights, const at::Tensor& sigmas, const at::Tensor& values,
-    const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights) {
+    const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights,
+    bool values_grad, bool t_grads) {
   const c10::cuda::CUDAGuard guard(sigmas.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return composite_backward_torch(grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts,
-                                  t_ends, offsets, weights,
+                                  t_ends, offsets, weights, values_grad, t_grads,
                                   [&](const auto& p, int64_t n_samples) {
                                     composite_backward_cuda(p, n_samples, stream);
                                     C10_CUDA_KERNEL_LAUNCH_CHECK();

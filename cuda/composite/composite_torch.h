@@ -59,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_backward_to
     const at::Tensor& grad_acc, const at::Tensor& grad_depth_sum, const at::Tensor& grad_opacity,
     const std::optional<at::Tensor>& grad_weights, const at::Tensor& sigmas, const at::Tensor& values,
     const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights,
-    Run&& run) {
+    bool values_grad, bool t_grads, Run&& run) {
   constexpr const char* fn = "render3d::composite_bwd";
   const int64_t n = sigmas.size(0);
   const int64_t n_rays = offsets.size(0) - 1;
@@ -80,11 +80,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_backward_to
   }
 
   // Every sample belongs to a ray (the Python entry checks offsets[0] == 0 and offsets[R] == N),
-  // so the kernels write every element: no zero-fill pass over [N, C].
+  // so the kernels write every element: no zero-fill pass over [N, C]. Gradients nobody asked
+  // for are not computed (returned with zero size): they would cost a fresh [N, C] buffer.
   auto grad_sigmas = at::empty({n}, sigmas.options());
-  auto grad_values = at::empty({n, n_channels}, sigmas.options());
-  auto grad_t_starts = at::empty({n}, sigmas.options());
-  auto grad_t_ends = at::empty({n}, sigmas.options());
+  auto grad_values = values_grad ? at::empty({n, n_channels}, sigmas.options()) : at::empty({0}, sigmas.options());
+  auto grad_t_starts = at::empty({t_grads ? n : 0}, sigmas.options());
+  auto grad_t_ends = at::empty({t_grads ? n : 0}, sigmas.options());
   auto scratch = at::empty({n}, sigmas.options());
   if (n > 0) {
     AT_DISPATCH_FLOATING_TYPES(sigmas.scalar_type(), "composite_bwd", [&] {
@@ -103,9 +104,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_backward_to
       p.grad_weights = has_grad_weights ? grad_weights->data_ptr<scalar_t>() : nullptr;
       p.grad_weight_total = scratch.data_ptr<scalar_t>();
       p.grad_sigmas = grad_sigmas.data_ptr<scalar_t>();
-      p.grad_values = grad_values.data_ptr<scalar_t>();
-      p.grad_t_starts = grad_t_starts.data_ptr<scalar_t>();
-      p.grad_t_ends = grad_t_ends.data_ptr<scalar_t>();
+      p.grad_values = values_grad ? grad_values.data_ptr<scalar_t>() : nullptr;
+      p.grad_t_starts = t_grads ? grad_t_starts.data_ptr<scalar_t>() : nullptr;
+      p.grad_t_ends = t_grads ? grad_t_ends.data_ptr<scalar_t>() : nullptr;
       run(p, n);
     });
   }

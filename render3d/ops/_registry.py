@@ -28,8 +28,14 @@ def _composite_backward(ctx, grad_acc, grad_depth_sum, grad_opacity, grad_weight
         t_ends,
         offsets,
         weights,
+        ctx.needs_input_grad[1],
+        ctx.needs_input_grad[2] or ctx.needs_input_grad[3],
     )
     grad_sigmas, grad_values, grad_t_starts, grad_t_ends = grads
+    if not ctx.needs_input_grad[1]:
+        grad_values = None
+    if not (ctx.needs_input_grad[2] or ctx.needs_input_grad[3]):
+        grad_t_starts = grad_t_ends = None
     return grad_sigmas, grad_values, grad_t_starts, grad_t_ends, None
 
 
@@ -55,12 +61,13 @@ def register_all() -> None:
         )
 
     @torch.library.register_fake(f"{lib}::composite_bwd")
-    def _(grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts, t_ends, offsets, weights):
+    def _(grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts, t_ends, offsets, weights,
+          values_grad, t_grads):
         return (
             torch.empty_like(sigmas),
-            torch.empty_like(values),
-            torch.empty_like(t_starts),
-            torch.empty_like(t_ends),
+            torch.empty_like(values) if values_grad else values.new_empty((0,)),
+            torch.empty_like(t_starts) if t_grads else t_starts.new_empty((0,)),
+            torch.empty_like(t_ends) if t_grads else t_ends.new_empty((0,)),
         )
 
     @torch.library.register_fake(f"{lib}::sample_pdf")
