@@ -1,0 +1,230 @@
+"""Volume-rendering benchmarks: compositing forward+backward, and occupancy marching.
+
+Each (case, backend) runs in its own process, so that peak memory is that backend's alone
+(CPU: peak RSS above the process's size once inputs exist; GPU: max_memory_allocated above
+the allocated baseline). Timings: median and interquartile range of >= 20 runs after 5
+warm-up runs; CUDA timings synchronise around each run. Results go to
+bench/results/volume_<device>.json with the device, commit and versions.
+
+    python bench/volume.py                 # CPU (and CUDA when available)
+    python bench/volume.py --device cpu --out bench/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name: (batch, rays per batch element, samples per ray, channels)
+COMPOSITE_CASES = {
+    "gan": (8, 64 * 64, 96, 32),        # EG3D-like neural rendering at 64x64
+    "volumegan": (8, 32 * 32, 24, 512),  # VolumeGAN's 32x32 feature map, 12+12 samples, 512 channels
+    "nerf": (1, 1 << 18, 64, 3),        # a NeRF training batch
+}
+BACKENDS = ("native", "torch", "nerfacc")
+
+
+def make_inputs(case: str, device: str):
+    B, R, S, C = COMPOSITE_CASES[case]
+    g = torch.Generator(device="cpu").manual_seed(0)
+    densities = (torch.rand(B, R, S, generator=g) * 4).to(device)
+    values = torch.rand(B, R, S, C, generator=g).to(device)
+    edges = torch.sort(torch.rand(B, R, S + 1, generator=g) * 4 + 1, dim=-1).values.to(device)
+    return densities, values, edges[..., :-1].contiguous(), edges[..., 1:].contiguous()
+
+
+def composite_step(backend: str, inputs):
+    densities, values, t_starts, t_ends = inputs
+    if backend == "nerfacc":
+        import nerfacc
+
+        B, R, S, C = values.shape
+        d, v = densities.reshape(B * R, S), values.reshape(B * R, S, C)
+        weights, _, _ = nerfacc.render_weight_from_density(t_starts.reshape(B * R, S), t_ends.reshape(B * R, S), d)
+        color = nerfacc.accumulate_along_rays(weights, v)
+        opacity = nerfacc.accumulate_along_rays(weights, None)
+        depth = nerfacc.accumulate_along_rays(weights, ((t_starts + t_ends) / 2).reshape(B * R, S, 1))
+        return color.sum() + opacity.sum() + depth.sum()
+    from render3d.volume import composite
+
+    out = composite(densities, values, t_starts, t_ends, impl=backend, check_values=False)
+    return out["values"].sum() + out["opacity"].sum() + out["depth"].sum()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(case: str, backend: str, device: str, runs: int, warmup: int) -> dict:
+    if backend == "nerfacc":
+        import nerfacc  # noqa: F401 - fail early if missing
+    if backend == "native":
+        from render3d.ops import _build
+
+        _build.load_native(raise_errors=True)
+    inputs = make_inputs(case, device)
+    leaves = [inputs[0].requires_grad_(), inputs[1].requires_grad_(), inputs[2], inputs[3]]
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def run(measure_fwd=False):
+        sync()
+        t0 = time.perf_counter()
+        loss = composite_step(backend, leaves)
+        sync()
+        t1 = time.perf_counter()
+        torch.autograd.grad(loss, leaves[:2])
+        sync()
+        return t1 - t0, time.perf_counter() - t0
+
+    for _ in range(warmup):
+        run()
+    baseline = torch.cuda.memory_allocated() if device == "cuda" else rss_mb()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    forward, total = [], []
+    for _ in range(runs):
+        f, t = run()
+        forward.append(f * 1e3)
+        total.append(t * 1e3)
+    if device == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - baseline) / 2**20
+    else:
+        peak = peak_rss_mb() - baseline
+    return {"forward_ms": summary(forward), "forward_backward_ms": summary(total), "peak_mb": round(peak, 1)}
+
+
+def summary(samples: list[float]) -> dict:
+    q = statistics.quantiles(samples, n=4)
+    return {"median": round(statistics.median(samples), 3), "iqr": round(q[2] - q[0], 3), "runs": len(samples)}
+
+
+def march_counts(device: str) -> dict:
+    """Sample counts of our occupancy marching vs nerfacc's traverse_grids on the same grid."""
+    import math
+
+    from render3d.rays import OccupancyGrid
+
+    res, step = 128, 1e-3
+
+    def shell(points):  # density 100 in a 0.02-thick spherical shell of radius 0.6
+        return torch.where((points.norm(dim=-1) - 0.6).abs() < 0.01, 100.0, 0.0)
+
+    grid = OccupancyGrid(([-1, -1, -1], [1, 1, 1]), resolution=res).to(device)
+    grid.build(shell, step_size=step, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    n = 81920
+    azimuth, elevation = torch.rand(n, generator=g) * 2 * math.pi, (torch.rand(n, generator=g) - 0.5) * 0.6
+    origins = 3 * torch.stack([torch.cos(elevation) * torch.cos(azimuth), torch.sin(elevation),
+                               torch.cos(elevation) * torch.sin(azimuth)], -1)
+    directions = torch.nn.functional.normalize(torch.rand(n, 3, generator=g) - 0.5 - origins / 3, dim=-1)
+    origins, directions = origins.to(device), directions.to(device)
+    out = {"rays": n, "resolution": res, "step_size": step}
+    for cone in (0.0, 1 / 256):
+        ours = grid.march(origins, directions, 0.0, 1e10, step_size=step, cone_angle=cone)
+        entry = {"render3d": len(ours)}
+        try:
+            import nerfacc
+            from nerfacc.grid import traverse_grids
+
+            binaries = torch.zeros(1, res**3, dtype=torch.bool, device=device)
+            bits = torch.stack([(grid.bitfield[0] >> b) & 1 for b in range(8)], -1).reshape(-1).bool()
+            binaries[0] = bits
+            _, samples, _ = traverse_grids(
+                origins, directions, binaries.reshape(1, res, res, res),
+                torch.tensor([[-1.0, -1, -1, 1, 1, 1]], device=device),
+                near_planes=torch.zeros(n, device=device), far_planes=torch.full((n,), 1e10, device=device),
+                step_size=step, cone_angle=cone,
+            )
+            entry["nerfacc"] = int(samples.vals.numel())
+            entry["nerfacc_version"] = nerfacc.__version__
+        except Exception as exc:  # nerfacc's grid marching needs its CUDA extension
+            entry["nerfacc"] = f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        out[f"cone_{cone:g}"] = entry
+    return out
+
+
+def device_info(device: str) -> dict:
+    info = {"device": device, "torch": torch.__version__, "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+        info["dirty"] = bool(dirty.strip())
+    except OSError:
+        info["commit"] = "unknown"
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--cases", default=",".join(COMPOSITE_CASES))
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "BACKEND", "DEVICE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.runs, args.warmup)))
+        return
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    for device in devices:
+        result = {"bench": "volume", "info": device_info(device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "composite": {}, "settings": {"runs": args.runs, "warmup": args.warmup}}
+        for case in args.cases.split(","):
+            B, R, S, C = COMPOSITE_CASES[case]
+            entry = {"sizes": {"batch": B, "rays": R, "samples": S, "channels": C}}
+            for backend in BACKENDS:
+                cmd = [sys.executable, __file__, "--worker", case, backend, device, "--runs", str(args.runs),
+                       "--warmup", str(args.warmup)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode == 0:
+                    entry[backend] = json.loads(proc.stdout.strip().splitlines()[-1])
+                else:
+                    entry[backend] = {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
+                print(f"{device} {case:<10} {backend:<8} {entry[backend]}", flush=True)
+            native, twin = entry.get("native", {}), entry.get("torch", {})
+            if "forward_backward_ms" in native and "forward_backward_ms" in twin:
+                entry["native_speedup_vs_torch"] = round(
+                    twin["forward_backward_ms"]["median"] / native["forward_backward_ms"]["median"], 2)
+                if native["peak_mb"] > 0:
+                    entry["native_peak_fraction_of_torch"] = round(native["peak_mb"] / max(twin["peak_mb"], 1e-9), 3)
+            result["composite"][case] = entry
+        result["march"] = march_counts(device)
+        print(f"{device} march {result['march']}", flush=True)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"volume_{device}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
