@@ -61,3 +61,23 @@ def test_bad_input():
         ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.ones(1, 2, 3))
     with pytest.raises(ValueError, match="argument 'scales' expected positive half extents"):
         ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.eye(3).expand(1, 1, 3, 3), torch.zeros(1, 1, 3), torch.zeros(1, 1, 3))
+
+
+def test_differentiable_and_finite_for_parallel_rays():
+    g = torch.Generator().manual_seed(1)
+    origins = (torch.randn(6, 3, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
+    directions = torch.nn.functional.normalize(torch.randn(6, 3, generator=g, dtype=torch.float64), dim=-1)
+    directions = directions.requires_grad_()
+
+    def entry_exit(o, d):
+        t_near, t_far, _ = ray_aabb(o, d, [-1, -1, -1], [1, 1, 1], near=-10.0)
+        return t_near, t_far
+
+    assert torch.autograd.gradcheck(entry_exit, (origins, directions))
+    parallel = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    start = torch.tensor([[0.2, 0.3, -3.0], [-3.0, 0.5, 0.1]], dtype=torch.float64, requires_grad=True)
+    t_near, t_far, hit = ray_aabb(start, parallel, [-1, -1, -1], [1, 1, 1])
+    assert hit.all()
+    torch.testing.assert_close(t_near, torch.tensor([2.0, 2.0], dtype=torch.float64))
+    grad_o, grad_d = torch.autograd.grad((t_near + t_far).sum(), [start, parallel])
+    assert torch.isfinite(grad_o).all() and torch.isfinite(grad_d).all()

@@ -8,13 +8,10 @@
 #include <cuda_runtime.h>
 
 #include "composite.h"
+#include "render3d/launch.h"
 
 namespace render3d {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
 
 template <typename scalar_t>
 __global__ void composite_forward_kernel(CompositeForwardParams<scalar_t> p) {

@@ -3,13 +3,10 @@
 #include <cuda_runtime.h>
 
 #include "sample_pdf.h"
+#include "render3d/launch.h"
 
 namespace render3d {
 namespace {
-
-constexpr int kThreads = 256;
-
-inline unsigned int blocks_for(int64_t n) { return static_cast<unsigned int>((n + kThreads - 1) / kThreads); }
 
 template <typename scalar_t>
 __global__ void sample_pdf_cdf_kernel(SamplePdfParams<scalar_t> p) {

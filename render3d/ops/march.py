@@ -18,18 +18,20 @@ _LATTICE_LIMIT = 1 << 26  # lattice points the twin may materialise at once
 
 
 def ray_box_torch(origins, directions, lo, hi):
-    """Slab test, as march_ray_box in march.h: (t_enter, t_exit), t_enter > t_exit on a miss."""
-    with torch.no_grad():
-        inv = 1.0 / directions
-        t0 = (lo - origins) * inv
-        t1 = (hi - origins) * inv
-        t_min, t_max = torch.minimum(t0, t1), torch.maximum(t0, t1)
-        parallel = directions == 0
-        within = (origins >= lo) & (origins <= hi)
-        inf = torch.full_like(t_min, float("inf"))
-        t_min = torch.where(parallel, torch.where(within, -inf, inf), t_min)
-        t_max = torch.where(parallel, torch.where(within, inf, -inf), t_max)
-        return t_min.amax(-1), t_max.amin(-1)
+    """Slab test of rays ``[..., 3]`` against the box [lo, hi] (broadcasting), with the float
+    operations of march_ray_box in march.h: (t_enter, t_exit), t_enter > t_exit on a miss. A
+    ray parallel to a slab is unconstrained by it inside and misses outside. Differentiable
+    (the parallel case is masked before dividing, so it cannot leak NaN gradients)."""
+    parallel = directions == 0
+    inv = 1.0 / torch.where(parallel, torch.ones_like(directions), directions)
+    t0 = (lo - origins) * inv
+    t1 = (hi - origins) * inv
+    t_min, t_max = torch.minimum(t0, t1), torch.maximum(t0, t1)
+    within = (origins >= lo) & (origins <= hi)
+    inf = torch.full_like(t_min, float("inf"))
+    t_min = torch.where(parallel, torch.where(within, -inf, inf), t_min)
+    t_max = torch.where(parallel, torch.where(within, inf, -inf), t_max)
+    return t_min.amax(-1), t_max.amin(-1)
 
 
 def _margin(t):

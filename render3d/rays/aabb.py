@@ -6,21 +6,7 @@ from __future__ import annotations
 import torch
 
 from .._checks import Sizes, check_tensor
-
-
-def _slab(origins: torch.Tensor, directions: torch.Tensor, lo, hi) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slab test against [lo, hi] (broadcasting); parallel rays inside a slab are unconstrained
-    by it and outside it miss."""
-    safe = torch.where(directions == 0, torch.ones_like(directions), directions)
-    t0 = (lo - origins) / safe
-    t1 = (hi - origins) / safe
-    t_min, t_max = torch.minimum(t0, t1), torch.maximum(t0, t1)
-    parallel = directions == 0
-    within = (origins >= lo) & (origins <= hi)
-    inf = torch.full_like(t_min, float("inf"))
-    t_min = torch.where(parallel, torch.where(within, -inf, inf), t_min)
-    t_max = torch.where(parallel, torch.where(within, inf, -inf), t_max)
-    return t_min.amax(-1), t_max.amin(-1)
+from ..ops.march import ray_box_torch
 
 
 def ray_aabb(
@@ -53,7 +39,7 @@ def ray_aabb(
     check_tensor(fn, "aabb_max", hi, (3,))
     if not bool((lo < hi).all()):
         raise ValueError(f"{fn}: expected aabb_min < aabb_max on every axis, got {lo.tolist()} and {hi.tolist()}")
-    t_enter, t_exit = _slab(origins, directions, lo, hi)
+    t_enter, t_exit = ray_box_torch(origins, directions, lo, hi)
     return _clip(t_enter, t_exit, near, far)
 
 
@@ -109,6 +95,6 @@ def ray_boxes(
         raise ValueError(f"{fn}: argument 'scales' expected positive half extents, got min {scales.min().item()}")
     local_o = world_to_box(origins, rotations, translations, scales)  # [B, M, R, 3]
     local_d = torch.einsum("bmji,brj->bmri", rotations, directions) / scales[:, :, None]
-    t_enter, t_exit = _slab(local_o, local_d, -1.0, 1.0)
+    t_enter, t_exit = ray_box_torch(local_o, local_d, -1.0, 1.0)
     t_near, t_far, hit = _clip(t_enter, t_exit, near, far)
     return t_near.transpose(1, 2), t_far.transpose(1, 2), hit.transpose(1, 2)
