@@ -35,7 +35,7 @@ def depth_to_rgb(
     depth: torch.Tensor, alpha: torch.Tensor | None = None, *, near: float | None = None, far: float | None = None,
     background: float = 1.0,
 ) -> torch.Tensor:
-    """Colour-map depth ``[B, 1, H, W]`` with Turbo (near = red end reversed: near is warm).
+    """Colour-map depth ``[B, 1, H, W]`` with Turbo, near warm (red) and far cool (blue).
 
     The range defaults to the 1st..99th percentile of depth where ``alpha > 0.5`` (so empty
     pixels at the far plane do not flatten the picture); pixels with ``alpha`` below 0.5 get

@@ -142,3 +142,16 @@ def test_bad_configuration():
     renderer = VolumeRenderer()
     with pytest.raises(ValueError, match=r"render_rays: argument 'directions' expected shape \[B, R, 3\]"):
         renderer.render_rays(demo_scene(), torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
+
+
+def test_nan_densities_from_the_field_are_reported():
+    def broken(points, directions):
+        density = torch.where(points[..., 0] > 0.5, float("nan"), 1.0)
+        return density, torch.ones(*points.shape[:-1], 3)
+
+    cameras = orbit(1, radius=3.0, width=8, height=8, fov_degrees=60)
+    with pytest.raises(ValueError, match="argument 'densities' expected finite, non-negative values, got nan"):
+        VolumeRenderer(n_coarse=8, n_fine=0, bbox=BOX).eval()(broken, cameras, normals=False)
+    with torch.no_grad():  # the check can be turned off where a device sync per chunk is too costly
+        out = VolumeRenderer(n_coarse=8, n_fine=0, bbox=BOX, check_values=False).eval()(broken, cameras, normals=False)
+    assert torch.isnan(out["image"]).any()

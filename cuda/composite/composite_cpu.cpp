@@ -29,7 +29,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_fwd_cpu(
     const at::Tensor& offsets) {
   return composite_forward_torch(sigmas, values, t_starts, t_ends, offsets, [&](const auto& p) {
     const int64_t per_ray = (sigmas.size(0) / std::max<int64_t>(1, p.n_rays) + 1) * (p.n_channels + 4);
-    at::parallel_for(0, p.n_rays, grain_for(p.n_rays, per_ray), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, p.n_rays, grain_for(per_ray), [&](int64_t begin, int64_t end) {
       for (int64_t ray = begin; ray < end; ++ray) composite_forward_cpu_ray(p, ray);
     });
   });
@@ -44,7 +44,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_bwd_cpu(
       grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts, t_ends, offsets, weights,
       values_grad, t_grads, [&](const auto& p, int64_t n_samples) {
         const int64_t per_ray = (n_samples / std::max<int64_t>(1, p.n_rays) + 1) * (2 * p.n_channels + 8);
-        at::parallel_for(0, p.n_rays, grain_for(p.n_rays, per_ray), [&](int64_t begin, int64_t end) {
+        at::parallel_for(0, p.n_rays, grain_for(per_ray), [&](int64_t begin, int64_t end) {
           for (int64_t ray = begin; ray < end; ++ray) {
             for (int64_t i = p.offsets[ray]; i < p.offsets[ray + 1]; ++i) composite_backward_sample(p, ray, i);
             composite_backward_ray(p, ray);

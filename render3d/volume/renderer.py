@@ -54,6 +54,7 @@ class VolumeRenderer(torch.nn.Module):
         occupancy_grid: OccupancyGrid | None = None,  # march through it in eval mode (batch-independent fields)
         step_size: float = 5e-3,            # marching step with the occupancy grid
         cone_angle: float = 0.0,            # marching step growth with distance (0: constant)
+        check_values: bool = True,          # report NaN/negative densities from the field (a device sync per chunk)
         impl: str = "auto",                 # kernels: "auto" | "native" | "torch"
     ):
         super().__init__()
@@ -76,6 +77,7 @@ class VolumeRenderer(torch.nn.Module):
         self.chunk = chunk
         self.occupancy_grid = occupancy_grid
         self.step_size, self.cone_angle = step_size, cone_angle
+        self.check_values = check_values
         self.impl = impl
 
     def forward(self, field: FieldFn, cameras, *, normals: bool = True, jitter: bool | None = None,
@@ -194,7 +196,8 @@ class VolumeRenderer(torch.nn.Module):
             t_starts, t_ends = intervals_from_points(t_all, t_near, t_far)
         values = torch.cat([features, normal], dim=-1) if normals else features
         result = composite(density, values, t_starts.contiguous(), t_ends.contiguous(),
-                           background=self._background(channels, normals, features), impl=self.impl)
+                           background=self._background(channels, normals, features), check_values=self.check_values,
+                           impl=self.impl)
         return self._finish(result, channels, normals)
 
     def _render_marched(self, field, origins, directions, normals):
@@ -217,6 +220,7 @@ class VolumeRenderer(torch.nn.Module):
             channels = features.shape[-1]
             values = torch.cat([features, normal.reshape(-1, 3)], dim=-1) if normals else features
             result = composite_packed(density, values, samples.t_starts, samples.t_ends, offsets=samples.offsets,
-                                      background=self._background(channels, normals, values), impl=self.impl)
+                                      background=self._background(channels, normals, values),
+                                      check_values=self.check_values, impl=self.impl)
             outputs.append(self._finish(result, channels, normals))
         return {key: torch.stack([o[key] for o in outputs]) for key in outputs[0]}

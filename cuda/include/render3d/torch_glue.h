@@ -29,9 +29,8 @@ inline void check_offsets(const at::Tensor& offsets, const at::Tensor& ref, cons
   TORCH_CHECK(offsets.is_contiguous(), fn, ": argument 'offsets' must be contiguous");
 }
 
-// Rays per at::parallel_for chunk so that each chunk does roughly `work` element operations.
-inline int64_t grain_for(int64_t n_items, int64_t work_per_item, int64_t work = 32768) {
-  (void)n_items;
+// Items per at::parallel_for chunk so that each chunk does roughly `work` element operations.
+inline int64_t grain_for(int64_t work_per_item, int64_t work = 32768) {
   return std::max<int64_t>(1, work / std::max<int64_t>(1, work_per_item));
 }
 
