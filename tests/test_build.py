@@ -132,7 +132,7 @@ CUDA_GLUE = sorted(_build.source_root().glob("*/*_cuda.cpp"))
 def test_every_op_has_cpu_cuda_and_header():
     root = _build.source_root()
     ops = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "include")
-    assert ops == ["composite", "march", "sample_pdf"]
+    assert ops == ["composite", "march", "project", "raster", "sample_pdf", "tiles"]
     for op in ops:
         for name in (f"{op}.h", f"{op}_cpu.cpp", f"{op}_cuda.cpp", f"{op}_kernel.cu"):
             assert (root / op / name).is_file(), f"cuda/{op}/{name} is missing"
@@ -143,7 +143,8 @@ def test_cuda_kernels_compile_for_sm80_and_sm90(source, tmp_path):
     nvcc = _nvcc_or_skip()
     root = _build.source_root()
     cmd = [
-        str(nvcc), "-std=c++17", "-O3", "--expt-relaxed-constexpr", f"-I{root / 'include'}", f"-I{source.parent}",
+        str(nvcc), "-std=c++17", "-O3", "--expt-relaxed-constexpr", f"-I{root / 'include'}", f"-I{root}",
+        f"-I{source.parent}",
         "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
         "-c", str(source), "-o", str(tmp_path / (source.stem + ".o")),
     ]
@@ -164,7 +165,7 @@ def test_cuda_glue_compiles_against_torch_headers(source):
     root = _build.source_root()
     cmd = [
         os.environ.get("CXX", "c++"), "-std=c++20", "-fsyntax-only", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE",
-        "-DRENDER3D_WITH_CUDA", f"-I{include}", f"-I{root / 'include'}", f"-I{source.parent}",
+        "-DRENDER3D_WITH_CUDA", f"-I{include}", f"-I{root / 'include'}", f"-I{root}", f"-I{source.parent}",
         *[f"-I{p}" for p in include_paths()], str(source),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

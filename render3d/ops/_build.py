@@ -207,7 +207,7 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
         load(
             name=name,
             sources=[str(p) for p in sources(with_cuda)],
-            extra_include_paths=[str(source_root() / "include")],
+            extra_include_paths=[str(source_root() / "include"), str(source_root())],
             extra_cflags=flags["cxx"],
             extra_cuda_cflags=flags.get("nvcc"),
             extra_ldflags=flags["ld"],

@@ -39,6 +39,48 @@ def _composite_backward(ctx, grad_acc, grad_depth_sum, grad_opacity, grad_weight
     return grad_sigmas, grad_values, grad_t_starts, grad_t_ends, None
 
 
+_PROJECT_ARGS = ("means", "quats", "scales", "covars", "opacities", "viewmats", "intrinsics", "width", "height",
+                 "near_plane", "far_plane", "eps2d", "alpha_min", "antialiased")
+
+
+def _project_setup_context(ctx, inputs, output):
+    radii, _, _, conics, compensations = output
+    tensors = [t if isinstance(t, torch.Tensor) else None for t in inputs[:7]]
+    ctx.optional = [t is None for t in tensors]
+    ctx.save_for_backward(*[t for t in tensors if t is not None], radii, conics, compensations)
+    ctx.scalars = inputs[7:]
+
+
+def _project_backward(ctx, v_radii, v_means2d, v_depths, v_conics, v_compensations):
+    saved = list(ctx.saved_tensors)
+    radii, conics, compensations = saved[-3:]
+    tensors, it = [], iter(saved[:-3])
+    for missing in ctx.optional:
+        tensors.append(None if missing else next(it))
+    v_means, v_quats, v_scales, v_covars = torch.ops.render3d.project_bwd(
+        *tensors, *ctx.scalars, radii, conics, compensations, v_means2d.contiguous(), v_depths.contiguous(),
+        v_conics.contiguous(), v_compensations.contiguous(),
+    )
+    by_quat = tensors[1] is not None
+    return (v_means, v_quats if by_quat else None, v_scales if by_quat else None, None if by_quat else v_covars,
+            None, None, None, None, None, None, None, None, None, None)
+
+
+def _raster_setup_context(ctx, inputs, output):
+    _, transmittance, last = output
+    ctx.save_for_backward(*inputs[:6], transmittance, last)
+    ctx.scalars = inputs[6:]
+
+
+def _raster_backward(ctx, v_acc, v_transmittance, v_last):
+    means2d, conics, features, opacities, tile_offsets, ids, transmittance, last = ctx.saved_tensors
+    grads = torch.ops.render3d.raster_bwd(
+        v_acc.contiguous(), v_transmittance.contiguous(), means2d, conics, features, opacities, tile_offsets, ids,
+        transmittance, last, *ctx.scalars,
+    )
+    return (*grads, None, None, None, None, None, None, None)
+
+
 def register_all() -> None:
     global _registered
     if _registered:
@@ -49,6 +91,9 @@ def register_all() -> None:
     torch.library.register_autograd(
         f"{lib}::composite_fwd", _composite_backward, setup_context=_composite_setup_context
     )
+
+    torch.library.register_autograd(f"{lib}::project_fwd", _project_backward, setup_context=_project_setup_context)
+    torch.library.register_autograd(f"{lib}::raster_fwd", _raster_backward, setup_context=_raster_setup_context)
 
     @torch.library.register_fake(f"{lib}::composite_fwd")
     def _(sigmas, values, t_starts, t_ends, offsets):
@@ -84,3 +129,32 @@ def register_all() -> None:
             t_near.new_empty((n,)),
             t_near.new_empty((n,)),
         )
+
+    @torch.library.register_fake(f"{lib}::project_fwd")
+    def _(means, quats, scales, covars, opacities, viewmats, intrinsics, width, height, near_plane, far_plane, eps2d,
+          alpha_min, antialiased):
+        B, N = means.shape[:2]
+        return (means.new_empty((B, N, 2), dtype=torch.int32), means.new_empty((B, N, 2)), means.new_empty((B, N)),
+                means.new_empty((B, N, 3)), means.new_empty((B, N)))
+
+    @torch.library.register_fake(f"{lib}::project_bwd")
+    def _(means, quats, scales, covars, opacities, viewmats, intrinsics, width, height, near_plane, far_plane, eps2d,
+          alpha_min, antialiased, radii, conics, compensations, v_means2d, v_depths, v_conics, v_compensations):
+        by_quat = quats is not None
+        B, N = means.shape[:2]
+        empty = means.new_empty((0,))
+        return (means.new_empty((B, N, 3)), means.new_empty((B, N, 4)) if by_quat else empty,
+                means.new_empty((B, N, 3)) if by_quat else empty, empty if by_quat else means.new_empty((B, N, 6)))
+
+    @torch.library.register_fake(f"{lib}::raster_fwd")
+    def _(means2d, conics, features, opacities, tile_offsets, ids, width, height, alpha_max, alpha_min,
+          transmittance_eps):
+        B, K = means2d.shape[0], features.shape[2]
+        return (features.new_empty((B, height, width, K)), features.new_empty((B, height, width)),
+                features.new_empty((B, height, width), dtype=torch.int64))
+
+    @torch.library.register_fake(f"{lib}::raster_bwd")
+    def _(v_acc, v_transmittance, means2d, conics, features, opacities, tile_offsets, ids, transmittance, last, width,
+          height, alpha_max, alpha_min, transmittance_eps):
+        return (torch.empty_like(means2d), torch.empty_like(conics), torch.empty_like(features),
+                torch.empty_like(opacities))
