@@ -1,0 +1,73 @@
+"""Gaussian-splat files: the 3DGS PLY layout read back by plyfile with exactly the property
+names and order splat viewers expect, round trips, and `.splat`."""
+
+import numpy as np
+import pytest
+import torch
+
+from render3d.splat import load_ply, load_splat, rgb_to_sh, save_ply, save_splat
+
+
+def gaussian_set(n=20, degree=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "means": torch.randn(n, 3, generator=g),
+        "quats": torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1),
+        "scales": torch.rand(n, 3, generator=g) * 0.1 + 0.01,
+        "opacities": torch.rand(n, generator=g) * 0.98 + 0.01,
+        "sh": torch.randn(n, (degree + 1) ** 2, 3, generator=g) * 0.3,
+    }
+
+
+@pytest.mark.parametrize("degree", [0, 1, 3])
+def test_ply_round_trip_and_layout(tmp_path, degree):
+    from plyfile import PlyData
+
+    data = gaussian_set(degree=degree)
+    path = save_ply(tmp_path / "splats.ply", **data)
+    ply = PlyData.read(str(path))
+    names = [p.name for p in ply["vertex"].properties]
+    rest = 3 * ((degree + 1) ** 2 - 1)
+    expected = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(rest)]
+                + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    assert names == expected
+    assert all(p.val_dtype in ("f4", "float32") for p in ply["vertex"].properties)
+    assert ply.byte_order == "<" and not ply.text
+    v = ply["vertex"].data
+    # the stored encodings: logit opacity, log scales, channel-major f_rest
+    np.testing.assert_allclose(v["opacity"], torch.logit(data["opacities"]).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(v["scale_1"], torch.log(data["scales"][:, 1]).numpy(), rtol=1e-6)
+    if degree:
+        np.testing.assert_allclose(v["f_rest_0"], data["sh"][:, 1, 0].numpy(), rtol=1e-6)   # red, coefficient 1
+        np.testing.assert_allclose(v[f"f_rest_{rest // 3}"], data["sh"][:, 1, 1].numpy(), rtol=1e-6)  # green
+    back = load_ply(path)
+    for key, value in data.items():
+        torch.testing.assert_close(back[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_splat_round_trip_and_format(tmp_path):
+    data = gaussian_set(n=50, degree=0)
+    data["sh"] = rgb_to_sh(torch.rand(50, 1, 3, generator=torch.Generator().manual_seed(1)))
+    path = save_splat(tmp_path / "scene.splat", **data)
+    assert path.stat().st_size == 50 * 32
+    back = load_splat(path)
+    order = torch.argsort(-(data["scales"].prod(-1) * data["opacities"]), stable=True)
+    torch.testing.assert_close(back["means"], data["means"][order])
+    torch.testing.assert_close(back["scales"], data["scales"][order])
+    torch.testing.assert_close(back["opacities"], data["opacities"][order], atol=1 / 255, rtol=0)
+    torch.testing.assert_close(back["quats"], data["quats"][order], atol=1 / 128, rtol=0)
+    sizes = back["scales"].prod(-1) * back["opacities"]
+    assert bool((sizes[:-1] >= sizes[1:] - 1e-3).all())  # largest first, as the viewer expects
+
+
+def test_bad_input(tmp_path):
+    data = gaussian_set(degree=1)
+    with pytest.raises(ValueError, match=r"save_ply: argument 'sh' expected 1, 4, 9 or 16 coefficients"):
+        save_ply(tmp_path / "x.ply", **{**data, "sh": data["sh"][:, :3]})
+    with pytest.raises(ValueError, match="argument 'scales' expected positive values"):
+        save_ply(tmp_path / "x.ply", **{**data, "scales": -data["scales"]})
+    with pytest.raises(ValueError, match="argument 'path' expected a file in an existing folder"):
+        save_ply(tmp_path / "missing" / "x.ply", **data)
+    (tmp_path / "mesh.ply").write_text("ply\nformat ascii 1.0\nelement face 0\nproperty list uchar int vertex_indices\nend_header\n")
+    with pytest.raises(ValueError, match="has no 'vertex' element"):
+        load_ply(tmp_path / "mesh.ply")
