@@ -94,10 +94,13 @@ def worker(case: str, backend: str, device: str, runs: int, warmup: int) -> dict
         sync()
         return t1 - t0, time.perf_counter() - t0
 
+    # CPU: the process's size with its inputs, before any run (peak RSS never decreases, so the
+    # runs' working set is what the peak adds to it). GPU: allocated memory after warm-up.
+    baseline = rss_mb()
     for _ in range(warmup):
         run()
-    baseline = torch.cuda.memory_allocated() if device == "cuda" else rss_mb()
     if device == "cuda":
+        baseline = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     forward, total = [], []
     for _ in range(runs):
