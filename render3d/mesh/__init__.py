@@ -1,20 +1,26 @@
-"""Meshes out of fields: extraction, cleanup and vertex colours.
+"""Meshes out of fields: extraction, cleanup, vertex colours, and files for graphics tools.
 
-    from render3d.mesh import extract_mesh
+    from render3d.mesh import extract_mesh, export_mesh
     mesh = extract_mesh(field.density, bbox, 256, "auto", color_fn=field.color)
+    export_mesh(mesh, "outputs/mesh.glb")   # GLB: +Y up, metres, COLOR_0 vertex colours
 
 trimesh, PyMCubes, scikit-image and scipy are imported inside the functions that need them
 (``pip install 'render3d[mesh]'``).
 """
 
 from .cleanup import clean_mesh, decimate, remove_small_components, vertex_normals
+from .export import MESH_FORMATS, export_mesh, load_mesh, mesh_summary
 from .extract import FIELD_TYPES, extract_mesh, sample_grid, vertex_colors
 
 __all__ = [
     "FIELD_TYPES",
+    "MESH_FORMATS",
     "clean_mesh",
     "decimate",
+    "export_mesh",
     "extract_mesh",
+    "load_mesh",
+    "mesh_summary",
     "remove_small_components",
     "sample_grid",
     "vertex_colors",
