@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from render3d.mesh import extract_mesh, sample_grid
-from render3d.volume import SphereField
+from render3d.volume import BoxField, SphereField
 
 R = 0.5
 BOX = ([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0])
@@ -88,6 +88,16 @@ def test_surface_leaving_the_box_is_capped_on_its_face():
     assert mesh.vertices[:, 1].max() == 0.2  # the cap lies exactly on the face
     cap = mesh.vertices[mesh.vertices[:, 1] == 0.2]
     assert np.hypot(cap[:, 0], cap[:, 2]).max() < math.sqrt(R**2 - 0.2**2) + 0.02
+
+
+def test_surface_through_grid_samples_is_welded_closed():
+    # the box's faces lie exactly on sample planes (sdf exactly 0 there): a marching cubes
+    # that emitted one vertex per edge meeting at such a sample would leave copies unwelded
+    field = BoxField(half_size=(0.5, 0.25, 0.75))
+    mesh = extract_mesh(field.sdf, BOX, 33, field_type="sdf", clean=False)
+    assert mesh.is_watertight and mesh.is_winding_consistent and mesh.euler_number == 2
+    assert len(np.unique(mesh.vertices.round(9), axis=0)) == len(mesh.vertices)
+    assert np.allclose(mesh.bounds, [[-0.5, -0.25, -0.75], [0.5, 0.25, 0.75]])
 
 
 def test_chunking_does_not_change_the_grid():

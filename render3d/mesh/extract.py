@@ -247,15 +247,8 @@ def extract_mesh(
             f"{' (auto)' if level_mode == 'auto' else ''}"
         )
     vertices, faces = march(values, inside_level, lo, hi)
-    on_samples = bool((values == inside_level).any())
     del values
     mesh = trimesh.Trimesh(vertices, faces, process=False)
-    if on_samples:
-        # A surface through a grid sample gets one vertex there per edge meeting at it:
-        # weld those copies, then drop the triangles that collapse.
-        mesh.merge_vertices(merge_tex=True, merge_norm=True)
-        mesh.update_faces(mesh.nondegenerate_faces())
-        mesh.remove_unreferenced_vertices()
     if clean is not False:
         mesh = clean_mesh(mesh, **({} if clean is True else dict(clean)))
     if color_fn is not None:
