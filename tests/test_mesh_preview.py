@@ -8,7 +8,7 @@ import pytest
 import torch
 import trimesh
 
-from render3d.cameras import Framing
+from render3d.cameras import Cameras, Framing
 from render3d.mesh import axes_arrows, render_mesh, with_axes
 from render3d.visualize import views_grid
 
@@ -46,6 +46,21 @@ def test_colours_are_the_vertex_colours_shaded(red_sphere):
     assert torch.allclose(hue, torch.tensor([230, 40, 20]).float()[:, None] / 230, atol=0.02)
     assert inside[0].max() > 0.8 and inside[0].min() < 0.6  # lit and shaded sides
     assert torch.equal(image[:, alpha == 0], torch.tensor([[0.0], [0.0], [1.0]]).expand(3, int((alpha == 0).sum())))
+
+
+def test_colours_are_interpolated_from_the_right_corners():
+    # one triangle facing the camera, a pure colour at each corner
+    corners = np.array([[-0.5, -0.4, 0.0], [0.5, -0.4, 0.0], [0.0, 0.5, 0.0]])
+    triangle = trimesh.Trimesh(corners, [[0, 1, 2]], process=False)
+    triangle.visual = trimesh.visual.ColorVisuals(triangle, vertex_colors=[[255, 0, 0, 255], [0, 255, 0, 255],
+                                                                            [0, 0, 255, 255]])
+    camera = Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), width=64, height=64,
+                             fov_degrees=40.0)
+    image = render_mesh(triangle, camera)["image"][0]
+    near_corners = corners * 0.85 + corners.mean(0) * 0.15
+    uv, _ = camera.project(torch.tensor(near_corners, dtype=torch.float32)[None])
+    for channel, (u, v) in enumerate(uv[0].long().tolist()):
+        assert image[:, v, u].argmax() == channel and image[channel, v, u] > 2 * image[:, v, u].sort().values[1]
 
 
 def test_uncoloured_mesh_renders_grey_and_views_grid_shows_it():
