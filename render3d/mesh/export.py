@@ -78,7 +78,7 @@ def export_mesh(mesh, path, *, format: str | None = None) -> list[Path]:
         return [_write_glb(mesh, colors, path)]
     if fmt == "obj":
         return _write_obj(mesh, colors, path)
-    mesh.export(path, file_type="ply", encoding="binary", vertex_normal=True)
+    _atomic_write(path, mesh.export(file_type="ply", encoding="binary", vertex_normal=True))
     return [path]
 
 
