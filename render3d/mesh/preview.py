@@ -190,6 +190,9 @@ def _nvdiffrast_surface(fn: str, vertices, faces, normals, colors):
 
 
 def _shade(camera: Cameras, hit, point, normal, color, background, supersample: int) -> dict[str, torch.Tensor]:
+    """Pictures of one camera's samples: hit ``[H, W]`` (bool), point, normal and colour
+    ``[H, W, 3]`` (world units; normal not yet unit) -> image, depth, alpha, normals
+    ``[1, C, H / supersample, W / supersample]``."""
     center = camera.centers[0]
     to_point = point - center
     depth = to_point.norm(dim=-1)
@@ -200,10 +203,11 @@ def _shade(camera: Cameras, hit, point, normal, color, background, supersample: 
     shade = AMBIENT + (1 - AMBIENT) * (normal @ light).clamp_min(0)[..., None]
     mask = hit[..., None].float()
     image = mask * color.clamp(0, 1) * shade + (1 - mask) * background
-    # [H, W, C] -> [1, C, H, W], averaged over supersample x supersample blocks; depth and
-    # normals averaged over the covered samples only.
-    def pool(x):
+
+    def pool(x):  # [H, W, C] -> [1, C, H, W], averaged over supersample x supersample blocks
         return F.avg_pool2d(x.permute(2, 0, 1)[None], supersample)
+
+    # depth and normals are averaged over the covered samples only
 
     coverage = pool(mask)
     covered = coverage.clamp_min(1e-12)
