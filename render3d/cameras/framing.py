@@ -17,7 +17,8 @@ class Framing:
     """Cameras on a level circle around the world +Y axis through `center`, looking at `pivot`.
 
     radius: distance from `center` (world units). elevation: radians above the horizon.
-    fov_degrees: full field of view. yaw_start: azimuth of the first camera (radians; pi-GAN's
+    fov_degrees: full vertical field of view (images taller than wide see less sideways).
+    yaw_start: azimuth of the first camera (radians; pi-GAN's
     convention, camera at center + radius (cos yaw, ., sin yaw) in x and z).
     """
 
