@@ -96,6 +96,35 @@ def make_grid(rows: list[torch.Tensor], *, padding: int = 2, pad_value: float = 
     return canvas
 
 
+VIEW_ROWS = ("image", "depth", "normals", "alpha")
+
+
+def views_grid(views: dict[str, torch.Tensor], rows=VIEW_ROWS, *, background: float = 1.0) -> torch.Tensor:
+    """One picture of rendered views: a row per entry of `rows`, a column per view.
+
+    views: what a renderer returns for B views: ``image [B, 3, H, W]``, ``depth [B, 1, H, W]``
+    (distance along the ray), ``alpha [B, 1, H, W]`` and ``normals [B, 3, H, W]`` (world, unit).
+    Depth is colour-mapped with Turbo (near red, far blue) and normals as ``n * 0.5 + 0.5``,
+    both with `background` where alpha < 0.5; alpha is shown as grey levels.
+    Returns ``[3, H', W']`` (see `make_grid`).
+    """
+    fn = "render3d.visualize.views_grid"
+    if not rows or any(r not in VIEW_ROWS for r in rows):
+        raise ValueError(f"{fn}: argument 'rows' expected a non-empty sequence of {', '.join(VIEW_ROWS)}, got {rows!r}")
+    missing = [r for r in rows if r not in views] + (["alpha"] if "alpha" not in views else [])
+    if missing:
+        raise ValueError(f"{fn}: argument 'views' expected entries {sorted(set(rows) | {'alpha'})}, "
+                         f"got {sorted(views)} (missing {sorted(set(missing))})")
+    alpha = views["alpha"]
+    pictures = {
+        "image": lambda: views["image"],
+        "depth": lambda: depth_to_rgb(views["depth"], alpha, background=background),
+        "normals": lambda: normals_to_rgb(views["normals"], alpha, background=background),
+        "alpha": lambda: alpha.expand(-1, 3, -1, -1),
+    }
+    return make_grid([pictures[row]() for row in rows])
+
+
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] as PNG/JPEG by extension."""
     import imageio.v3 as iio

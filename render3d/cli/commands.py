@@ -111,4 +111,22 @@ def add_demo(sub) -> None:
     register(sub)
 
 
-REGISTRY = [add_demo, add_info, add_build]
+def add_render(sub) -> None:
+    from .render import add_render as register
+
+    register(sub)
+
+
+def add_export_mesh(sub) -> None:
+    from .mesh import add_export_mesh as register
+
+    register(sub)
+
+
+def add_preview_mesh(sub) -> None:
+    from .mesh import add_preview_mesh as register
+
+    register(sub)
+
+
+REGISTRY = [add_demo, add_render, add_export_mesh, add_preview_mesh, add_info, add_build]

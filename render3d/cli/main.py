@@ -9,6 +9,9 @@ from . import commands
 
 EPILOG = """examples:
   render3d demo                      render the built-in scene to outputs/demo/
+  render3d render --scene torus      a grid of views and an orbit video of a scene
+  render3d export-mesh --scene demo  a coloured mesh of a scene: outputs/mesh/demo.glb
+  render3d preview-mesh MESH.glb     pictures of a mesh file (grid and turntable), no GPU needed
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """

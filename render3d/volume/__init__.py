@@ -1,4 +1,5 @@
-"""Volume rendering: compositing, density activations, fields and the volume renderer."""
+"""Volume rendering: compositing, density activations, fields, the volume renderer, named
+scenes and multi-view renders."""
 
 from .composite import (
     DENSITY_ACTIVATIONS,
@@ -19,6 +20,7 @@ from .fields import (
     demo_scene,
 )
 from .renderer import VolumeRenderer
+from .scenes import Scene, describe_scenes, make_scene, register_scene, scene_names
 from .structured import (
     FeatureVolumeField,
     OSGDecoder,
@@ -26,6 +28,7 @@ from .structured import (
     sample_feature_volume,
     sample_triplane,
 )
+from .views import render_orbit, render_views
 
 __all__ = [
     "DENSITY_ACTIVATIONS",
@@ -35,6 +38,7 @@ __all__ = [
     "Field",
     "GyroidField",
     "OSGDecoder",
+    "Scene",
     "SphereField",
     "TorusField",
     "TriPlaneField",
@@ -44,8 +48,14 @@ __all__ = [
     "composite",
     "composite_packed",
     "demo_scene",
+    "describe_scenes",
     "density_activation",
+    "make_scene",
     "packed_offsets",
+    "register_scene",
+    "render_orbit",
+    "render_views",
     "sample_feature_volume",
     "sample_triplane",
+    "scene_names",
 ]

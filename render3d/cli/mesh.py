@@ -1,0 +1,175 @@
+"""``render3d export-mesh`` and ``render3d preview-mesh``: meshes out of scenes, and pictures
+of mesh files without a GPU."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+EXPORT_EPILOG = """examples:
+  render3d export-mesh --scene demo --out outputs/mesh/demo.glb
+  render3d export-mesh --scene sphere --field sdf --resolution 512 --out sphere.ply
+  render3d export-mesh --scene gyroid --target-faces 100000 --out gyroid.obj   # writes gyroid.mtl too
+  render3d export-mesh --list-scenes
+
+Files are in world units (1 unit = 1 metre), right-handed, +Y up; GLB carries vertex colours
+as COLOR_0, OBJ as "v x y z r g b" with an MTL, PLY as uchar red/green/blue/alpha.
+"""
+
+PREVIEW_EPILOG = """examples:
+  render3d preview-mesh outputs/mesh/demo.glb
+  render3d preview-mesh sphere.ply --out previews/ --frames 24 --size 192 --axes
+"""
+
+
+def _level(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
+def add_export_mesh(sub) -> None:
+    p = sub.add_parser(
+        "export-mesh", help="extract a coloured mesh from a scene: GLB, OBJ+MTL or PLY",
+        description="Sample a scene's field on a grid, run marching cubes, clean the mesh (drop floaters, Taubin "
+                    "smoothing, optional decimation), colour its vertices from the field and write it.",
+        epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--scene", default="demo", help="a built-in scene (default: demo; see --list-scenes)")
+    p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
+    p.add_argument("--out", type=Path, default=None,
+                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb)")
+    p.add_argument("--resolution", type=int, default=256, help="grid samples along the box's longest side (default: 256)")
+    p.add_argument("--level", type=_level, default="auto",
+                   help="iso-level, or 'auto' (density: Otsu's threshold; sdf: 0) (default: auto)")
+    p.add_argument("--field", choices=["density", "sdf"], default="density",
+                   help="mesh the density (what generators have) or the signed distance (default: density)")
+    p.add_argument("--no-clean", action="store_true", help="keep the raw marching-cubes mesh")
+    p.add_argument("--min-component", type=float, default=0.01,
+                   help="drop pieces with less than this share of the faces (default: 0.01)")
+    p.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (default: 10)")
+    p.add_argument("--target-faces", type=int, default=None, help="decimate to about this many faces (default: keep all)")
+    p.add_argument("--no-color", action="store_true", help="leave the vertices uncoloured")
+    p.set_defaults(run=run_export_mesh)
+
+
+def run_export_mesh(args) -> int:
+    from render3d.mesh import export_mesh, extract_mesh, mesh_summary
+    from render3d.mesh.export import check_writable, mesh_format
+    from render3d.volume import describe_scenes, make_scene, scene_names
+
+    from ._args import UsageError, report
+
+    if args.list_scenes:
+        print(describe_scenes())
+        return 0
+    out = args.out or Path("outputs/mesh") / f"{args.scene}.glb"
+    try:
+        if args.resolution < 2:
+            raise UsageError(f"render3d export-mesh: --resolution expected an int >= 2, got {args.resolution}")
+        if args.target_faces is not None and args.target_faces < 4:
+            raise UsageError(f"render3d export-mesh: --target-faces expected an int >= 4, got {args.target_faces}")
+        if not 0 <= args.min_component <= 1 or args.smooth < 0:
+            raise UsageError("render3d export-mesh: --min-component expected a share in [0, 1] and --smooth an int "
+                             f">= 0, got {args.min_component} and {args.smooth}")
+        if args.scene not in scene_names():
+            raise UsageError(f"render3d export-mesh: --scene expected one of {', '.join(scene_names())}, "
+                             f"got {args.scene!r}")
+        scene = make_scene(args.scene)
+        mesh_format("render3d export-mesh", out, name="--out")
+        check_writable("render3d export-mesh", "--out", out)
+        if args.field == "sdf" and not callable(getattr(scene.field, "sdf", None)):
+            raise UsageError(f"render3d export-mesh: --field sdf expected a scene with a signed distance, "
+                             f"got {args.scene!r}, which has none")
+    except (UsageError, ValueError) as error:
+        return report(error)
+    started = time.perf_counter()
+    field_fn = scene.field.sdf if args.field == "sdf" else scene.field.density
+    clean = False if args.no_clean else {"min_component_share": args.min_component,
+                                         "smooth_iterations": args.smooth, "target_faces": args.target_faces}
+    try:
+        mesh = extract_mesh(field_fn, scene.bbox, args.resolution, args.level, field_type=args.field,
+                            color_fn=None if args.no_color else scene.field.color, clean=clean, progress=True)
+    except ValueError as error:  # no surface at that level, NaN in the field
+        return report(error)
+    written = export_mesh(mesh, out)
+    info = mesh.metadata["render3d"]
+    level = f"level {info['level']:.4g}" + (" (auto)" if info["level_mode"] == "auto" else "")
+    paths = " + ".join(str(p.resolve()) for p in written)
+    print(f"render3d export-mesh: wrote {paths}: {mesh_summary(mesh)}; {level}; "
+          f"{time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def add_preview_mesh(sub) -> None:
+    p = sub.add_parser(
+        "preview-mesh", help="pictures of a mesh file without a GPU: a grid of views and a turntable video",
+        description="Render a mesh file (GLB, OBJ, PLY, ...) with open3d's ray casting, shaded by its normals and "
+                    "vertex colours: a PNG grid (colour, depth, normals) and a turntable MP4 (GIF without ffmpeg).",
+        epilog=PREVIEW_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("mesh", type=Path, help="the mesh file")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the mesh's folder)")
+    p.add_argument("--size", type=int, default=256, help="pixels per side (default: 256)")
+    p.add_argument("--views", type=int, default=4, help="views in the grid (default: 4)")
+    p.add_argument("--frames", type=int, default=48, help="frames of the turntable (default: 48)")
+    p.add_argument("--fps", type=int, default=24, help="video frame rate (default: 24)")
+    p.add_argument("--format", choices=["mp4", "gif"], default="mp4", help="turntable format (default: mp4)")
+    p.add_argument("--axes", action="store_true", help="draw the world axes (X red, Y green, Z blue) at the origin")
+    p.add_argument("--backend", choices=["open3d", "nvdiffrast"], default="open3d",
+                   help="open3d ray casting (CPU), or nvdiffrast (CUDA, if installed) (default: open3d)")
+    p.set_defaults(run=run_preview_mesh)
+
+
+def run_preview_mesh(args) -> int:
+    from ._args import UsageError, check_positive, check_writable_dir, report
+
+    out = args.out or args.mesh.parent
+    try:
+        check_positive("preview-mesh", args, ("size", "views", "frames", "fps"))
+        if not args.mesh.is_file():
+            raise UsageError(f"render3d preview-mesh: MESH expected an existing mesh file, got {args.mesh}")
+        check_writable_dir("preview-mesh", "--out", out)
+    except UsageError as error:
+        return report(error)
+
+    import torch
+
+    from render3d.cameras import Framing
+    from render3d.mesh import draw_axis_labels, load_mesh, mesh_summary, render_mesh, with_axes
+    from render3d.visualize import save_image, save_video, views_grid
+
+    started = time.perf_counter()
+    try:
+        mesh = load_mesh(args.mesh)
+    except ValueError as error:
+        return report(error)
+    shown, bounds, length = mesh, mesh.bounds, 0.0
+    if args.axes:
+        length = 1.25 * float(abs(mesh.bounds).max())
+        shown = with_axes(mesh, length)
+        bounds = [[min(b, 0.0) for b in mesh.bounds[0]], [max(b, length) for b in mesh.bounds[1]]]
+    framing = Framing.around(*bounds)
+
+    def render(n: int) -> dict:
+        cameras = framing.cameras(n, args.size)
+        views = render_mesh(shown, cameras, backend=args.backend, progress=True)
+        if args.axes:
+            views["image"] = torch.stack([draw_axis_labels(image, cameras[i], length)
+                                          for i, image in enumerate(views["image"])])
+        return views
+
+    try:
+        views = render(args.views)
+    except ValueError as error:  # nvdiffrast asked for but missing
+        return report(error)
+    written = [save_image(views_grid(views, rows=("image", "depth", "normals")), out / f"{args.mesh.stem}_views.png"),
+               save_video(render(args.frames)["image"], out / f"{args.mesh.stem}_turntable.{args.format}",
+                          fps=args.fps)]
+    print(f"render3d preview-mesh: {args.mesh.resolve()}: {mesh_summary(mesh)}; wrote "
+          f"{', '.join(str(p.resolve()) for p in written)}; {time.perf_counter() - started:.1f} s")
+    return 0

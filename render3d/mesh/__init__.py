@@ -1,0 +1,35 @@
+"""Meshes out of fields: extraction, cleanup, vertex colours, files for graphics tools, and
+previews without a GPU.
+
+    from render3d.mesh import extract_mesh, export_mesh
+    mesh = extract_mesh(field.density, bbox, 256, "auto", color_fn=field.color)
+    export_mesh(mesh, "outputs/mesh.glb")   # GLB: +Y up, metres, COLOR_0 vertex colours
+
+trimesh, PyMCubes, scikit-image, scipy and open3d (previews; nvdiffrast optionally) are
+imported inside the functions that need them (``pip install 'render3d[mesh]'``).
+"""
+
+from .cleanup import clean_mesh, decimate, remove_small_components, vertex_normals
+from .export import MESH_FORMATS, export_mesh, load_mesh, mesh_summary
+from .extract import FIELD_TYPES, extract_mesh, sample_grid, vertex_colors
+from .preview import PREVIEW_BACKENDS, axes_arrows, draw_axis_labels, render_mesh, with_axes
+
+__all__ = [
+    "FIELD_TYPES",
+    "MESH_FORMATS",
+    "PREVIEW_BACKENDS",
+    "axes_arrows",
+    "clean_mesh",
+    "decimate",
+    "draw_axis_labels",
+    "export_mesh",
+    "extract_mesh",
+    "load_mesh",
+    "mesh_summary",
+    "remove_small_components",
+    "render_mesh",
+    "sample_grid",
+    "vertex_colors",
+    "vertex_normals",
+    "with_axes",
+]

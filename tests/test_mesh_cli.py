@@ -1,0 +1,106 @@
+"""`render3d export-mesh`, `preview-mesh` and `render` as a user runs them: the files, the
+one-line summary, and failures before any work."""
+
+import re
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import trimesh
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "torus.obj"
+    result = run("export-mesh", "--scene", "torus", "--resolution", "40", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_export_mesh_writes_the_file_and_says_what_it_wrote(exported):
+    out, result = exported
+    summary = re.fullmatch(
+        rf"render3d export-mesh: wrote {re.escape(str(out.resolve()))} \+ {re.escape(str(out.with_suffix('.mtl').resolve()))}: "
+        r"([\d,]+) vertices, ([\d,]+) faces, watertight; level [\d.]+ \(auto\); [\d.]+ s\n", result.stdout)
+    assert summary, result.stdout
+    mesh = trimesh.load(out, process=False)
+    assert (len(mesh.vertices), len(mesh.faces)) == tuple(int(n.replace(",", "")) for n in summary.groups())
+    assert "field" in result.stderr  # the progress bar
+
+
+def test_preview_mesh_writes_a_grid_and_a_turntable(exported, tmp_path):
+    mesh, _ = exported
+    result = run("preview-mesh", str(mesh), "--out", str(tmp_path), "--size", "32", "--views", "2", "--frames", "3",
+                 "--axes")
+    assert result.returncode == 0, result.stderr
+    grid, video = tmp_path / "torus_views.png", tmp_path / "torus_turntable.mp4"
+    assert result.stdout.startswith(f"render3d preview-mesh: {mesh.resolve()}: ")
+    assert "faces, watertight; wrote" in result.stdout
+    assert str(grid.resolve()) in result.stdout and str(video.resolve()) in result.stdout
+    assert iio.imread(grid).shape == (2 + 3 * 34, 2 + 2 * 34, 3)  # rows: colour, depth, normals
+    frames = iio.imread(video)
+    assert frames.shape == (3, 32, 32, 3) and frames.std() > 10
+
+
+def test_render_writes_grid_video_and_depth(tmp_path):
+    result = run("render", "grid", "video", "depth", "--scene", "sphere", "--out", str(tmp_path), "--size", "24",
+                 "--views", "2", "--video-size", "16", "--frames", "3", "--gif")
+    assert result.returncode == 0, result.stderr
+    names = ["views.png", "depth.npz", "depth.png", "orbit.gif"]
+    assert result.stdout.startswith("render3d render: scene sphere: wrote ")
+    for name in names:
+        assert str((tmp_path / name).resolve()) in result.stdout
+    assert iio.imread(tmp_path / "views.png").shape == (2 + 4 * 26, 2 + 2 * 26, 3)
+    assert iio.imread(tmp_path / "orbit.gif").shape[:3] == (3, 16, 16)
+    depth = np.load(tmp_path / "depth.npz")
+    assert depth["depth"].shape == (2, 24, 24) and depth["cam2world"].shape == (2, 4, 4)
+    assert depth["normals"].shape == (2, 3, 24, 24) and depth["intrinsics"].shape == (2, 3, 3)
+    # the depth at the centre of a view is the distance to the sphere's near side
+    distance = np.linalg.norm(depth["cam2world"][:, :3, 3], axis=1)
+    assert np.allclose(depth["depth"][:, 12, 12], distance - 0.5, atol=0.05)
+
+
+@pytest.mark.parametrize("command", [
+    ["export-mesh", "--scene", "sphere", "--out", "{blocker}/sub/mesh.glb"],
+    ["render", "grid", "--scene", "sphere", "--out", "{blocker}/sub"],
+    ["preview-mesh", "{mesh}", "--out", "{blocker}/sub"],
+])
+def test_unwritable_output_fails_before_any_work(command, exported, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = [a.format(blocker=blocker, mesh=exported[0]) for a in command]
+    result = run(*args, timeout=120)
+    assert result.returncode == 2
+    assert f"render3d {command[0]}:" in result.stderr and "writ" in result.stderr
+    assert "%|" not in result.stderr  # no progress bar: nothing was computed
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_bad_names_list_the_valid_ones(tmp_path):
+    result = run("export-mesh", "--scene", "teapot", "--out", str(tmp_path / "x.glb"), timeout=120)
+    assert result.returncode == 2
+    assert "--scene expected one of demo, sphere, torus, gyroid, box, got 'teapot'" in result.stderr
+    result = run("render", "pictures", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 2 and "OUTPUT expected any of grid, video, depth, got 'pictures'" in result.stderr
+    result = run("export-mesh", "--scene", "sphere", "--out", str(tmp_path / "x.stl"), timeout=120)
+    assert result.returncode == 2 and "'--out' expected a mesh file ending in .glb, .obj, .ply" in result.stderr
+
+
+def test_no_surface_is_a_clear_error(tmp_path):
+    result = run("export-mesh", "--scene", "sphere", "--level", "500", "--resolution", "16", "--out",
+                 str(tmp_path / "x.glb"), timeout=120)
+    assert result.returncode == 2
+    assert "the field has no surface inside bbox" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.glb").exists()
+
+
+def test_help_shows_examples():
+    for command in ("export-mesh", "preview-mesh", "render"):
+        result = run(command, "--help", timeout=60)
+        assert result.returncode == 0 and "examples:" in result.stdout and f"render3d {command} " in result.stdout

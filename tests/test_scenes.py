@@ -1,0 +1,60 @@
+"""Named scenes (the renderables of `render3d render` / `export-mesh`), orbit framings and
+multi-view renders."""
+
+import math
+
+import pytest
+import torch
+
+from render3d.cameras import Framing
+from render3d.mesh import extract_mesh
+from render3d.visualize import views_grid
+from render3d.volume import make_scene, register_scene, render_orbit, render_views, scene_names
+
+
+def test_unknown_scene_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"make_scene: argument 'name' expected one of demo, sphere, torus, gyroid, "
+                                         r"box, got 'teapot'"):
+        make_scene("teapot")
+    with pytest.raises(ValueError, match="register_scene: argument 'name' expected a new non-empty name, got 'demo'"):
+        register_scene("demo", lambda: None, "again")
+
+
+@pytest.mark.parametrize("name", scene_names())
+def test_every_scene_has_a_surface_in_its_box_and_in_view(name):
+    scene = make_scene(name)
+    mesh = extract_mesh(scene.field.density, scene.bbox, 40, color_fn=scene.field.color, clean=False)
+    assert len(mesh.faces) > 100 and mesh.volume > 0
+    cameras = scene.framing.cameras(6, 64)
+    uv, depth = cameras.project(torch.tensor(mesh.vertices, dtype=torch.float32).expand(6, -1, -1))
+    assert bool((depth > 0).all())
+    in_view = float(((uv > 0) & (uv < 64)).all(-1).float().mean())
+    # the whole object in every view; the demo's framing crops its floor's corners by design
+    assert in_view == 1.0 or (name == "demo" and in_view > 0.95)
+
+
+def test_framing_around_a_box_keeps_it_in_view_from_every_side():
+    lo, hi = [-0.3, 0.1, -0.9], [0.5, 0.4, 0.2]
+    framing = Framing.around(lo, hi, elevation=-0.4)
+    corners = torch.tensor([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    cameras = framing.cameras(8, 100, 60)
+    uv, depth = cameras.project(corners.expand(8, -1, -1))
+    assert bool((depth > 0).all()) and bool((uv[..., 0] > 0).all() and (uv[..., 0] < 100).all())
+    assert bool((uv[..., 1] > 0).all() and (uv[..., 1] < 60).all())
+    assert torch.allclose(cameras.centers[:, 1], torch.tensor(0.25 + framing.radius * math.sin(-0.4)))
+    with pytest.raises(ValueError, match="Framing: argument 'elevation' expected radians in"):
+        Framing(2.0, elevation=2.0)
+
+
+def test_render_views_and_orbit_of_a_scene():
+    scene = make_scene("sphere")
+    views = render_views(scene, scene.framing.cameras(2, 24), n_coarse=32, n_fine=32)
+    assert {k: tuple(v.shape) for k, v in views.items()} == {
+        "image": (2, 3, 24, 24), "depth": (2, 1, 24, 24), "alpha": (2, 1, 24, 24), "normals": (2, 3, 24, 24)}
+    centre = views["depth"][:, 0, 11:13, 11:13]
+    assert torch.allclose(centre, torch.tensor(scene.framing.radius - 0.5), atol=0.03)
+    assert views_grid(views).shape == (3, 2 + 4 * 26, 2 + 2 * 26)
+    frames = render_orbit(scene, scene.framing.cameras(3, 16))
+    assert frames.shape == (3, 3, 16, 16) and float(frames.std()) > 0.05
+    with pytest.raises(ValueError, match="render_views: argument 'scene' expected a render3d.volume.scenes.Scene"):
+        render_views(scene.field, scene.framing.cameras(1, 8))
