@@ -111,4 +111,10 @@ def add_demo(sub) -> None:
     register(sub)
 
 
-REGISTRY = [add_demo, add_info, add_build]
+def add_dataset(sub) -> None:
+    from .dataset import add_dataset as register
+
+    register(sub)
+
+
+REGISTRY = [add_demo, add_dataset, add_info, add_build]
