@@ -10,6 +10,7 @@ from . import commands
 EPILOG = """examples:
   render3d demo                      render the built-in scene to outputs/demo/
   render3d dataset check PATH        validate a posed-image dataset, list every malformed entry
+  render3d dataset synth OUT         write a synthetic posed dataset with ground-truth geometry
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """
