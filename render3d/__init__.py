@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cameras", "constants", "ops", "rays", "volume")
+_SUBMODULES = ("cameras", "constants", "datasets", "metrics", "ops", "rays", "volume")
 
 
 def __getattr__(name: str):

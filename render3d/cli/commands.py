@@ -117,4 +117,10 @@ def add_dataset(sub) -> None:
     register(sub)
 
 
-REGISTRY = [add_demo, add_dataset, add_info, add_build]
+def add_eval(sub) -> None:
+    from .evaluate import add_eval as register
+
+    register(sub)
+
+
+REGISTRY = [add_demo, add_dataset, add_eval, add_info, add_build]
