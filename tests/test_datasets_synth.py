@@ -13,6 +13,7 @@ import torch
 import trimesh
 
 from render3d.cameras import Cameras
+from render3d.cli.main import main
 from render3d.datasets import check_dataset
 from render3d.datasets.synth import SynthConfig, SyntheticDataset, generate_synthetic
 
@@ -77,10 +78,11 @@ def test_depth_through_the_label_lands_on_the_mesh_and_normals_agree(kind, objec
     assert np.median(angles) < 4 and np.percentile(angles, 90) < 15
 
 
-def test_boxes_contain_their_objects_and_objects_stand_on_the_floor(scenes):
-    dataset = SyntheticDataset(scenes)
+@pytest.mark.parametrize("kind", ["objects", "scenes"])
+def test_boxes_contain_their_objects_and_objects_stand_on_the_floor(kind, objects, scenes):
+    dataset = SyntheticDataset(objects if kind == "objects" else scenes)
     boxes = [e for e in dataset.ground_truth["objects"] if e["kind"] == "object"]
-    assert len(boxes) >= 4
+    assert len(boxes) >= 3
     for entry in boxes:
         box = entry["box"]
         vertices = np.asarray(dataset.mesh(entry["id"]).vertices)
@@ -88,11 +90,19 @@ def test_boxes_contain_their_objects_and_objects_stand_on_the_floor(scenes):
         half = np.asarray(box["half_size"])
         assert np.all(np.abs(local) <= half + 1e-6)
         assert np.allclose(np.abs(local).max(0), half, atol=1e-6)  # tight: every face of the box is touched
-        assert vertices[:, 1].min() == pytest.approx(0.0, abs=1e-6)  # standing on the floor's top face
-    for scene in dataset.ground_truth["scenes"]:  # footprints do not overlap
-        centres = [np.asarray(dataset.ground_truth["objects"][i]["box"]["center"])[[0, 2]]
-                   for i in scene["objects"] if dataset.ground_truth["objects"][i]["kind"] == "object"]
-        assert min(np.linalg.norm(a - b) for i, a in enumerate(centres) for b in centres[i + 1:]) > 0.1
+        if kind == "objects":
+            assert np.abs(vertices).max() <= 0.45 + 1e-6  # inside EG3D's box [-0.5, 0.5]^3
+        else:
+            assert vertices[:, 1].min() == pytest.approx(0.0, abs=1e-6)  # standing on the floor's top face
+    for scene in dataset.ground_truth["scenes"] if kind == "scenes" else []:
+        # Footprints do not overlap: the circles around the boxes' footprints stay apart.
+        entries = [dataset.ground_truth["objects"][i] for i in scene["objects"]]
+        footprints = [(np.asarray(e["box"]["center"])[[0, 2]],
+                       np.linalg.norm(np.asarray(e["box"]["half_size"])[[0, 2]]))
+                      for e in entries if e["kind"] == "object"]
+        for i, (centre_a, reach_a) in enumerate(footprints):
+            for centre_b, reach_b in footprints[i + 1:]:
+                assert np.linalg.norm(centre_a - centre_b) > reach_a + reach_b
 
 
 def test_synthetic_dataset_is_a_valid_eg3d_dataset_with_mirrored_geometry(objects):
@@ -109,9 +119,9 @@ def test_synthetic_dataset_is_a_valid_eg3d_dataset_with_mirrored_geometry(object
     assert trimesh.proximity.closest_point(mirrored_mesh, points)[1].max() < 1e-4
 
 
-def test_same_seed_same_files_other_seed_other_files(tmp_path, objects):
+def test_same_seed_same_files_in_any_number_of_processes(tmp_path, objects):
     config = dict(kind="objects", subjects=3, views=3, resolution=48, mesh_resolution=64)
-    generate_synthetic(tmp_path / "again", SynthConfig(**config), progress=False)
+    generate_synthetic(tmp_path / "again", SynthConfig(**config), progress=False, workers=2)
     for name in ("dataset.json", "images/000004.png", "geometry/000004.npz", "meshes/00002.ply"):
         assert filecmp.cmp(objects / name, tmp_path / "again" / name, shallow=False), name
     generate_synthetic(tmp_path / "other", SynthConfig(**config, seed=1), progress=False)
@@ -119,13 +129,18 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path, objects):
 
 
 def test_synth_command_writes_the_dataset(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "out"),
-                             "--subjects", "1", "--views", "2", "--resolution", "32", "--mesh-resolution", "32"],
-                            capture_output=True, text=True, timeout=300)
+    small = ["--resolution", "32", "--mesh-resolution", "32", "--workers", "1"]
+    command = [sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "out"), *small]
+    result = subprocess.run([*command, "--subjects", "1", "--views", "2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert str((tmp_path / "out" / "dataset.json").resolve()) in result.stdout
     truth = json.loads((tmp_path / "out" / "ground_truth.json").read_text())
     assert truth["settings"]["resolution"] == 32 and len(truth["images"]) == 2
+    again = subprocess.run([*command, "--subjects", "1", "--views", "1"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "holding dataset.json, ground_truth.json, images" in again.stderr
+    assert main(["dataset", "synth", str(tmp_path / "out"), *small, "--subjects", "1", "--views", "1",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["000000.png"]  # none left over
     bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "x"),
                           "--resolution", "512"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "argument 'resolution' expected 32 to 256 pixels, got 512" in bad.stderr

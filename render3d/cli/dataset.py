@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-import time
 from pathlib import Path
 
 CHECK_EPILOG = """examples:
@@ -105,6 +105,9 @@ def add_synth(sub) -> None:
         epilog=SYNTH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", type=Path, help="output folder (created)")
+    p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset already in OUT")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="single-threaded worker processes; the files do not depend on it (default: CPU count)")
     p.add_argument("--kind", choices=["objects", "scenes"], default="objects", help="what to render (default: objects)")
     p.add_argument("--subjects", type=int, default=16, help="how many objects or scenes (default: 16)")
     p.add_argument("--views", type=int, default=8, help="images of each subject (default: 8)")
@@ -149,7 +152,11 @@ def run_synth(args) -> int:
         return 2
     if not _writable(prog, args.out):
         return 2
-    summary = generate_synthetic(args.out, config)
+    try:
+        summary = generate_synthetic(args.out, config, overwrite=args.overwrite, workers=args.workers)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     rate = summary["images"] / summary["seconds"]
     print(f"{prog}: {summary['images']} images of {summary['objects']} meshes in {summary['seconds']:.0f} s "
           f"({rate:.1f} images/s)")

@@ -45,14 +45,16 @@ def _subpixel_grid(width: int, height: int, supersample: int) -> torch.Tensor:
 
 class MeshRaycaster:
     """Ray-cast a list of meshes. `checker`: indices of meshes coloured by the floor checker
-    instead of their vertex colours. Mesh i has geometry id i in open3d's scene."""
+    instead of their vertex colours. Mesh i has geometry id i in open3d's scene. `threads`:
+    open3d's threads per cast (0: its own choice)."""
 
-    def __init__(self, meshes: list[ObjectMesh], checker: tuple[int, ...] = ()) -> None:
+    def __init__(self, meshes: list[ObjectMesh], checker: tuple[int, ...] = (), threads: int = 0) -> None:
         import open3d as o3d
         import open3d.core as o3c
 
         self.meshes = meshes
         self.checker = set(checker)
+        self.threads = threads
         self.scene = o3d.t.geometry.RaycastingScene()
         for mesh in meshes:
             self.scene.add_triangles(o3c.Tensor(mesh.vertices.astype(np.float32)),
@@ -62,13 +64,14 @@ class MeshRaycaster:
     def _cast(self, rays: np.ndarray) -> dict[str, np.ndarray]:
         out: dict[str, list] = {}
         for start in range(0, len(rays), RAYS_PER_BATCH):
-            hit = self.scene.cast_rays(self._tensor(rays[start:start + RAYS_PER_BATCH]))
+            hit = self.scene.cast_rays(self._tensor(rays[start:start + RAYS_PER_BATCH]), nthreads=self.threads)
             for key in ("t_hit", "geometry_ids", "primitive_ids", "primitive_uvs", "primitive_normals"):
                 out.setdefault(key, []).append(hit[key].numpy())
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def _occluded(self, rays: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.scene.test_occlusions(self._tensor(rays[s:s + RAYS_PER_BATCH])).numpy()
+        return np.concatenate([self.scene.test_occlusions(self._tensor(rays[s:s + RAYS_PER_BATCH]),
+                                                          nthreads=self.threads).numpy()
                                for s in range(0, len(rays), RAYS_PER_BATCH)])
 
     def render(self, cameras: Cameras, *, supersample: int = 3, background=(1.0, 1.0, 1.0),
