@@ -143,7 +143,8 @@ class ImageFolder:
         self.storage = Storage(path, "ImageFolder")
         self.names = self.storage.image_names()[:limit]
         if not self.names:
-            raise ValueError(f"ImageFolder: argument 'path' expected a folder or zip holding images, got none in {path}")
+            raise ValueError(f"ImageFolder: argument 'path' expected a folder or zip holding images, "
+                             f"got none in {path}")
         self.size = image_size(self.storage.read(self.names[0]))
 
     def __len__(self) -> int:
