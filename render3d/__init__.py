@@ -10,7 +10,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cameras", "constants", "mesh", "ops", "rays", "splat", "volume")
+_SUBMODULES = (
+    "cameras", "constants", "datasets", "mesh", "metrics", "ops", "rays", "splat", "volume",
+)
 
 
 def __getattr__(name: str):

@@ -1,10 +1,12 @@
-"""Pictures of renders: colour-mapped depth, normals, image grids and orbit videos.
+"""Pictures of renders: colour-mapped depth, normals, image grids, orbit videos and camera
+frustums.
 
 Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said otherwise.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,102 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
     imageio.mimsave(path, list(array), duration=1000 / fps, loop=0)
     return path
+
+
+def _frustum_lines(cameras, scale: float) -> torch.Tensor:
+    """[B, 9, 2, 3] world-space segments of each camera's frustum: 4 edges from the centre to
+    the image corners at ray distance `scale`, the 4 sides of that image rectangle, and a tick
+    from the top side's middle pointing to the image's up (camera -y)."""
+    w, h = cameras.width, cameras.height
+    uv = torch.tensor([[0, 0], [w, 0], [w, h], [0, h], [w / 2, 0]], dtype=cameras.dtype)
+    origins, directions = cameras.generate_rays(uv.expand(len(cameras), -1, -1))
+    corners = origins + directions * scale
+    apex = origins[:, 0]
+    up = -cameras.cam2world[:, :3, 1] * (0.25 * scale)
+    segments = [(apex, corners[:, i]) for i in range(4)]
+    segments += [(corners[:, i], corners[:, (i + 1) % 4]) for i in range(4)]
+    segments.append((corners[:, 4], corners[:, 4] + up))
+    return torch.stack([torch.stack(s, 1) for s in segments], 1)
+
+
+def draw_cameras(cameras, path: str | Path, *, yaw=None, pitch=None, size: int = 420,
+                 max_cameras: int = 300) -> Path:
+    """Draw camera frustums to a PNG: a perspective overview, a top view (looking down -y)
+    and, when `yaw` and `pitch` ([B] radians, EG3D convention) are given, their 2D histogram.
+
+    cameras: `Cameras` (at most `max_cameras` are drawn, evenly spaced in the batch; each
+    frustum's tick marks the image's up). World axes at the origin: x red, y green, z blue.
+    Returns the path written.
+    """
+    from PIL import Image, ImageDraw
+
+    from render3d.cameras import Cameras
+
+    cameras = cameras.to("cpu", torch.float64)
+    if len(cameras) > max_cameras:
+        cameras = cameras[torch.linspace(0, len(cameras) - 1, max_cameras).round().long()]
+    centres = cameras.centers
+    extent = float(centres.norm(dim=-1).max().clamp_min(1e-6))
+    lines = _frustum_lines(cameras, 0.15 * extent)
+    axes = torch.zeros(3, 2, 3, dtype=torch.float64)
+    axes[:, 1] = torch.eye(3, dtype=torch.float64) * 0.4 * extent
+    colours = (turbo(torch.linspace(0.1, 0.9, len(cameras))) * 255).round().to(torch.uint8).tolist()
+    radius = 1.25 * float(torch.cat([lines.reshape(-1, 3), axes.reshape(-1, 3)]).norm(dim=-1).max())
+    distance = radius / math.sin(math.radians(22.5))
+    views = {
+        "perspective": Cameras.look_at(torch.tensor([[0.55, 0.45, 0.7]], dtype=torch.float64) * distance
+                                       / math.sqrt(0.55**2 + 0.45**2 + 0.7**2), width=size, height=size,
+                                       fov_degrees=45.0),
+        "top (looking down -y)": Cameras.look_at(torch.tensor([[0.0, distance, 0.0]], dtype=torch.float64),
+                                                 up=(0.0, 0.0, -1.0), width=size, height=size, fov_degrees=45.0),
+    }
+    panels = []
+    for title, view in views.items():
+        panel = Image.new("RGB", (size, size), (255, 255, 255))
+        draw = ImageDraw.Draw(panel)
+
+        def segment(points: torch.Tensor, colour, width: int = 1) -> None:
+            uv, depth = view.project(points.reshape(1, -1, 3))
+            if bool((depth > 0).all()):
+                draw.line([tuple(p) for p in uv[0].tolist()], fill=tuple(colour), width=width)
+
+        for i, colour in enumerate(([220, 40, 40], [40, 160, 40], [40, 80, 220])):
+            segment(axes[i], colour, 2)
+        for camera_lines, colour in zip(lines, colours):
+            for line in camera_lines:
+                segment(line, colour)
+        draw.text((6, 4), title, fill=(0, 0, 0))
+        panels.append(panel)
+    if yaw is not None and pitch is not None:
+        panels.append(_yaw_pitch_panel(np.asarray(yaw), np.asarray(pitch), size))
+    canvas = Image.new("RGB", (size * len(panels), size), (255, 255, 255))
+    for i, panel in enumerate(panels):
+        canvas.paste(panel, (i * size, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def _yaw_pitch_panel(yaw: np.ndarray, pitch: np.ndarray, size: int):
+    """A PIL image: 2D histogram of yaw (x, -180..180 degrees) and pitch (y, 0..180 degrees),
+    counts colour-mapped with Turbo on a log scale, empty bins white."""
+    from PIL import Image, ImageDraw
+
+    counts, _, _ = np.histogram2d(np.degrees(pitch), np.degrees(yaw), bins=(36, 72), range=((0, 180), (-180, 180)))
+    level = torch.from_numpy(np.log1p(counts) / max(np.log1p(counts.max()), 1e-12))
+    rgb = (turbo(level) * 255).round().to(torch.uint8).numpy()
+    rgb[counts == 0] = 255
+    margin = 28
+    image = Image.fromarray(rgb).resize((size - 2 * margin, size // 2), Image.NEAREST)
+    panel = Image.new("RGB", (size, size), (255, 255, 255))
+    top = (size - image.height) // 2
+    panel.paste(image, (margin, top))
+    draw = ImageDraw.Draw(panel)
+    draw.rectangle([margin - 1, top - 1, margin + image.width, top + image.height], outline=(0, 0, 0))
+    draw.text((6, 4), "yaw / pitch (EG3D convention, degrees)", fill=(0, 0, 0))
+    draw.text((margin, top + image.height + 4), "-180", fill=(0, 0, 0))
+    draw.text((size // 2 - 8, top + image.height + 4), "yaw 0", fill=(0, 0, 0))
+    draw.text((size - margin - 16, top + image.height + 4), "180", fill=(0, 0, 0))
+    draw.text((margin, top - 14), "pitch 0 (looking down from +y) .. 180 at the bottom", fill=(0, 0, 0))
+    return panel

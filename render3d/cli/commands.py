@@ -129,4 +129,25 @@ def add_preview_mesh(sub) -> None:
     register(sub)
 
 
-REGISTRY = [add_demo, add_render, add_export_mesh, add_preview_mesh, add_info, add_build]
+def add_dataset(sub) -> None:
+    from .dataset import add_dataset as register
+
+    register(sub)
+
+
+def add_eval(sub) -> None:
+    from .evaluate import add_eval as register
+
+    register(sub)
+
+
+REGISTRY = [
+    add_demo,
+    add_render,
+    add_export_mesh,
+    add_preview_mesh,
+    add_dataset,
+    add_eval,
+    add_info,
+    add_build,
+]

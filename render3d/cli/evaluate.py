@@ -1,0 +1,175 @@
+"""`render3d eval images | shapes`: metrics between what exists on disk, written as JSON with
+the settings used. Each kind of input is one subcommand, so that further sources (generator
+checkpoints) join as subcommands of their own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .dataset import _writable
+
+IMAGES_EPILOG = """examples:
+  render3d eval images data/ffhq.zip samples/ --inception ~/weights/inception-2015-12-05.pt
+  RENDER3D_INCEPTION=~/weights/inception-2015-12-05.pt render3d eval images real/ fake.zip --out fid.json
+REAL and FAKE: folders or uncompressed zips of images (EG3D datasets, synthetic datasets,
+sample folders); every image file is used, in sorted order. The network is the TorchScript
+Inception of StyleGAN2-ADA, EG3D and clean-fid (inception-2015-12-05.pt), read from a local
+file and never downloaded."""
+
+SHAPES_EPILOG = """examples:
+  render3d eval shapes outputs/meshes/ outputs/synth/
+  render3d eval shapes samples/ outputs/synth/ --points 2048 --normalize unit_box --out shapes.json
+GENERATED: a folder of meshes (PLY, OBJ, GLB, OFF, STL) or point sets (.npy [N, 3]).
+REFERENCE: a synthetic dataset (its object meshes, from ground_truth.json) or such a folder.
+Chamfer distance: mean squared nearest-neighbour distance, summed over both directions."""
+
+
+def add_images(sub) -> None:
+    p = sub.add_parser("images", help="FID and KID between two image sets", epilog=IMAGES_EPILOG,
+                       description="FID and KID between two image sets from Inception features.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("real", type=Path, help="reference images: a folder or zip")
+    p.add_argument("fake", type=Path, help="images to score: a folder or zip")
+    p.add_argument("--inception", type=Path, default=None,
+                   help="inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else ~/.cache/render3d/)")
+    p.add_argument("--max-images", type=int, default=None, help="use at most this many from each set (default: all)")
+    p.add_argument("--batch", type=int, default=32, help="images per batch (default: 32)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default: 100, as EG3D)")
+    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (default: 1000, as EG3D)")
+    p.add_argument("--device", default="cpu", help="torch device for the network (default: cpu)")
+    p.add_argument("--out", type=Path, default=Path("outputs/eval/images.json"),
+                   help="results JSON (default: outputs/eval/images.json)")
+    p.set_defaults(run=run_images)
+
+
+def run_images(args) -> int:
+    from tqdm import tqdm
+
+    from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid, write_results
+
+    prog = "render3d eval images"
+    for name in ("batch", "kid_subsets", "kid_subset_size") + (("max_images",) if args.max_images is not None else ()):
+        if getattr(args, name) <= 0:
+            print(f"{prog}: --{name.replace('_', '-')} expected a positive number, got {getattr(args, name)}",
+                  file=sys.stderr)
+            return 2
+    if not _writable(prog, args.out.parent):
+        return 2
+    try:
+        network = InceptionFeatures(args.inception, device=args.device)
+        sets = {"real": ImageFolder(args.real, args.max_images), "fake": ImageFolder(args.fake, args.max_images)}
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    features = {}
+    for name, images in sets.items():
+        batches = tqdm(images.batches(args.batch), total=-(-len(images) // args.batch), desc=f"{name} features",
+                       unit="batch")
+        features[name] = extract_features(batches, network)
+    kid_mean, kid_std = kid(features["real"], features["fake"], subsets=args.kid_subsets,
+                            subset_size=args.kid_subset_size)
+    metrics = {"fid": fid(features["real"], features["fake"]), "kid": kid_mean, "kid_std": kid_std}
+    settings = {"network": str(network.path), "network_file": network.path.name, "feature_dim":
+                int(features["real"].shape[1]), "covariance": "divided by N (EG3D)", "kid_subsets": args.kid_subsets,
+                "kid_subset_size": args.kid_subset_size, "resize": "inside the network (299 x 299)"}
+    inputs = {name: {"path": str(images.storage.path.resolve()), "images": len(images),
+                     "size": list(images.size)} for name, images in sets.items()}
+    path = write_results(args.out, metrics, settings, inputs)
+    print(f"{prog}: FID {metrics['fid']:.4f}  KID {kid_mean:.6f} +- {kid_std:.6f}  "
+          f"({len(sets['real'])} real, {len(sets['fake'])} fake)")
+    print(f"  results {path.resolve()}")
+    return 0
+
+
+def add_shapes(sub) -> None:
+    p = sub.add_parser("shapes", help="COV, MMD and 1-NNA of generated shapes against reference meshes",
+                       epilog=SHAPES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Coverage, minimum matching distance and 1-NN accuracy over Chamfer distances "
+                                   "between point sets sampled from the shapes.")
+    p.add_argument("generated", type=Path, help="folder of generated meshes or point sets")
+    p.add_argument("reference", type=Path, help="synthetic dataset folder, or a folder of meshes")
+    p.add_argument("--points", type=int, default=2048, help="points sampled per shape (default: 2048)")
+    p.add_argument("--normalize", choices=["none", "unit_box"], default="none",
+                   help="none: compare in world units; unit_box: each shape's box centred, longest side 1")
+    p.add_argument("--max-shapes", type=int, default=None, help="use at most this many from each set")
+    p.add_argument("--seed", type=int, default=0, help="seed of the surface sampling (default: 0)")
+    p.add_argument("--out", type=Path, default=Path("outputs/eval/shapes.json"),
+                   help="results JSON (default: outputs/eval/shapes.json)")
+    p.set_defaults(run=run_shapes)
+
+
+def _shape_files(prog: str, path: Path) -> list[Path] | None:
+    """A synthetic dataset's object meshes, or the shape files of a folder; None (after saying
+    why) when there are none."""
+    import json
+
+    from render3d.datasets.synth import GROUND_TRUTH_FILE
+    from render3d.metrics.shapes import MESH_SUFFIXES
+
+    if (path / GROUND_TRUTH_FILE).is_file():
+        truth = json.loads((path / GROUND_TRUTH_FILE).read_text())
+        files = [path / entry["mesh"] for entry in truth["objects"] if entry["kind"] == "object"]
+    elif path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (*MESH_SUFFIXES, ".npy"))
+    else:
+        files = []
+    if not files:
+        print(f"{prog}: {path} holds no shapes (expected a synthetic dataset or a folder of meshes or .npy points)",
+              file=sys.stderr)
+        return None
+    return files
+
+
+def run_shapes(args) -> int:
+    from tqdm import tqdm
+
+    from render3d.metrics import chamfer_matrix, coverage_mmd_1nna, load_points, write_results
+    from render3d.metrics.shapes import normalize_points
+
+    prog = "render3d eval shapes"
+    if args.points <= 0 or (args.max_shapes is not None and args.max_shapes <= 0):
+        print(f"{prog}: --points and --max-shapes expected positive numbers, got {args.points}, {args.max_shapes}",
+              file=sys.stderr)
+        return 2
+    if not _writable(prog, args.out.parent):
+        return 2
+    files = {name: _shape_files(prog, path) for name, path in (("generated", args.generated),
+                                                               ("reference", args.reference))}
+    if None in files.values():
+        return 2
+    points = {}
+    for name, paths in files.items():
+        paths = files[name] = paths[:args.max_shapes]
+        try:
+            points[name] = [normalize_points(load_points(p, args.points, args.seed), args.normalize)
+                            for p in tqdm(paths, desc=f"{name} shapes", unit="shape")]
+        except ValueError as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 2
+    generated, reference = points["generated"], points["reference"]
+    print(f"{prog}: Chamfer distances between {len(generated)} generated and {len(reference)} reference shapes")
+    metrics = coverage_mmd_1nna(chamfer_matrix(generated, reference), chamfer_matrix(generated),
+                                chamfer_matrix(reference))
+    settings = {"points": args.points, "normalize": args.normalize, "seed": args.seed,
+                "distance": "Chamfer: mean squared nearest-neighbour distance, summed over both directions",
+                "one_nn_ties": "lower index, generated first"}
+    inputs = {name: {"path": str(path.resolve()), "shapes": len(files[name])}
+              for name, path in (("generated", args.generated), ("reference", args.reference))}
+    path = write_results(args.out, metrics, settings, inputs)
+    print(f"  COV {metrics['coverage']:.4f}  MMD {metrics['mmd']:.6g}  1-NNA {metrics['one_nn_accuracy']:.4f}")
+    print(f"  results {path.resolve()}")
+    return 0
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="metrics: FID/KID between image sets, COV/MMD/1-NNA between shape sets",
+                       description="Evaluate what exists on disk; results are JSON with the settings used.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  render3d eval images real/ fake/ --inception inception-2015-12-05.pt\n"
+                              "  render3d eval shapes meshes/ outputs/synth/")
+    inner = p.add_subparsers(dest="eval_command", metavar="COMMAND")
+    add_images(inner)
+    add_shapes(inner)
+    p.set_defaults(run=lambda args: p.print_help() or 0)

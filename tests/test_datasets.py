@@ -1,0 +1,177 @@
+"""Posed-image datasets: EG3D folders and zips, the x-flip's pose, nerfstudio transforms.json,
+and the checker that reports every malformed entry."""
+
+import json
+import math
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from render3d.cameras import Cameras, sample_yaw_pitch
+from render3d.datasets import EG3DDataset, TransformsDataset, check_dataset, write_labels
+
+SIZE = 24
+
+
+def _cameras(n, seed=0):
+    return sample_yaw_pitch(n, yaw_spread=0.5, pitch_spread=0.2, radius=2.7, width=SIZE, height=SIZE,
+                            fov_degrees=20.0, pivot=(0.0, 0.0, 0.2), generator=torch.Generator().manual_seed(seed),
+                            dtype=torch.float64)
+
+
+def _dot_image(camera: Cameras, point: torch.Tensor) -> np.ndarray:
+    """A black image with one white pixel where `point` [3] projects."""
+    uv, _ = camera.project(point.reshape(1, 1, 3))
+    u, v = (int(math.floor(x)) for x in uv[0, 0].tolist())
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[v, u] = 255
+    return image
+
+
+def _write_dataset(folder, n=6, seed=0):
+    """n images, each showing one dot where a fixed off-centre point projects."""
+    cameras = _cameras(n, seed)
+    point = torch.tensor([0.12, -0.08, 0.25], dtype=torch.float64)
+    names = [f"sub/img{i:02d}.png" for i in range(n)]
+    (folder / "sub").mkdir(parents=True)
+    for i, name in enumerate(names):
+        Image.fromarray(_dot_image(cameras[i], point)).save(folder / name)
+    write_labels(folder, names, cameras.to_eg3d_label())
+    return cameras, point, names
+
+
+def _zip(folder, path):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+    return path
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "zip"])
+def test_eg3d_dataset_items_and_dataloader(tmp_path, packed):
+    cameras, _, names = _write_dataset(tmp_path / "data")
+    path = _zip(tmp_path / "data", tmp_path / "data.zip") if packed else tmp_path / "data"
+    dataset = EG3DDataset(path, resolution=SIZE)
+    assert len(dataset) == 6 and dataset.names == names
+    item = dataset[2]
+    assert item["image"].shape == (3, SIZE, SIZE) and item["image"].dtype == torch.float32
+    assert item["image"].min() == -1 and item["image"].max() == 1
+    torch.testing.assert_close(item["label"], cameras.to_eg3d_label()[2].float())
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=1 if packed else 0)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, SIZE, SIZE) and batch["label"].shape == (4, 25)
+    torch.testing.assert_close(dataset.cameras(batch["label"]).cam2world, cameras.cam2world[:4].float())
+
+
+def test_xflip_mirrors_image_and_pose_together(tmp_path):
+    cameras, point, _ = _write_dataset(tmp_path)
+    dataset = EG3DDataset(tmp_path, xflip=True)
+    assert len(dataset) == 12
+    mirrored_point = point * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    for i in range(6):
+        item = dataset[6 + i]
+        assert item["xflip"] and item["index"] == i
+        torch.testing.assert_close(item["image"], dataset[i]["image"].flip(-1))
+        # The flipped image shows the mirrored world, seen by the camera of the mirrored label:
+        # the dot lies where the mirrored point projects through that camera.
+        camera = Cameras.from_eg3d_label(item["label"][None].double(), SIZE, SIZE)
+        expected = _dot_image(camera, mirrored_point)
+        shown = ((item["image"].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        np.testing.assert_array_equal(shown, expected)
+
+
+def test_malformed_entries_are_all_reported(tmp_path):
+    cameras, _, names = _write_dataset(tmp_path, n=8)
+    labels = cameras.to_eg3d_label().tolist()
+    labels[1] = labels[1][:16]                                   # wrong length
+    labels[2][5] = float("nan")                                  # NaN
+    labels[3] = (np.array(labels[3]) * np.r_[np.full(12, 1.2), np.ones(13)]).tolist()  # scaled rotation
+    entries = [[n, l] for n, l in zip(names, labels)]
+    entries[4][0] = "sub/missing.png"                            # missing file (and img04 now unlabelled)
+    entries.append([names[5], labels[5]])                        # duplicate
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": entries}))
+    Image.new("RGB", (SIZE + 8, SIZE)).save(tmp_path / names[6])  # wrong size
+    report = check_dataset(tmp_path)
+    found = {(p.index, p.file): p.message for p in report.problems}
+    assert "label has 16 values" in found[(1, names[1])]
+    assert "nan" in found[(2, names[2])]
+    assert "not rigid" in found[(3, names[3])]
+    assert found[(4, "sub/missing.png")] == "file not found"
+    assert "duplicate of entry 5" in found[(8, names[5])]
+    assert f"image is {SIZE + 8} x {SIZE}" in found[(6, names[6])]
+    assert "no entry" in found[(None, names[4])]
+    assert len(report.problems) == 7 and not report.ok
+    assert len(report.cameras) == 3  # entries 0, 5 and 7 are well formed
+    with pytest.raises(ValueError, match=r"EG3DDataset: argument 'path' expected a well-formed EG3D dataset, "
+                                         r"got 6 malformed entries: entry 1 \(sub/img01.png\)"):
+        EG3DDataset(tmp_path)
+
+
+def test_resolution_mismatch_raises(tmp_path):
+    _write_dataset(tmp_path)
+    with pytest.raises(ValueError, match=rf"argument 'resolution' expected the images' size, got 32 while entry 0 "
+                                         rf"\(sub/img00.png\) is {SIZE} x {SIZE}"):
+        EG3DDataset(tmp_path, resolution=32)
+
+
+def test_transforms_json_dataset_matches_the_cameras(tmp_path):
+    cameras = _cameras(4)
+    names = [f"images/frame_{i:03d}.png" for i in range(4)]
+    (tmp_path / "images").mkdir()
+    for name in names:
+        Image.new("RGBA", (SIZE, SIZE), (10, 20, 30, 0)).save(tmp_path / name)  # fully transparent
+    (tmp_path / "transforms.json").write_text(json.dumps(cameras.to_transforms_json(names)))
+    dataset = TransformsDataset(tmp_path)
+    torch.testing.assert_close(dataset.labels, cameras.to_eg3d_label().float())
+    assert torch.equal(dataset[1]["image"], torch.ones(3, SIZE, SIZE))  # composited over white
+    assert check_dataset(tmp_path / "transforms.json").ok
+
+
+def test_transforms_json_z_up_world_turns_y_up(tmp_path):
+    # A camera 3 units above a z-up capture, looking down: it must end up above (+y).
+    eye = torch.tensor([[0.0, -0.01, 3.0]], dtype=torch.float64)
+    camera = Cameras.look_at(eye, up=(0.0, 0.0, 1.0), width=SIZE, height=SIZE, fov_degrees=30.0)
+    Image.new("RGB", (SIZE, SIZE)).save(tmp_path / "a.png")
+    (tmp_path / "transforms.json").write_text(json.dumps(camera.to_transforms_json(["a.png"])))
+    centre = TransformsDataset(tmp_path, world_up="+z").cameras().centers[0]
+    torch.testing.assert_close(centre, torch.tensor([0.0, 3.0, 0.01]), atol=1e-5, rtol=0)
+
+
+def test_transforms_json_bad_frames_are_all_reported(tmp_path):
+    cameras = _cameras(3)
+    meta = cameras.to_transforms_json(["a.png", "b.png", "c.png"])
+    Image.new("RGB", (SIZE, SIZE)).save(tmp_path / "a.png")
+    Image.new("RGB", (SIZE, SIZE)).save(tmp_path / "c.png")
+    meta["frames"][0]["transform_matrix"][0][0] = float("nan")
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    report = check_dataset(tmp_path)
+    assert [(p.index, p.file) for p in report.problems] == [(0, "a.png"), (1, "b.png")]
+    assert "finite" in report.problems[0].message and report.problems[1].message == "file not found"
+
+
+def test_check_command_lists_every_problem_and_fails(tmp_path):
+    cameras, _, names = _write_dataset(tmp_path / "data")
+    out = tmp_path / "report"
+    ok = subprocess.run([sys.executable, "-m", "render3d", "dataset", "check", str(tmp_path / "data"),
+                         "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "6 entries, 6 well formed, 0 problems" in ok.stdout and "look-at" in ok.stdout
+    assert Image.open(out / "cameras.png").size[0] > 0 and str((out / "cameras.png").resolve()) in ok.stdout
+    labels = cameras.to_eg3d_label().tolist()
+    labels[0][16] = float("nan")
+    labels[4] = labels[4][:24]
+    write_labels_raw = {"labels": [[n, l] for n, l in zip(names, labels)]}
+    (tmp_path / "data" / "dataset.json").write_text(json.dumps(write_labels_raw))
+    bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "check", str(tmp_path / "data"),
+                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert "malformed: entry 0 (sub/img00.png): label value 16 is nan" in bad.stdout
+    assert "malformed: entry 4 (sub/img04.png): label has 24 values" in bad.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [p["index"] for p in report["problems"]] == [0, 4] and report["well_formed"] == 4
