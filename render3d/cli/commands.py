@@ -129,6 +129,12 @@ def add_preview_mesh(sub) -> None:
     register(sub)
 
 
+def add_export_splat(sub) -> None:
+    from .splat import add_export_splat as register
+
+    register(sub)
+
+
 def add_dataset(sub) -> None:
     from .dataset import add_dataset as register
 
@@ -146,6 +152,7 @@ REGISTRY = [
     add_render,
     add_export_mesh,
     add_preview_mesh,
+    add_export_splat,
     add_dataset,
     add_eval,
     add_info,

@@ -12,6 +12,7 @@ EPILOG = """examples:
   render3d render --scene torus      a grid of views and an orbit video of a scene
   render3d export-mesh --scene demo  a coloured mesh of a scene: outputs/mesh/demo.glb
   render3d preview-mesh MESH.glb     pictures of a mesh file (grid and turntable), no GPU needed
+  render3d export-splat IN.ply --out OUT.splat   Gaussian splats between 3DGS PLY and .splat
   render3d dataset check PATH        validate a posed-image dataset, list every malformed entry
   render3d dataset synth OUT         write a synthetic posed dataset with ground-truth geometry
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
