@@ -166,7 +166,9 @@ def march_counts(device: str) -> dict:
 
 def device_info(device: str) -> dict:
     info = {"device": device, "torch": torch.__version__, "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            # other work on the machine slows every backend; ratios within one run stay comparable
+            "load_average_1min": round(os.getloadavg()[0], 2)}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
