@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from volume import device_info, peak_rss_mb, rss_mb, summary  # noqa: E402
+from volume import device_info, time_forward_backward  # noqa: E402
 
 # name: (sets, gaussians per set, width, height, backends per device, (runs, warmup) per device)
 CASES = {
@@ -94,33 +94,7 @@ def worker(case: str, backend: str, device: str) -> dict:
     runs, warmup = CASES[case][5][device]
     tensors, cameras = make_scene(case, device)
     leaves = [t.requires_grad_() for t in tensors]
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def run():
-        sync()
-        t0 = time.perf_counter()
-        loss = step(backend, leaves, cameras)
-        sync()
-        t1 = time.perf_counter()
-        torch.autograd.grad(loss, leaves)
-        sync()
-        return t1 - t0, time.perf_counter() - t0
-
-    # CPU: the process's size with its inputs, before any run (peak RSS never decreases, so the
-    # runs' working set is what the peak adds to it). GPU: allocated memory after warm-up.
-    baseline = rss_mb()
-    for _ in range(warmup):
-        run()
-    if device == "cuda":
-        baseline = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    forward, total = [], []
-    for _ in range(runs):
-        f, t = run()
-        forward.append(f * 1e3)
-        total.append(t * 1e3)
-    peak = (torch.cuda.max_memory_allocated() - baseline) / 2**20 if device == "cuda" else peak_rss_mb() - baseline
-    return {"forward_ms": summary(forward), "forward_backward_ms": summary(total), "peak_mb": round(peak, 1)}
+    return time_forward_backward(lambda: step(backend, leaves, cameras), leaves, device, runs, warmup)
 
 
 def main() -> None:

@@ -73,6 +73,40 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def time_forward_backward(forward, inputs, device: str, runs: int, warmup: int) -> dict:
+    """Median and spread of `forward()` (a scalar loss) alone and with the gradients of
+    `inputs`, after `warmup` runs, and the peak memory the runs add.
+
+    CPU: memory is measured from the process's size before any run (peak RSS never decreases,
+    so the runs' working set is what the peak adds to it). GPU: from the memory allocated
+    after warm-up."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def run():
+        sync()
+        t0 = time.perf_counter()
+        loss = forward()
+        sync()
+        t1 = time.perf_counter()
+        torch.autograd.grad(loss, inputs)
+        sync()
+        return t1 - t0, time.perf_counter() - t0
+
+    baseline = rss_mb()
+    for _ in range(warmup):
+        run()
+    if device == "cuda":
+        baseline = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    forward_ms, total_ms = [], []
+    for _ in range(runs):
+        f, t = run()
+        forward_ms.append(f * 1e3)
+        total_ms.append(t * 1e3)
+    peak = (torch.cuda.max_memory_allocated() - baseline) / 2**20 if device == "cuda" else peak_rss_mb() - baseline
+    return {"forward_ms": summary(forward_ms), "forward_backward_ms": summary(total_ms), "peak_mb": round(peak, 1)}
+
+
 def worker(case: str, backend: str, device: str, runs: int, warmup: int) -> dict:
     if backend == "nerfacc":
         import nerfacc  # noqa: F401 - fail early if missing
@@ -82,36 +116,7 @@ def worker(case: str, backend: str, device: str, runs: int, warmup: int) -> dict
         _build.load_native(raise_errors=True)
     inputs = make_inputs(case, device)
     leaves = [inputs[0].requires_grad_(), inputs[1].requires_grad_(), inputs[2], inputs[3]]
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def run(measure_fwd=False):
-        sync()
-        t0 = time.perf_counter()
-        loss = composite_step(backend, leaves)
-        sync()
-        t1 = time.perf_counter()
-        torch.autograd.grad(loss, leaves[:2])
-        sync()
-        return t1 - t0, time.perf_counter() - t0
-
-    # CPU: the process's size with its inputs, before any run (peak RSS never decreases, so the
-    # runs' working set is what the peak adds to it). GPU: allocated memory after warm-up.
-    baseline = rss_mb()
-    for _ in range(warmup):
-        run()
-    if device == "cuda":
-        baseline = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    forward, total = [], []
-    for _ in range(runs):
-        f, t = run()
-        forward.append(f * 1e3)
-        total.append(t * 1e3)
-    if device == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - baseline) / 2**20
-    else:
-        peak = peak_rss_mb() - baseline
-    return {"forward_ms": summary(forward), "forward_backward_ms": summary(total), "peak_mb": round(peak, 1)}
+    return time_forward_backward(lambda: composite_step(backend, leaves), leaves[:2], device, runs, warmup)
 
 
 def summary(samples: list[float]) -> dict:
