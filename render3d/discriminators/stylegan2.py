@@ -91,7 +91,8 @@ class StyleGAN2Discriminator(nn.Module):
         self.epilogue_fc = FullyConnected(c4 * 16, c4, activation="lrelu")
         self.cmap_dim = (cfg.cmap_dim or c4) if cfg.c_dim > 0 else 0
         self.out = FullyConnected(c4, self.cmap_dim or 1)
-        self.label_mapping = (MappingNetwork(cfg.c_dim, self.cmap_dim, 1, num_layers=cfg.mapping_layers, lr_mul=1.0)
+        self.label_mapping = (MappingNetwork(0, self.cmap_dim, 1, c_dim=cfg.c_dim, num_layers=cfg.mapping_layers,
+                                             lr_mul=1.0)
                               if cfg.c_dim > 0 else None)
         self.register_buffer("resample_filter", make_filter(), persistent=False)
 

@@ -96,8 +96,9 @@ class FeatureVolume(nn.Module):
         super().__init__()
         self.const = nn.Parameter(torch.randn(1, channels[0], base, base, base))
         ins = (channels[0], *channels[:-1])
+        # No convolution bias: the instance norm right after it would cancel it (its gradient
+        # is zero up to rounding, which Adam would blow up into lr-sized random steps).
         self.weights = nn.ParameterList(nn.Parameter(torch.randn(o, i, 3, 3, 3)) for i, o in zip(ins, channels))
-        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(o)) for o in channels)
         self.gains = [1 / math.sqrt(i * 27) for i in ins]
         self.style = FullyConnected(w_dim, 2 * sum(channels))  # per stage: instance-norm scale and shift
         self.channels = channels
@@ -105,10 +106,10 @@ class FeatureVolume(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         scales_shifts = self.style(w).split([2 * c for c in self.channels], dim=1)
         x = self.const.expand(len(w), *self.const.shape[1:])
-        for stage, (weight, bias, gain, ss) in enumerate(zip(self.weights, self.biases, self.gains, scales_shifts)):
+        for stage, (weight, gain, ss) in enumerate(zip(self.weights, self.gains, scales_shifts)):
             if stage > 0:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = F.conv3d(x, weight * gain, bias, padding=1)
+            x = F.conv3d(x, weight * gain, padding=1)
             scale, shift = ss[:, :, None, None, None].chunk(2, dim=1)
             x = F.instance_norm(x) * (1 + scale) + shift
             x = F.leaky_relu(x, 0.2) * LRELU_GAIN
@@ -205,7 +206,7 @@ class VolumeGAN(nn.Module):
                                     update_w_avg=update_w_avg)
 
     def _check_ws(self, fn: str, ws: torch.Tensor) -> None:
-        check_tensor(fn, "ws", ws, (None, self.num_ws, self.config.w_dim))
+        check_tensor(fn, "ws", ws, ("B", self.num_ws, self.config.w_dim))
 
     def _point_features(self, volume: torch.Tensor, points: torch.Tensor, ws: torch.Tensor):
         """Point MLP: ``points [B, N, 3]`` -> (raw density [B, N], features [B, N, feature_dim])."""

@@ -59,6 +59,17 @@ class Distributed:
         for p, g in zip(params, flat.split([p.numel() for p in params])):
             p.grad = g.reshape(p.shape)
 
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average floating-point buffers over processes: running statistics updated from each
+        process's slice of the batch (the mapping network's w_avg, a linear EMA) become those
+        of the global batch; buffers that agree everywhere stay as they are."""
+        if self.world == 1:
+            return
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer.data)
+                buffer.data /= self.world
+
     def broadcast_module(self, module: torch.nn.Module) -> None:
         """Copy rank 0's parameters and buffers to every process."""
         if self.world > 1:

@@ -93,8 +93,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
 
     sampler = GlobalBatchSampler(len(dataset), config.batch, seed=config.seed, rank=dist.rank, world=dist.world,
                                  start_step=step)
+    # The loader gets its own generator: creating its iterator must not draw from the global RNG.
     loader = iter(torch.utils.data.DataLoader(dataset, batch_size=local, sampler=sampler,
-                                              num_workers=config.data.workers, drop_last=True))
+                                              num_workers=config.data.workers, drop_last=True,
+                                              generator=torch.Generator().manual_seed(config.seed)))
     view = poses.view_defaults()
     meta = generator_metadata(config.generator_type, config.generator, {"view": view})
     writer = _Logger(run_dir, config) if dist.main else None
@@ -156,6 +158,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             dist.average_gradients(G)
             _add(sums, "grad_norm/G", _grad_norm(G))
             optimizers["G"].step()
+            dist.average_buffers(G)                     # w_avg of the global batch
 
             # Discriminator phase.
             G.requires_grad_(False)
@@ -284,15 +287,16 @@ class _Logger:
         else:
             self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
         self.stats = open(run_dir / "stats.jsonl", "a")
-        self.last = (time.perf_counter(), 0)
+        self.last = (time.perf_counter(), 0, 0, 0.0)
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
                 device) -> None:
         now = time.perf_counter()
-        then, then_nimg = self.last
-        self.last = (now, nimg)
+        then, then_nimg, then_step, then_seconds = self.last
+        self.last = (now, nimg, step, seconds)
         stats = {**stats, "progress/kimg": nimg / 1000, "progress/resolution": resolution, "progress/blend": blend,
                  "speed/kimg_per_s": (nimg - then_nimg) / 1000 / max(now - then, 1e-9) if then_nimg else 0.0,
+                 "speed/step_s": (seconds - then_seconds) / max(step - then_step, 1),   # training only, no logging
                  "memory/cpu_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
         if device.type == "cuda":
             stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
