@@ -33,15 +33,18 @@ def add_train(sub) -> None:
 
 
 def preset_path(name: str) -> Path:
-    """A config file: `name` itself if it exists, else configs/<name>.yaml of this source tree."""
+    """A config file: `name` itself if it exists, else configs/<name>.yaml of the source tree
+    (or of the installed package, which ships them as render3d/_configs)."""
     path = Path(name)
     if path.is_file():
         return path
-    root = Path(__file__).resolve().parents[2] / "configs"
-    candidate = root / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if candidate.is_file():
-        return candidate
-    presets = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")) if root.is_dir() else []
+    package = Path(__file__).resolve().parents[1]
+    roots = [r for r in (package.parent / "configs", package / "_configs") if r.is_dir()]
+    for root in roots:
+        candidate = root / (name if name.endswith(".yaml") else f"{name}.yaml")
+        if candidate.is_file():
+            return candidate
+    presets = sorted({str(p.relative_to(r).with_suffix("")) for r in roots for p in r.rglob("*.yaml")})
     raise ValueError(f"render3d train: CONFIG expected a YAML file or a preset ({', '.join(presets) or 'none found'}), "
                      f"got {name!r}")
 
