@@ -2,8 +2,10 @@
 user runs them: on a tiny synthetic dataset with ground-truth meshes and a tiny VolumeGAN."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import imageio.v3 as iio
 import numpy as np
@@ -93,3 +95,22 @@ def test_eval_generator_scores_shapes_against_the_dataset(trained, tmp_path):
     assert 0 < metrics["shapes/coverage"] <= 1 and metrics["shapes/mmd"] > 0
     assert 0.5 <= metrics["shapes/one_nn_accuracy"] <= 1
     assert record["inputs"]["training"]["step"] == 2
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
+    data, _, _ = trained
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=100)))
+    process = subprocess.Popen([sys.executable, "-m", "render3d", "train", str(config), "--out", str(tmp_path / "run"),
+                                "--no-progress", "log_every=1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    stats = tmp_path / "run" / "stats.jsonl"
+    deadline = time.monotonic() + 120
+    while not (stats.is_file() and stats.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    (checkpoint,) = (tmp_path / "run" / "checkpoints").iterdir()
+    step = json.loads((checkpoint / "state.json").read_text())["step"]
+    assert step >= 1 and f"train: stopped after step {step}; wrote {checkpoint}" in stderr

@@ -102,8 +102,10 @@ def test_training_steps_on_a_gpu(data, tmp_path):
 
 
 def test_resume_is_bit_exact(data, tmp_path):
-    # R1 every 2 steps, style mixing and x-flip on, jitter and noise on: every kind of state.
-    config = tiny_train_config(data, total_kimg=0.024)           # 6 steps of 4 images
+    # R1 and path length every 2 steps, style mixing and x-flip on, jitter and noise on:
+    # every kind of state.
+    config = tiny_train_config(data, total_kimg=0.024,            # 6 steps of 4 images
+                               loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2})
     training_loop(tmp_path / "straight", config, progress=False)
     training_loop(tmp_path / "resumed", config, max_steps=3, progress=False)
     training_loop(tmp_path / "resumed", config, resume=tmp_path / "resumed", progress=False)

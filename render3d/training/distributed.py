@@ -45,6 +45,14 @@ class Distributed:
         dist.all_reduce(value)
         return value / self.world
 
+    def any(self, flag: bool) -> bool:
+        """True if `flag` is set in any process (one tiny all-reduce; a no-op alone)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average the parameters' gradients over processes in one all-reduce (as StyleGAN2-ADA
         and EG3D do instead of wrapping in DDP, which the phased G/D steps would fight);

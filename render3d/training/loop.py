@@ -21,7 +21,9 @@ import copy
 import json
 import random
 import resource
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
 
     resume: a checkpoint folder or a run folder (its newest checkpoint) to continue from.
     max_steps: stop (with a checkpoint) after this many steps in total, before total_kimg.
-    Ctrl-C writes a checkpoint, then raises KeyboardInterrupt.
+    Ctrl-C finishes the current step, writes a checkpoint (so resuming from it is bit-exact)
+    and raises KeyboardInterrupt; a second Ctrl-C stops at once, still writing a checkpoint.
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -105,20 +108,25 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     total = int(config.total_kimg * 1000)
     part = slice(dist.rank * local, (dist.rank + 1) * local)
     sums: dict[str, float] = {}
-    interrupted = False
+    interrupted, saved = False, None
 
     def checkpoint() -> Path:
+        nonlocal saved
         rng = {"torch": {"latents": latents.get_state(),
                          "processes": dist.gather_rng() if not interrupted else _local_rng(device)},
                "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
         if not dist.main:
             return run_dir
+        if saved is not None and saved.name == f"step-{step:07d}":
+            return saved                                # already written at this step
         training = {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
-        return save_checkpoint(run_dir, step, modules=modules, optimizers=optimizers, rng=rng,
-                               state={**training, "config": config_dict(config)},
-                               generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
+        saved = save_checkpoint(run_dir, step, modules=modules, optimizers=optimizers, rng=rng,
+                                state={**training, "config": config_dict(config)},
+                                generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
+        return saved
 
     bar = _progress(progress and dist.main, total, nimg)
+    stop = _StopRequest()
     try:
         while nimg < total and (max_steps is None or step < max_steps):
             started = time.perf_counter()
@@ -209,13 +217,19 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 writer.video(G_ema, step, view)
             if step % config.checkpoint_every == 0:
                 checkpoint()
+            if dist.any(stop.requested):               # every process stops after the same step
+                written = checkpoint()
+                if dist.main:
+                    print(f"\ntrain: stopped after step {step}; wrote {written}", file=sys.stderr)
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
-        interrupted = True
-        if dist.main:
-            print(f"\ntrain: interrupted at step {step}; writing a checkpoint", file=sys.stderr)
-            print(f"train: wrote {checkpoint()}", file=sys.stderr)
+        if not stop.requested or saved is None or saved.name != f"step-{step:07d}":
+            interrupted = True                          # mid-step: this process's state only
+            if dist.main:
+                print(f"\ntrain: interrupted in step {step + 1}; wrote {checkpoint()}", file=sys.stderr)
         raise
     finally:
+        stop.close()
         bar.close()
     last = checkpoint()
     if writer:
@@ -225,6 +239,28 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     dist.barrier()
     dist.close()
     return last
+
+
+class _StopRequest:
+    """While training, the first Ctrl-C (SIGINT) only asks to stop after the current step; a
+    second one raises KeyboardInterrupt at once. Off the main thread signals stay as they are."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ntrain: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 def _add(sums: dict, key: str, value: torch.Tensor | float) -> None:
