@@ -24,12 +24,11 @@ def _convert(tp, value, path: str):
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in args:
             try:
                 return _convert(option, value, path)
-            except ValueError as error:
-                errors.append(str(error))
+            except ValueError:
+                continue
         raise ValueError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if tp is type(None):
         if value is not None:

@@ -53,7 +53,7 @@ class Registry:
             raise ValueError(f"{self.kind}_type: expected one of {', '.join(map(repr, self.names()))}, got {name!r}")
         return self._entries[name]
 
-    def build(self, name: str, config: Any = None, **kwargs):
+    def build(self, name: str, config: Any = None):
         """An instance of `name` from its config (a dataclass instance, a dict checked against
         the config's fields, or None for the defaults)."""
         from render3d.config import from_dict
@@ -64,7 +64,7 @@ class Registry:
         elif not isinstance(config, entry.config):
             raise ValueError(f"{self.kind} {name!r}: argument 'config' expected {entry.config.__name__} or a dict, "
                              f"got {type(config).__name__}")
-        return entry.cls(config, **kwargs)
+        return entry.cls(config)
 
 
 GENERATORS = Registry("generator", "render3d.generators")

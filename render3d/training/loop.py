@@ -360,7 +360,8 @@ class _Logger:
 
         device = next(G_ema.parameters()).device
         ws = G_ema.mapping(latents_from_seeds(list(SNAPSHOT_SEEDS[:2]), G_ema.z_dim, device))
-        save_video(orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1]), self.run_dir / "images" / f"orbit-{step:07d}.mp4")
+        frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
+        save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
 
     def close(self) -> None:
         self.stats.close()
