@@ -139,3 +139,18 @@ def test_two_gloo_processes_match_one(data, tmp_path):
         assert max(worst.values()) < 1e-5, sorted(worst.items(), key=lambda kv: -kv[1])[:5]
     earlier = _weights(tmp_path / "one", 2)
     assert not torch.equal(earlier["G.volume.const"], a["G.volume.const"])     # the weights did move
+
+
+@pytest.mark.parametrize("preset", ["synth64", "ffhq256"])
+def test_presets_resolve_and_build(preset):
+    from render3d.cli.train import preset_path
+    from render3d.registry import DISCRIMINATORS, GENERATORS
+    from render3d.training import load_config
+
+    config = load_config(preset_path(f"volumegan/{preset}"))
+    G = GENERATORS.build(config.generator_type, config.generator)
+    D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator)
+    assert G.resolutions[-1] == D.config.resolution == config.generator.resolution
+    if preset == "ffhq256":   # the official sizes (methods.md §1): 12 ws, 32^3 x 32 volume, 32^2 feature map
+        assert G.num_ws == 12 and G.resolutions == [32, 64, 128, 256]
+        assert config.generator.volume_channels == (256, 128, 64, 32) and config.generator.feature_dim == 512
