@@ -114,3 +114,26 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     (checkpoint,) = (tmp_path / "run" / "checkpoints").iterdir()
     step = json.loads((checkpoint / "state.json").read_text())["step"]
     assert step >= 1 and f"train: stopped after step {step}; wrote {checkpoint}" in stderr
+
+
+def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_path):
+    """With a stand-in for the Inception file (same TorchScript interface, colour statistics as
+    features) the image metrics run: the generator's images from the dataset's cameras against
+    the dataset's images."""
+    import torch
+
+    class Colours(torch.nn.Module):
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            pixels = x.float().flatten(2)
+            return torch.cat([pixels.mean(-1), pixels.std(-1)], dim=1)
+
+    network = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.script(Colours()).save(str(network))
+    data, run_dir, _ = trained
+    out = tmp_path / "eval.json"
+    result = run("eval", "generator", str(run_dir), str(data), "--shapes", "2", "--mesh-resolution", "16",
+                 "--points", "128", "--images", "6", "--inception", str(network), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert record["metrics"]["images/fid"] > 0 and np.isfinite(record["metrics"]["images/kid"])
+    assert record["settings"]["images"] == 6
