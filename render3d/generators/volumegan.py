@@ -187,8 +187,13 @@ class VolumeGAN(nn.Module):
         self.style_mixing_range = (c.mlp_layers, self.num_ws)  # VolumeGAN mixes styles in the 2D head only
         self.mapping_network = MappingNetwork(c.z_dim, c.w_dim, self.num_ws, c_dim=c.c_dim,
                                               num_layers=c.mapping_layers, lr_mul=c.mapping_lr_mul)
-        self.renderer = VolumeRenderer(n_coarse=c.n_coarse, n_fine=c.n_fine, near=c.near, far=c.far, bbox=self.bbox,
-                                       weight_smoothing=None, check_values=False, impl=c.impl)
+        self.renderer = self._make_renderer(c.impl)
+        self._twin_renderer = None                      # made on demand (see synthesis's impl)
+
+    def _make_renderer(self, impl: str) -> VolumeRenderer:
+        c = self.config
+        return VolumeRenderer(n_coarse=c.n_coarse, n_fine=c.n_fine, near=c.near, far=c.far, bbox=self.bbox,
+                              weight_smoothing=None, check_values=False, impl=impl)
 
     @property
     def z_dim(self) -> int:
@@ -228,11 +233,13 @@ class VolumeGAN(nn.Module):
         return field
 
     def synthesis(self, ws: torch.Tensor, cameras: Cameras, resolution: int | None = None, *, blend: float = 1.0,
-                  noise_mode: str = "random") -> dict[str, torch.Tensor]:
+                  noise_mode: str = "random", impl: str | None = None) -> dict[str, torch.Tensor]:
         """Render ``ws [B, num_ws, w_dim]`` from B `cameras` (their image size is ignored).
 
         resolution: output size, one of `resolutions` (default: the largest); blend in [0, 1]
-        fades its last block in. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
+        fades its last block in. impl: compositing kernels for this call (default: the
+        config's); "torch" when the images will be differentiated twice (path-length
+        regularization): the twin is differentiable twice, the native backward is not. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
         ``image_raw [B, 3, n, n]``, ``features [B, feature_dim, n, n]``, ``depth [B, 1, n, n]``
         (distance along the ray, world units) and ``alpha [B, 1, n, n]`` at the neural
         resolution n.
@@ -246,7 +253,13 @@ class VolumeGAN(nn.Module):
             raise ValueError(f"{fn}: argument 'cameras' expected {len(ws)} cameras (one per ws), got {len(cameras)}")
         n = self.config.neural_resolution
         jitter = self.training and self.config.jitter
-        rendered = self.renderer(self._field(ws), cameras.resized(n, n), normals=False, jitter=jitter)
+        renderer = self.renderer
+        if impl is not None and impl != self.config.impl:
+            check_choice(fn, "impl", impl, ("auto", "native", "torch"))
+            if self._twin_renderer is None or self._twin_renderer.impl != impl:
+                self._twin_renderer = self._make_renderer(impl)
+            renderer = self._twin_renderer
+        rendered = renderer(self._field(ws), cameras.resized(n, n), normals=False, jitter=jitter)
         features = rendered["image"]
         image, image_raw = self.neural_renderer(features, ws[:, self.config.mlp_layers:], resolution=resolution,
                                                 blend=blend, noise_mode=noise_mode)

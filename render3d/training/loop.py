@@ -154,7 +154,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             pl_due = loss.pl_due(step)
             if pl_due:
                 ws.requires_grad_(True)
-            fake = G.synthesis(ws, cameras, resolution, blend=blend)["image"]
+            # Path length differentiates the images twice: composite with the twice-differentiable twin.
+            fake = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)["image"]
             g_loss = loss.generator(D(fake, gen_labels, blend=blend))
             total_g = g_loss
             if pl_due:
