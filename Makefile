@@ -49,14 +49,16 @@ demo: build
 # On a GPU machine whose python already has a CUDA build of torch (and render3d's light
 # dependencies: numpy, ninja, imageio, tqdm, pytest; nerfacc for the benchmark's peer):
 #   make gpu-check OUT=results/   (PYTHON=... picks the interpreter)
-# builds the CUDA extension, runs the CUDA-marked tests and the benchmarks, and writes the
-# build and test logs and the benchmark JSON into OUT.
+# builds the CUDA extension, runs the CUDA-marked tests and the benchmarks (volume rendering,
+# VolumeGAN training at 64/128/256 px), and writes the build and test logs and the benchmark
+# JSON into OUT.
 OUT ?= gpu-check-results
 gpu-check:
 	mkdir -p $(OUT)
 	set -o pipefail; PYTHONPATH=$(CURDIR) $(PYTHON) -m render3d build --require-cuda 2>&1 | tee $(OUT)/build.log
 	set -o pipefail; PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -m cuda -v tests 2>&1 | tee $(OUT)/tests.log
 	PYTHONPATH=$(CURDIR) $(PYTHON) bench/volume.py --out $(OUT)
+	PYTHONPATH=$(CURDIR) $(PYTHON) bench/train.py --device cuda --sizes 64 128 256 --out $(OUT)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -11,7 +11,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cameras", "constants", "datasets", "mesh", "metrics", "ops", "rays", "splat", "volume",
+    "cameras", "config", "constants", "datasets", "discriminators", "generators", "losses", "mesh", "metrics", "nn",
+    "ops", "rays", "registry", "splat", "training", "volume",
 )
 
 

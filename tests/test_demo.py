@@ -1,5 +1,6 @@
-"""`render3d demo`: writes a readable grid and video, prints the paths, and fails before any
-work on an unwritable output folder."""
+"""`render3d demo` with the shipped VolumeGAN checkpoint: an orbit video, a grid of views with
+depth and coloured meshes for the seeds, the paths printed; failures before any work on an
+unwritable output folder, bad sizes or a missing checkpoint."""
 
 import subprocess
 import sys
@@ -7,35 +8,53 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 
+from render3d.cli.demo import DEFAULT_CHECKPOINT
+from render3d.mesh import load_mesh
+from render3d.training import load_generator
 
-def test_demo_writes_grid_and_video(tmp_path):
-    cmd = [sys.executable, "-m", "render3d", "demo", "--out", str(tmp_path), "--size", "32", "--views", "3",
-           "--video-size", "24", "--frames", "5"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+def demo(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "render3d", "demo", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_demo_checkpoint_ships_and_is_small():
+    assert DEFAULT_CHECKPOINT.is_file()
+    assert DEFAULT_CHECKPOINT.stat().st_size < 5 * 2 ** 20
+    G, meta = load_generator(DEFAULT_CHECKPOINT)
+    assert meta["generator_type"] == "volumegan" and meta["training"]["nimg"] > 10_000
+
+
+def test_demo_writes_video_views_and_meshes(tmp_path):
+    result = demo("--out", str(tmp_path), "--seeds", "0-1", "--views", "3", "--frames", "4", "--mesh-resolution", "32")
     assert result.returncode == 0, result.stderr
-    grid, video = tmp_path / "views.png", tmp_path / "orbit.mp4"
-    assert str(grid.resolve()) in result.stdout and str(video.resolve()) in result.stdout
-    picture = iio.imread(grid)
-    # 4 rows (colour, depth, normals, opacity) x 3 views of 32 px with 2 px padding
-    assert picture.shape == (2 + 4 * 34, 2 + 3 * 34, 3)
+    video, grid = tmp_path / "orbit.mp4", tmp_path / "views.png"
+    meshes = [tmp_path / "seed0.glb", tmp_path / "seed1.glb"]
+    for path in (video, grid, *meshes):
+        assert str(path.resolve()) in result.stdout
     frames = iio.imread(video)
-    assert frames.shape == (5, 24, 24, 3)
-    # the scene is in view and the orbit moves: frames are not blank and not all the same
-    assert frames.std() > 10
-    assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 2
+    assert frames.shape == (4, 64, 128, 3)                     # two 64 px subjects side by side
+    assert frames.std() > 10                                   # not blank
+    assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 2   # the orbit moves
+    # per seed a row of 3 views and a row of their depth maps, 64 px with 2 px padding
+    assert iio.imread(grid).shape == (2 + 4 * 66, 2 + 3 * 66, 3)
+    for path in meshes:
+        mesh = load_mesh(path)
+        assert len(mesh.faces) > 100
+        assert len(np.unique(mesh.visual.vertex_colors[:, :3], axis=0)) > 10   # coloured from the field
 
 
 def test_demo_rejects_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = subprocess.run([sys.executable, "-m", "render3d", "demo", "--out", str(blocker / "sub")],
-                            capture_output=True, text=True, timeout=120)
+    result = demo("--out", str(blocker / "sub"), timeout=120)
     assert result.returncode == 2
     assert "render3d demo: cannot write to --out" in result.stderr
-    assert "views" not in result.stderr  # failed before rendering anything
 
 
-def test_demo_rejects_bad_sizes(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "render3d", "demo", "--out", str(tmp_path), "--frames", "0"],
-                            capture_output=True, text=True, timeout=120)
+def test_demo_rejects_bad_sizes_and_a_missing_checkpoint(tmp_path):
+    result = demo("--out", str(tmp_path), "--frames", "0", timeout=120)
     assert result.returncode == 2 and "--frames expected a positive number, got 0" in result.stderr
+    result = demo("--out", str(tmp_path), "--checkpoint", str(tmp_path / "none.safetensors"), timeout=120)
+    assert result.returncode == 2 and "which does not exist" in result.stderr
+    assert not (tmp_path / "orbit.mp4").exists()

@@ -33,3 +33,28 @@ def check_writable_dir(command: str, option: str, folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise UsageError(f"render3d {command}: cannot write to {option} {folder}: {exc.strerror}") from None
+
+
+def parse_seeds(command: str, text: str) -> list[int]:
+    """``"0-3"`` -> [0, 1, 2, 3]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists mix."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, sep, high = part.partition("-")
+            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"render3d {command}: --seeds expected non-negative ints like 0-3 or 1,5,7, got {text!r}")
+    return seeds
+
+
+def load_checkpoint_generator(command: str, path: Path, device: str = "cpu"):
+    """(generator, metadata) from a generator file, checkpoint or run folder; UsageError if
+    it is none of these."""
+    from render3d.training import load_generator
+
+    try:
+        return load_generator(path, device)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"render3d {command}: --checkpoint {error}") from None

@@ -141,6 +141,12 @@ def add_dataset(sub) -> None:
     register(sub)
 
 
+def add_train(sub) -> None:
+    from .train import add_train as register
+
+    register(sub)
+
+
 def add_eval(sub) -> None:
     from .evaluate import add_eval as register
 
@@ -154,6 +160,7 @@ REGISTRY = [
     add_preview_mesh,
     add_export_splat,
     add_dataset,
+    add_train,
     add_eval,
     add_info,
     add_build,

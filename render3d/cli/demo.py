@@ -1,8 +1,11 @@
-"""The main job until a trained generator ships: render the built-in analytic scene (a
-coloured torus and a sphere on a checkered floor, inside [-1, 1]^3) with the volume renderer.
+"""The main job on the built-in default: the small VolumeGAN trained by us on the synthetic
+objects dataset (assets/volumegan_synth64.safetensors; how it was trained:
+bench/results/demo_checkpoint.json). For a few seeds it writes
 
-Writes a PNG grid of views (colour, depth, normals, opacity; coarse + importance sampling)
-and an orbit video (occupancy-grid marching) to the output folder.
+    orbit.mp4      one turn around each subject, side by side
+    views.png      per seed a row of views around the subject and a row of their depth maps
+    seed<N>.glb    each subject's coloured mesh (marching cubes on the generator's density,
+                   vertex colours from its colour), world units, +Y up
 """
 
 from __future__ import annotations
@@ -10,19 +13,29 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "volumegan_synth64.safetensors"
 
-def run_demo(out: Path, *, size: int = 256, views: int = 4, video_size: int = 192, frames: int = 72, fps: int = 24,
-             impl: str = "auto") -> dict[str, Path]:
-    from render3d.visualize import save_image, save_video, views_grid
-    from render3d.volume import make_scene, render_orbit, render_views
+
+def run_demo(out: Path, checkpoint: Path = DEFAULT_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
+             frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7) -> dict[str, Path]:
+    """Write the demo outputs for `seeds` into `out`; returns {label: path}."""
+    from render3d.generators.sampling import (extract_generator_mesh, latents_from_seeds, orbit_frames,
+                                              render_views, view_cameras, views_grid_image)
+    from render3d.mesh import export_mesh
+    from render3d.training import load_generator
+    from render3d.visualize import save_image, save_video
 
     out.mkdir(parents=True, exist_ok=True)
-    scene = make_scene("demo")
+    G, meta = load_generator(checkpoint)
+    ws = G.mapping(latents_from_seeds(list(seeds), G.z_dim), truncation=truncation)
+    size = G.resolutions[-1]
     written: dict[str, Path] = {}
-    rendered = render_views(scene, scene.framing.cameras(views, size), impl=impl, progress=True)
-    written["grid"] = save_image(views_grid(rendered), out / "views.png")
-    video = render_orbit(scene, scene.framing.cameras(frames, video_size), impl=impl, progress=True)
-    written["video"] = save_video(video, out / "orbit.mp4", fps=fps)
+    written["video"] = save_video(orbit_frames(G, ws, meta["view"], frames, size), out / "orbit.mp4", fps=fps)
+    grid = views_grid_image(render_views(G, ws, view_cameras(meta["view"], views, size)))
+    written["grid"] = save_image(grid, out / "views.png")
+    for i, seed in enumerate(seeds):
+        mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution)
+        written[f"mesh {seed}"] = export_mesh(mesh, out / f"seed{seed}.glb")[0]
     return written
 
 
@@ -30,32 +43,42 @@ def add_demo(sub) -> None:
     import argparse
 
     p = sub.add_parser(
-        "demo", help="render the built-in scene: a grid of views and an orbit video",
+        "demo", help="the shipped VolumeGAN checkpoint: orbit video, views with depth, coloured meshes",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  render3d demo\n  render3d demo --out /tmp/demo --size 128 --frames 24",
+        epilog="examples:\n  render3d demo\n  render3d demo --out /tmp/demo --seeds 0-7 --frames 24\n"
+               "  render3d demo --checkpoint runs/synth64     # the newest checkpoint of a run of yours",
     )
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
-    p.add_argument("--size", type=int, default=256, help="pixels per side of each view in the grid (default: 256)")
-    p.add_argument("--views", type=int, default=4, help="views in the grid (default: 4)")
-    p.add_argument("--video-size", type=int, default=192, help="pixels per side of the video (default: 192)")
-    p.add_argument("--frames", type=int, default=72, help="frames of the orbit video (default: 72)")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                   help="generator file, checkpoint or run folder (default: the shipped demo checkpoint)")
+    p.add_argument("--seeds", default="0-3", help="subjects (default: 0-3)")
+    p.add_argument("--views", type=int, default=6, help="views per seed in the grid (default: 6)")
+    p.add_argument("--frames", type=int, default=48, help="frames of the orbit video (default: 48)")
     p.add_argument("--fps", type=int, default=24, help="video frame rate (default: 24)")
-    p.add_argument("--impl", choices=["auto", "native", "torch"], default="auto", help="kernels to use (default: auto)")
+    p.add_argument("--mesh-resolution", type=int, default=96, help="marching-cubes grid per side (default: 96)")
+    p.add_argument("--truncation", type=float, default=0.7, help="truncation psi (default: 0.7)")
     p.set_defaults(run=_run)
 
 
 def _run(args) -> int:
-    from ._args import UsageError, check_positive, check_writable_dir, report
+    from ._args import UsageError, check_positive, check_writable_dir, parse_seeds, report
 
     try:
-        check_positive("demo", args, ("size", "views", "video_size", "frames", "fps"))
+        check_positive("demo", args, ("views", "frames", "fps"))
+        if args.mesh_resolution < 8:
+            raise UsageError(f"render3d demo: --mesh-resolution expected an int >= 8, got {args.mesh_resolution}")
+        seeds = parse_seeds("demo", args.seeds)
+        if not (args.checkpoint.is_file() or args.checkpoint.is_dir()):
+            raise UsageError(f"render3d demo: --checkpoint expected a generator file, checkpoint or run folder, got "
+                             f"{args.checkpoint}, which does not exist (the demo checkpoint ships in assets/; "
+                             f"restore it with `git checkout -- assets/`)")
         check_writable_dir("demo", "--out", args.out)
     except UsageError as error:
         return report(error)
     started = time.perf_counter()
-    written = run_demo(args.out, size=args.size, views=args.views, video_size=args.video_size, frames=args.frames,
-                       fps=args.fps, impl=args.impl)
+    written = run_demo(args.out, args.checkpoint, seeds=seeds, views=args.views, frames=args.frames, fps=args.fps,
+                       mesh_resolution=args.mesh_resolution, truncation=args.truncation)
     print(f"render3d demo: done in {time.perf_counter() - started:.0f} s")
-    for kind, path in written.items():
-        print(f"  {kind:<5} {path.resolve()}")
+    for label, path in written.items():
+        print(f"  {label:<7} {path.resolve()}")
     return 0

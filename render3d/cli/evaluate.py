@@ -1,6 +1,6 @@
-"""`render3d eval images | shapes`: metrics between what exists on disk, written as JSON with
-the settings used. Each kind of input is one subcommand, so that further sources (generator
-checkpoints) join as subcommands of their own."""
+"""`render3d eval images | shapes | generator`: metrics between what exists on disk (image
+sets, shape sets, or a trained generator against a posed dataset), written as JSON with the
+settings used. Each kind of input is one subcommand."""
 
 from __future__ import annotations
 
@@ -163,13 +163,107 @@ def run_shapes(args) -> int:
     return 0
 
 
+GENERATOR_EPILOG = """examples:
+  render3d eval generator assets/volumegan_synth64.safetensors outputs/synth64
+  render3d eval generator runs/synth64 outputs/synth64 --shapes 64 --images 2000 --inception inception-2015-12-05.pt
+CHECKPOINT: a generator file, a checkpoint folder or a run folder (its newest checkpoint).
+DATASET: a synthetic dataset (`render3d dataset synth`): its object meshes are the reference
+shapes, its images and cameras the reference images. Shapes: the subjects of seeds
+0 .. --shapes - 1, meshed from the density (marching cubes at --mesh-resolution, Otsu's
+level) and sampled on their surface. FID/KID run when Inception weights are found (--inception,
+$RENDER3D_INCEPTION or ~/.cache/render3d/) and are skipped, saying so, otherwise."""
+
+
+def add_generator(sub) -> None:
+    p = sub.add_parser("generator", help="a trained generator against a synthetic dataset: COV/MMD/1-NNA, FID/KID",
+                       epilog=GENERATOR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="3D metrics of a generator's shapes against the dataset's meshes, and FID/KID of "
+                                   "its images against the dataset's when Inception weights are present.")
+    p.add_argument("checkpoint", type=Path, help="generator file, checkpoint folder or run folder")
+    p.add_argument("dataset", type=Path, help="synthetic dataset folder")
+    p.add_argument("--shapes", type=int, default=32, help="generated shapes (seeds 0..N-1) (default: 32)")
+    p.add_argument("--max-reference", type=int, default=None, help="use at most this many reference meshes")
+    p.add_argument("--mesh-resolution", type=int, default=64, help="marching-cubes grid per side (default: 64)")
+    p.add_argument("--points", type=int, default=2048, help="points sampled per shape (default: 2048)")
+    p.add_argument("--images", type=int, default=1000, help="generated and real images for FID/KID (default: 1000)")
+    p.add_argument("--inception", type=Path, default=None,
+                   help="inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else ~/.cache/render3d/)")
+    p.add_argument("--out", type=Path, default=Path("outputs/eval/generator.json"),
+                   help="results JSON (default: outputs/eval/generator.json)")
+    p.set_defaults(run=run_generator)
+
+
+def run_generator(args) -> int:
+    from render3d.datasets import SyntheticDataset
+    from render3d.metrics import load_points, write_results
+    from render3d.metrics.generators import shape_metrics
+
+    from ._args import UsageError, load_checkpoint_generator, report
+
+    prog = "render3d eval generator"
+    for name in ("shapes", "mesh_resolution", "points", "images"):
+        if getattr(args, name) <= 0:
+            return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected a positive number, "
+                                     f"got {getattr(args, name)}"))
+    if not _writable(prog, args.out.parent):
+        return 2
+    try:
+        G, meta = load_checkpoint_generator("eval generator", args.checkpoint)
+        dataset = SyntheticDataset(args.dataset, with_geometry=False)
+    except (UsageError, ValueError) as error:
+        return report(error if isinstance(error, UsageError) else UsageError(f"{prog}: {error}"))
+    files = _shape_files(prog, args.dataset)[:args.max_reference]
+    reference = [load_points(f, args.points, seed=0) for f in files]
+    print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
+    metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference,
+                                                         resolution=args.mesh_resolution, points=args.points,
+                                                         progress=True).items()}
+    settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,
+                "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions"}
+    inception = _find_inception(args.inception)
+    if inception is None:
+        print(f"{prog}: no Inception weights found (--inception, $RENDER3D_INCEPTION, ~/.cache/render3d/): "
+              "FID/KID skipped")
+        settings["fid"] = "skipped: no Inception weights"
+    else:
+        metrics.update(_image_metrics(G, dataset, inception, args.images))
+        settings.update({"images": args.images, "network": str(inception), "cameras": "the dataset's labels, in order"})
+    inputs = {"checkpoint": str(args.checkpoint.resolve()), "dataset": str(args.dataset.resolve()),
+              "training": meta.get("training", {})}
+    path = write_results(args.out, metrics, settings, inputs)
+    print("  " + "  ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
+    print(f"  results {path.resolve()}")
+    return 0
+
+
+def _find_inception(path: Path | None) -> Path | None:
+    from render3d.metrics import default_inception_path
+
+    candidate = path or default_inception_path()
+    return candidate if candidate.is_file() else None
+
+
+def _image_metrics(G, dataset, inception: Path, count: int) -> dict[str, float]:
+    from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid
+    from render3d.metrics.generators import generator_images
+
+    network = InceptionFeatures(inception)
+    count = min(count, len(dataset.labels))
+    fake = extract_features(generator_images(G, dataset.labels, seeds=range(count)), network)
+    real = extract_features(ImageFolder(dataset.storage.path, count).batches(32), network)
+    kid_mean, _ = kid(real, fake, subset_size=min(1000, count))
+    return {"images/fid": fid(real, fake), "images/kid": kid_mean}
+
+
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="metrics: FID/KID between image sets, COV/MMD/1-NNA between shape sets",
                        description="Evaluate what exists on disk; results are JSON with the settings used.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  render3d eval images real/ fake/ --inception inception-2015-12-05.pt\n"
-                              "  render3d eval shapes meshes/ outputs/synth/")
+                              "  render3d eval shapes meshes/ outputs/synth/\n"
+                              "  render3d eval generator assets/volumegan_synth64.safetensors outputs/synth/")
     inner = p.add_subparsers(dest="eval_command", metavar="COMMAND")
     add_images(inner)
     add_shapes(inner)
+    add_generator(inner)
     p.set_defaults(run=lambda args: p.print_help() or 0)

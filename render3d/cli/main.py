@@ -15,6 +15,7 @@ EPILOG = """examples:
   render3d export-splat IN.ply --out OUT.splat   Gaussian splats between 3DGS PLY and .splat
   render3d dataset check PATH        validate a posed-image dataset, list every malformed entry
   render3d dataset synth OUT         write a synthetic posed dataset with ground-truth geometry
+  render3d train volumegan/synth64 data.path=DATA --out RUN   train a 3D-aware GAN
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
   render3d eval shapes GEN REF       COV, MMD and 1-NNA of shapes against a synthetic dataset's meshes
   render3d info                      versions, devices, which kernels are built
@@ -37,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `render3d train` takes key=value overrides before or after its options.
+        if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
         return 0

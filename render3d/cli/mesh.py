@@ -12,6 +12,7 @@ EXPORT_EPILOG = """examples:
   render3d export-mesh --scene sphere --field sdf --resolution 512 --out sphere.ply
   render3d export-mesh --scene gyroid --target-faces 100000 --out gyroid.obj   # writes gyroid.mtl too
   render3d export-mesh --list-scenes
+  render3d export-mesh --checkpoint assets/volumegan_synth64.safetensors --seed 3 --out seed3.glb
 
 Files are in world units (1 unit = 1 metre), right-handed, +Y up; GLB carries vertex colours
 as COLOR_0, OBJ as "v x y z r g b" with an MTL, PLY as uchar red/green/blue/alpha.
@@ -41,9 +42,14 @@ def add_export_mesh(sub) -> None:
     )
     p.add_argument("--scene", default="demo", help="a built-in scene (default: demo; see --list-scenes)")
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="mesh a trained generator's subject instead of a scene (generator file, checkpoint or run)")
+    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the subject's seed (default: 0)")
+    p.add_argument("--truncation", type=float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb)")
-    p.add_argument("--resolution", type=int, default=256, help="grid samples along the box's longest side (default: 256)")
+                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb or seed<N>.glb)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="grid samples along the box's longest side (default: 256; 128 with --checkpoint)")
     p.add_argument("--level", type=_level, default="auto",
                    help="iso-level, or 'auto' (density: Otsu's threshold; sdf: 0) (default: auto)")
     p.add_argument("--field", choices=["density", "sdf"], default="density",
@@ -67,7 +73,10 @@ def run_export_mesh(args) -> int:
     if args.list_scenes:
         print(describe_scenes())
         return 0
-    out = args.out or Path("outputs/mesh") / f"{args.scene}.glb"
+    name = f"seed{args.seed}" if args.checkpoint is not None else args.scene
+    out = args.out or Path("outputs/mesh") / f"{name}.glb"
+    if args.resolution is None:
+        args.resolution = 128 if args.checkpoint is not None else 256
     try:
         if args.resolution < 2:
             raise UsageError(f"render3d export-mesh: --resolution expected an int >= 2, got {args.resolution}")
@@ -76,12 +85,14 @@ def run_export_mesh(args) -> int:
         if not 0 <= args.min_component <= 1 or args.smooth < 0:
             raise UsageError("render3d export-mesh: --min-component expected a share in [0, 1] and --smooth an int "
                              f">= 0, got {args.min_component} and {args.smooth}")
+        mesh_format("render3d export-mesh", out, name="--out")
+        check_writable("render3d export-mesh", "--out", out)
+        if args.checkpoint is not None:
+            return _export_generator_mesh(args, out)
         if args.scene not in scene_names():
             raise UsageError(f"render3d export-mesh: --scene expected one of {', '.join(scene_names())}, "
                              f"got {args.scene!r}")
         scene = make_scene(args.scene)
-        mesh_format("render3d export-mesh", out, name="--out")
-        check_writable("render3d export-mesh", "--out", out)
         if args.field == "sdf" and not callable(getattr(scene.field, "sdf", None)):
             raise UsageError(f"render3d export-mesh: --field sdf expected a scene with a signed distance, "
                              f"got {args.scene!r}, which has none")
@@ -102,6 +113,35 @@ def run_export_mesh(args) -> int:
     paths = " + ".join(str(p.resolve()) for p in written)
     print(f"render3d export-mesh: wrote {paths}: {mesh_summary(mesh)}; {level}; "
           f"{time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _export_generator_mesh(args, out: Path) -> int:
+    """`render3d export-mesh --checkpoint`: one subject of a trained generator."""
+    from render3d.generators.sampling import extract_generator_mesh, latents_from_seeds
+    from render3d.mesh import export_mesh, mesh_summary
+
+    from ._args import UsageError, load_checkpoint_generator, report
+
+    if args.field == "sdf":
+        raise UsageError("render3d export-mesh: --field sdf expected a scene with a signed distance, got a generator, "
+                         "which has a density")
+    if args.seed < 0:
+        raise UsageError(f"render3d export-mesh: --seed expected a non-negative int, got {args.seed}")
+    G, _ = load_checkpoint_generator("export-mesh", args.checkpoint)
+    started = time.perf_counter()
+    ws = G.mapping(latents_from_seeds([args.seed], G.z_dim), truncation=args.truncation)
+    clean = False if args.no_clean else {"min_component_share": args.min_component,
+                                         "smooth_iterations": args.smooth, "target_faces": args.target_faces}
+    try:
+        mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=clean,
+                                      color=not args.no_color)
+    except ValueError as error:  # no surface at that level
+        return report(error)
+    written = export_mesh(mesh, out)
+    level = mesh.metadata["render3d"]["level"]
+    print(f"render3d export-mesh: wrote {' + '.join(str(p.resolve()) for p in written)}: {mesh_summary(mesh)}; "
+          f"seed {args.seed}, level {level:.4g}; {time.perf_counter() - started:.1f} s")
     return 0
 
 

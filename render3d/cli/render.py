@@ -1,4 +1,5 @@
-"""``render3d render``: multi-view outputs of a scene with the volume renderer."""
+"""``render3d render``: multi-view outputs of a scene with the volume renderer, or of a trained
+generator's subjects (``--checkpoint``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ examples:
   render3d render depth --scene demo --views 8 --size 128 --out outputs/depth
   render3d render video --scene gyroid --frames 36 --gif
   render3d render --list-scenes
+  render3d render grid video depth --checkpoint assets/volumegan_synth64.safetensors --seeds 0-3
+
+With --checkpoint (a generator file, a checkpoint folder or a run folder) the subjects are the
+generator's for the given seeds, seen from the training cameras' radius, FOV and mean pitch;
+the grid has a row of views and a row of depth maps per seed, the video shows the seeds side
+by side, depth.npz holds depth and alpha [S,V,n,n] at the generator's neural resolution.
 """
 
 
@@ -32,8 +39,13 @@ def add_render(sub) -> None:
     p.add_argument("outputs", nargs="*", metavar="OUTPUT", help=f"any of {', '.join(OUTPUTS)} (default: grid video)")
     p.add_argument("--scene", default="demo", help="a built-in scene (default: demo; see --list-scenes)")
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/render/<scene>)")
-    p.add_argument("--size", type=int, default=256, help="pixels per side of the views (default: 256)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="render a trained generator instead of a scene")
+    p.add_argument("--seeds", default="0-3", help="with --checkpoint: subjects to render (default: 0-3)")
+    p.add_argument("--truncation", type=float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: outputs/render/<scene>, or outputs/render/generator)")
+    p.add_argument("--size", type=int, default=256,
+                   help="pixels per side of the views (default: 256; a generator renders at its own size)")
     p.add_argument("--views", type=int, default=4, help="views for grid and depth (default: 4)")
     p.add_argument("--video-size", type=int, default=192, help="pixels per side of the video (default: 192)")
     p.add_argument("--frames", type=int, default=72, help="frames of the orbit video (default: 72)")
@@ -47,7 +59,7 @@ def run_render(args) -> int:
     from ._args import UsageError, check_positive, check_writable_dir, report
 
     outputs = args.outputs or ["grid", "video"]
-    out = args.out or Path("outputs/render") / args.scene
+    out = args.out or Path("outputs/render") / ("generator" if args.checkpoint else args.scene)
     if not args.list_scenes:
         try:
             unknown = [o for o in outputs if o not in OUTPUTS]
@@ -55,6 +67,8 @@ def run_render(args) -> int:
                 raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}")
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
             check_writable_dir("render", "--out", out)
+            if args.checkpoint is not None:
+                return _render_generator(args, outputs, out)
         except UsageError as error:
             return report(error)
 
@@ -90,4 +104,40 @@ def run_render(args) -> int:
         written.append(save_video(frames, out / ("orbit.gif" if args.gif else "orbit.mp4"), fps=args.fps))
     print(f"render3d render: scene {args.scene}: wrote {', '.join(str(p.resolve()) for p in written)}; "
           f"{time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _render_generator(args, outputs: list[str], out: Path) -> int:
+    """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects."""
+    import numpy as np
+
+    from render3d.generators.sampling import (latents_from_seeds, orbit_frames, render_views, view_cameras,
+                                              views_grid_image)
+    from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
+
+    from ._args import load_checkpoint_generator, parse_seeds
+
+    seeds = parse_seeds("render", args.seeds)
+    G, meta = load_checkpoint_generator("render", args.checkpoint)
+    started = time.perf_counter()
+    ws = G.mapping(latents_from_seeds(seeds, G.z_dim), truncation=args.truncation)
+    view = meta["view"]
+    written: list[Path] = []
+    if "grid" in outputs or "depth" in outputs:
+        cameras = view_cameras(view, args.views, G.resolutions[-1])
+        views = render_views(G, ws, cameras)
+        if "grid" in outputs:
+            written.append(save_image(views_grid_image(views), out / "views.png"))
+        if "depth" in outputs:
+            np.savez_compressed(out / "depth.npz", depth=views["depth"][:, :, 0].numpy(),
+                                alpha=views["alpha"][:, :, 0].numpy(), seeds=np.array(seeds),
+                                cam2world=cameras.cam2world.numpy(), intrinsics=cameras.intrinsics.numpy())
+            written.append(out / "depth.npz")
+            depth_rows = [depth_to_rgb(views["depth"][s], views["alpha"][s]) for s in range(len(seeds))]
+            written.append(save_image(make_grid(depth_rows), out / "depth.png"))
+    if "video" in outputs:
+        frames = orbit_frames(G, ws, view, args.frames, G.resolutions[-1])
+        written.append(save_video(frames, out / ("orbit.gif" if args.gif else "orbit.mp4"), fps=args.fps))
+    print(f"render3d render: {args.checkpoint} seeds {args.seeds}: wrote "
+          f"{', '.join(str(p.resolve()) for p in written)}; {time.perf_counter() - started:.1f} s")
     return 0

@@ -1,0 +1,134 @@
+"""Training throughput of VolumeGAN: images per second and peak memory of full training steps
+(generator phase, discriminator phase with lazy R1, EMA; data loading included), measured by
+`render3d.training.training_loop` itself (its per-step time in stats.jsonl).
+
+Cases (each in its own process, so that peak memory is its own):
+- "demo": configs/volumegan/synth64.yaml, the shipped demo model (64 px, batch 8), CPU only;
+- "volumegan": configs/volumegan/ffhq256.yaml, the official model sizes, at each --sizes
+  resolution (neural rendering at 32 px, 12 + 12 samples, no progressive growing), batch
+  --batch (default 8 per GPU, as the official runs; 2 on CPU).
+
+Timings: median and interquartile range of --steps steps after --warmup steps. Peak memory:
+CPU peak RSS of the process; GPU torch.cuda.max_memory_allocated. The data are random posed
+images of the right size (the speed does not depend on what they show).
+
+    python bench/train.py                                     # CPU, 64 px
+    python bench/train.py --device cuda --sizes 64 128 256    # a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from volume import device_info  # noqa: E402
+
+
+def write_dataset(folder: Path, size: int, count: int = 64) -> Path:
+    """`count` random posed images of `size` px (EG3D format)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from render3d.cameras import sample_yaw_pitch
+    from render3d.datasets import write_labels
+
+    rng = np.random.default_rng(0)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        names.append(f"images/{i:04d}.png")
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / names[-1])
+    cameras = sample_yaw_pitch(count, yaw_spread=0.3, pitch_spread=0.155, radius=1.0, width=size, height=size,
+                               fov_degrees=12.0, generator=torch.Generator().manual_seed(0))
+    write_labels(folder, names, cameras.to_eg3d_label())
+    return folder
+
+
+def case_overrides(case: str, size: int, batch: int, device: str) -> tuple[str, list[str]]:
+    if case == "demo":
+        return "configs/volumegan/synth64.yaml", [f"device={device}"]
+    return "configs/volumegan/ffhq256.yaml", [
+        f"generator.resolution={size}", f"discriminator.resolution={size}", "progressive.start_resolution=0",
+        f"batch={batch}", f"device={device}", "data.workers=2"]
+
+
+def worker(case: str, size: int, batch: int, device: str, steps: int, warmup: int) -> dict:
+    import torch
+
+    from render3d.config import apply_overrides, load_yaml
+    from render3d.training import resolve_config, training_loop
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_dataset(Path(tmp) / "data", size)
+        config_file, overrides = case_overrides(case, size, batch, device)
+        overrides += [f"data.path={data}", "log_every=1", "image_every=0", "video_every=0",
+                      f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}"]
+        config = resolve_config(apply_overrides(load_yaml(ROOT / config_file), overrides))
+        run = Path(tmp) / "run"
+        started = time.perf_counter()
+        training_loop(run, config, max_steps=warmup + steps, progress=False)
+        wall = time.perf_counter() - started
+        lines = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    times = [line["speed/step_s"] for line in lines[warmup:]]
+    q = statistics.quantiles(times, n=4)
+    result = {"sizes": {"resolution": size, "batch": config.batch,
+                        "neural_resolution": config.generator.neural_resolution,
+                        "samples_per_ray": config.generator.n_coarse + config.generator.n_fine},
+              "config": config_file, "step_s": {"median": round(statistics.median(times), 4),
+                                                "iqr": round(q[2] - q[0], 4), "runs": len(times)},
+              "images_per_s": round(config.batch / statistics.median(times), 2), "wall_s": round(wall, 1)}
+    if device == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64])
+    parser.add_argument("--batch", type=int, default=None, help="volumegan batch (default: 8 on cuda, 2 on cpu)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 30 cuda, 8 cpu)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 5 cuda, 2 cpu)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--worker", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    gpu = args.device == "cuda"
+    batch = args.batch or (8 if gpu else 2)
+    steps, warmup = args.steps or (30 if gpu else 8), args.warmup or (5 if gpu else 2)
+    if args.worker:
+        case, size = args.worker
+        print(json.dumps(worker(case, int(size), batch, args.device, steps, warmup)))
+        return
+    cases = [("volumegan", size) for size in args.sizes] + ([("demo", 64)] if not gpu else [])
+    result = {"bench": "train", "info": device_info(args.device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "cases": {}}
+    for case, size in cases:
+        cmd = [sys.executable, __file__, "--worker", case, str(size), "--device", args.device, "--batch", str(batch),
+               "--steps", str(steps), "--warmup", str(warmup)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            result["cases"][f"{case}_{size}"] = {"error": proc.stderr.strip().splitlines()[-1]}
+        else:
+            result["cases"][f"{case}_{size}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{case} {size}px: {result['cases'][f'{case}_{size}']}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"train_{args.device}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Sampling a trained generator: latents from seeds, cameras around its subject, rendered
+views with depth, orbit frames and meshes. Shared by the training snapshots, `render3d
+render`, `render3d export-mesh`, `render3d demo` and the viewer."""
+
+from __future__ import annotations
+
+import torch
+
+from render3d.cameras import Cameras, orbit, spiral
+
+
+def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tensor:
+    """``[len(seeds), z_dim]``: z of seed s is N(0, I) from a CPU generator seeded with s, so a
+    seed means the same subject on every device."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
+
+
+def view_cameras(view: dict, n: int, size: int, *, pitch_offset: float = 0.0, device="cpu") -> Cameras:
+    """n cameras evenly spaced in yaw (a full turn from the front) at the training cameras'
+    radius, FOV and mean pitch (`view`: a generator's metadata "view"), `size` pixels."""
+    return orbit(n, radius=view["radius"], width=size, height=size, pitch=view["pitch"] + pitch_offset,
+                 pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"], device=device)
+
+
+@torch.no_grad()
+def render_views(G, ws: torch.Tensor, cameras: Cameras, *, noise_mode: str = "const") -> dict[str, torch.Tensor]:
+    """Every ws ``[S, num_ws, w_dim]`` from every camera (one at a time, bounded memory) ->
+    ``image [S, V, 3, H, W]`` in [0, 1], ``depth [S, V, 1, n, n]``, ``alpha [S, V, 1, n, n]``."""
+    out = {"image": [], "depth": [], "alpha": []}
+    for s in range(len(ws)):
+        rows = [G.synthesis(ws[s:s + 1], cameras[v], noise_mode=noise_mode) for v in range(len(cameras))]
+        out["image"].append(torch.cat([((r["image"] + 1) / 2).clamp(0, 1) for r in rows]))
+        out["depth"].append(torch.cat([r["depth"] for r in rows]))
+        out["alpha"].append(torch.cat([r["alpha"] for r in rows]))
+    return {k: torch.stack(v).cpu() for k, v in out.items()}
+
+
+def views_grid_image(views: dict[str, torch.Tensor], *, with_depth: bool = True) -> torch.Tensor:
+    """A picture ``[3, H, W]``: per subject a row of views and, below it, their depth maps
+    (Turbo, near red) up-sampled to the image size."""
+    from render3d.visualize import depth_to_rgb, make_grid
+
+    rows = []
+    size = views["image"].shape[-1]
+    for s in range(len(views["image"])):
+        rows.append(views["image"][s])
+        if with_depth:
+            depth = depth_to_rgb(views["depth"][s], views["alpha"][s])
+            rows.append(torch.nn.functional.interpolate(depth, size=size, mode="nearest"))
+    return make_grid(rows)
+
+
+@torch.no_grad()
+def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noise_mode: str = "const",
+                 pitch_swing: float = 0.15) -> torch.Tensor:
+    """Frames ``[frames, 3, H, W]`` in [0, 1] of one full turn around each subject (subjects side
+    by side), the pitch swinging once by +- `pitch_swing` radians over the turn."""
+    cameras = spiral(frames, radius=view["radius"], width=size, height=size, pitch_range=pitch_swing, pitch_cycles=1,
+                     pitch_mean=view["pitch"], pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"],
+                     device=ws.device)
+    out = []
+    for i in range(frames):
+        images = [G.synthesis(ws[s:s + 1], cameras[i], noise_mode=noise_mode)["image"] for s in range(len(ws))]
+        out.append(((torch.cat(images, dim=-1)[0] + 1) / 2).clamp(0, 1))
+    return torch.stack(out).cpu()
+
+
+def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level="auto", clean=True,
+                           color: bool = True, chunk: int = 1 << 16):
+    """A coloured trimesh of one subject (``ws [1, num_ws, w_dim]``) through
+    `render3d.mesh.extract_mesh` over the generator's box, with `G.density` and `G.color`."""
+    from render3d.mesh import extract_mesh
+
+    def density(points):
+        return G.density(points[None].to(ws), ws)[0]
+
+    def rgb(points):
+        return G.color(points[None].to(ws), ws)[0]
+
+    with torch.no_grad():
+        return extract_mesh(density, G.bbox, resolution, level, color_fn=rgb if color else None, clean=clean,
+                            chunk=chunk)

@@ -1,0 +1,54 @@
+"""Metrics of a trained generator against a posed dataset: its subjects' shapes (meshes from
+`G.density`, sampled on their surface) scored by COV / MMD / 1-NNA against the dataset's
+ground-truth meshes, and its images (rendered from the dataset's cameras) by FID / KID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from render3d.cameras import Cameras
+from render3d.generators.sampling import extract_generator_mesh, latents_from_seeds
+
+from .shapes import compare_shape_sets, normalize_points, sample_surface
+
+
+def generator_shapes(G, seeds: Sequence[int], *, resolution: int = 64, points: int = 2048, truncation: float = 1.0,
+                     normalize: str = "none", progress: bool = False) -> list[np.ndarray]:
+    """Point sets ``[points, 3]`` (world units) on the surfaces of the subjects of `seeds`:
+    marching cubes on G.density over the generator's box at `resolution` per side, Otsu's
+    level, the largest components kept (`render3d.mesh.extract_mesh`)."""
+    from tqdm import tqdm
+
+    sets = []
+    for seed in tqdm(seeds, desc="generator shapes", unit="shape", disable=not progress):
+        ws = G.mapping(latents_from_seeds([seed], G.z_dim, next(G.parameters()).device), truncation=truncation)
+        mesh = extract_generator_mesh(G, ws, resolution=resolution, color=False,
+                                      clean={"smooth_iterations": 0})
+        sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
+    return sets
+
+
+def generator_images(G, labels: torch.Tensor, *, seeds: Sequence[int], batch: int = 16,
+                     truncation: float = 1.0) -> Iterator[torch.Tensor]:
+    """Images ``[B, 3, H, W]`` in [0, 1] of the subjects of `seeds`, subject i seen from camera
+    label ``labels[i]`` ([N, 25], N >= len(seeds)), `batch` at a time."""
+    device = next(G.parameters()).device
+    size = G.resolutions[-1]
+    for start in range(0, len(seeds), batch):
+        chunk = list(seeds[start:start + batch])
+        cameras = Cameras.from_eg3d_label(labels[start:start + len(chunk)].to(device), size, size)
+        with torch.no_grad():
+            ws = G.mapping(latents_from_seeds(chunk, G.z_dim, device), truncation=truncation)
+            image = G.synthesis(ws, cameras, noise_mode="const")["image"]
+        yield ((image + 1) / 2).clamp(0, 1).cpu()
+
+
+def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, resolution: int = 64,
+                  points: int = 2048, normalize: str = "none", progress: bool = False) -> dict[str, float]:
+    """COV, MMD and 1-NNA of the subjects of `seeds` against `reference` point sets."""
+    generated = generator_shapes(G, seeds, resolution=resolution, points=points, normalize=normalize,
+                                 progress=progress)
+    return compare_shape_sets(generated, reference)

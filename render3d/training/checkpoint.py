@@ -1,0 +1,160 @@
+"""Checkpoints: safetensors weights plus JSON metadata, written atomically; no pickled code.
+
+A checkpoint is a folder ``RUN/checkpoints/step-NNNNNNN/`` holding
+
+    generator.safetensors   the EMA generator alone, self-contained: its header metadata
+                            ("render3d") holds the generator type, its config and view
+                            defaults, so `load_generator` needs nothing else (ship this file)
+    training.safetensors    G, D, G_ema and loss buffers (prefixes "G.", "D.", "G_ema.", "loss.")
+    optimizer.pt            both Adam states and the torch RNG states, loaded with weights_only=True
+    state.json              step, images seen, config, versions, numpy and python RNG states
+
+It is written into a temporary folder and renamed into place, so a crash never leaves a
+half-written checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+from render3d.config import from_dict, to_dict
+from render3d.registry import GENERATORS
+
+GENERATOR_FILE = "generator.safetensors"
+TRAINING_FILE = "training.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "state.json"
+METADATA_KEY = "render3d"
+
+
+def versions() -> dict:
+    import render3d
+
+    return {"render3d": render3d.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _tensors(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Parameters and persistent buffers as contiguous CPU tensors (safetensors wants no
+    shared storage)."""
+    return {prefix + k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def generator_metadata(generator_type: str, generator_config, extra: dict | None = None) -> dict:
+    return {"format": "render3d-generator", "version": 1, "generator_type": generator_type,
+            "generator": to_dict(generator_config), **(extra or {}), "versions": versions()}
+
+
+def save_generator(path: str | Path, G: torch.nn.Module, metadata: dict) -> Path:
+    """Write G's weights with `metadata` (JSON) in the safetensors header, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.tmp")
+    save_file(_tensors(G), str(temp), metadata={METADATA_KEY: json.dumps(metadata)})
+    os.replace(temp, path)
+    return path
+
+
+def read_generator_metadata(path: str | Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    if METADATA_KEY not in header:
+        raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors with "
+                         f"'{METADATA_KEY}' metadata), got {path} without it")
+    return json.loads(header[METADATA_KEY])
+
+
+def resolve_generator_file(path: str | Path) -> Path:
+    """A generator file from a path to one, a checkpoint folder, or a run folder (its newest
+    checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / GENERATOR_FILE).is_file():
+        return path / GENERATOR_FILE
+    if (path / "checkpoints").is_dir() and (latest := latest_checkpoint(path)) is not None:
+        return latest / GENERATOR_FILE
+    raise ValueError(f"load_generator: argument 'path' expected a {GENERATOR_FILE} file, a checkpoint folder or "
+                     f"a run folder with checkpoints, got {path}")
+
+
+def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """(generator in eval mode, metadata) from a generator file, checkpoint or run folder.
+
+    The metadata holds ``generator_type``, ``generator`` (its config), ``view`` (radius,
+    fov_degrees, pitch, pivot of the training cameras) and ``training`` (steps, images, time).
+    """
+    from safetensors.torch import load_file
+
+    file = resolve_generator_file(path)
+    meta = read_generator_metadata(file)
+    entry = GENERATORS.get(meta["generator_type"])
+    G = entry.cls(from_dict(entry.config, meta["generator"], path="generator"))
+    G.load_state_dict(load_file(str(file)))
+    return G.to(device).eval().requires_grad_(False), meta
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")
+                  and (p / STATE_FILE).is_file())
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = checkpoint_dirs(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(run_dir: str | Path, step: int, *, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer], rng: dict, state: dict,
+                    generator_meta: dict, keep: int = 3) -> Path:
+    """Write checkpoint `step` (see the module docstring) and keep the newest `keep`."""
+    from safetensors.torch import save_file
+
+    final = Path(run_dir) / "checkpoints" / f"step-{step:07d}"
+    temp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    save_generator(temp / GENERATOR_FILE, modules["G_ema"], generator_meta)
+    tensors = {}
+    for name, module in modules.items():
+        tensors.update(_tensors(module, f"{name}."))
+    save_file(tensors, str(temp / TRAINING_FILE))
+    torch.save({"optimizers": {k: v.state_dict() for k, v in optimizers.items()}, "torch_rng": rng["torch"]},
+               temp / OPTIMIZER_FILE)
+    (temp / STATE_FILE).write_text(json.dumps({**state, "numpy_rng": rng["numpy"], "python_rng": rng["python"],
+                                               "versions": versions()}, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(temp, final)
+    for old in checkpoint_dirs(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+    return final
+
+
+def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
+    """Load weights and optimizer states in place; returns (state.json, rng states)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    tensors = load_file(str(folder / TRAINING_FILE))
+    for name, module in modules.items():
+        prefix = f"{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    saved = torch.load(folder / OPTIMIZER_FILE, weights_only=True)
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(saved["optimizers"][name])
+    state = json.loads((folder / STATE_FILE).read_text())
+    rng = {"torch": saved["torch_rng"], "numpy": state.pop("numpy_rng"), "python": state.pop("python_rng")}
+    return state, rng

@@ -1,0 +1,105 @@
+"""The training config: one dataclass tree read from a YAML preset plus ``key=value``
+overrides. Components are named by ``<role>_type`` and configured by ``<role>:``, checked
+against the registered component's own config dataclass."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from render3d.config import apply_overrides, from_dict, load_yaml, to_dict
+from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
+
+POSE_SOURCES = ("dataset", "prior")
+ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES}
+
+
+@dataclass
+class DataConfig:
+    path: str = ""                  # EG3D dataset: folder or zip with dataset.json
+    xflip: bool = True              # add mirrored copies (with mirrored cameras)
+    workers: int = 0                # DataLoader worker processes (0: load in the training process)
+
+
+@dataclass
+class PoseConfig:
+    """Where generator cameras come from: "dataset" replays the dataset's labels (EG3D);
+    "prior" draws yaw and pitch (radians, EG3D convention) around the means (VolumeGAN:
+    Gaussian, spreads 0.3 and 0.155) at `radius`, looking at `pivot`, with a vertical FOV."""
+
+    source: str = "dataset"
+    distribution: str = "gaussian"
+    yaw_mean: float = math.pi / 2
+    yaw_spread: float = 0.3
+    pitch_mean: float = math.pi / 2
+    pitch_spread: float = 0.155
+    radius: float = 1.0
+    fov_degrees: float = 12.0
+    pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.source not in POSE_SOURCES:
+            raise ValueError(f"poses.source: expected one of {POSE_SOURCES}, got {self.source!r}")
+
+
+@dataclass
+class ProgressiveConfig:
+    """Progressive growing (VolumeGAN): train at `start_resolution` for `stage_kimg`, then for
+    each doubling fade the new block in over `fade_kimg` and train it for `stage_kimg`.
+    start_resolution 0: train at full resolution from the start."""
+
+    start_resolution: int = 0
+    stage_kimg: float = 750.0
+    fade_kimg: float = 750.0
+
+
+@dataclass
+class TrainConfig:
+    generator_type: str = "volumegan"
+    generator: Any = None           # the generator's config (its registered dataclass)
+    discriminator_type: str = "stylegan2"
+    discriminator: Any = None
+    loss_type: str = "stylegan2"
+    loss: Any = None
+    data: DataConfig = field(default_factory=DataConfig)
+    poses: PoseConfig = field(default_factory=PoseConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
+    batch: int = 64                 # images per step, over all processes
+    total_kimg: float = 25000.0     # training length in thousands of real images shown to D
+    lr_g: float = 0.002             # Adam learning rates
+    lr_d: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    ema_kimg: float = 20.0          # half-life of the generator's EMA, thousands of images
+    ema_rampup: float | None = None  # limit the EMA half-life to this share of the images seen so far
+    seed: int = 0
+    device: str = "auto"            # "auto" (cuda if available), "cpu", "cuda"
+    log_every: int = 20             # steps between TensorBoard scalars and a stats.jsonl line
+    image_every: int = 500          # steps between image grids (0: only at the end)
+    video_every: int = 2000         # steps between orbit videos (0: only at the end)
+    checkpoint_every: int = 1000    # steps between checkpoints
+    keep_checkpoints: int = 3       # newest checkpoints kept (older ones are deleted)
+
+
+def resolve_config(data: dict) -> TrainConfig:
+    """A TrainConfig from a mapping; every section, including the components' own, checked."""
+    config = from_dict(TrainConfig, data, path="config")
+    for role, registry in ROLES.items():
+        entry = registry.get(getattr(config, f"{role}_type"))
+        value = getattr(config, role)
+        if not isinstance(value, entry.config):
+            setattr(config, role, from_dict(entry.config, value or {}, path=role))
+    if config.batch < 1:
+        raise ValueError(f"config.batch: expected a positive int, got {config.batch}")
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML preset and apply ``key=value`` overrides (dotted keys for sections)."""
+    return resolve_config(apply_overrides(load_yaml(path), list(overrides)))
+
+
+def config_dict(config: TrainConfig) -> dict:
+    """The resolved config as plain data (what the run folder's config.yaml holds)."""
+    return to_dict(config)

@@ -1,0 +1,115 @@
+"""Processes under `torchrun`: rank, world size, device, and the collective operations the
+training loop needs (gloo on CPU, NCCL on GPUs). Without torchrun: one process, no-ops."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def setup(cls, device: str = "auto") -> Distributed:
+        """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("train: config.device expected a usable device, got 'cuda' but "
+                             "torch.cuda.is_available() is False")
+        target = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(target)
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        return cls(rank, world, local_rank, target)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor over processes (a no-op alone)."""
+        if self.world == 1:
+            return value
+        value = value.clone()
+        dist.all_reduce(value)
+        return value / self.world
+
+    def any(self, flag: bool) -> bool:
+        """True if `flag` is set in any process (one tiny all-reduce; a no-op alone)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        """Average the parameters' gradients over processes in one all-reduce (as StyleGAN2-ADA
+        and EG3D do instead of wrapping in DDP, which the phased G/D steps would fight);
+        missing gradients count as zero."""
+        if self.world == 1:
+            return
+        params = [p for p in module.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for p, g in zip(params, flat.split([p.numel() for p in params])):
+            p.grad = g.reshape(p.shape)
+
+    def average_buffers(self, module: torch.nn.Module) -> None:
+        """Average floating-point buffers over processes: running statistics updated from each
+        process's slice of the batch (the mapping network's w_avg, a linear EMA) become those
+        of the global batch; buffers that agree everywhere stay as they are."""
+        if self.world == 1:
+            return
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer.data)
+                buffer.data /= self.world
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        """Copy rank 0's parameters and buffers to every process."""
+        if self.world > 1:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+
+    def gather_rng(self) -> dict[str, torch.Tensor]:
+        """Every process's torch RNG states (the in-model randomness: render jitter, noise):
+        ``{"cpu": [world, bytes]}`` plus ``"cuda"`` on GPUs."""
+        states = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world == 1:
+            return {k: v[None] for k, v in states.items()}
+        gathered = [None] * self.world
+        dist.all_gather_object(gathered, states)
+        return {k: torch.stack([g[k] for g in gathered]) for k in states}
+
+    def restore_rng(self, states: dict[str, torch.Tensor]) -> bool:
+        """Set this process's RNG states from `gather_rng`'s output; False (nothing set) when it
+        was saved by a different number of processes."""
+        if len(states["cpu"]) != self.world:
+            return False
+        torch.set_rng_state(states["cpu"][self.rank])
+        if "cuda" in states and self.device.type == "cuda":
+            torch.cuda.set_rng_state(states["cuda"][self.rank], self.device)
+        return True
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,370 @@
+"""The GAN training loop: one function, `training_loop`.
+
+Per step, over a global batch of `config.batch` images split between processes:
+
+1. generator phase: z (with style mixing) and cameras -> G -> D -> non-saturating loss, plus
+   the lazy path-length term when due; gradients averaged over processes; Adam step;
+2. discriminator phase: D on the same fakes (detached) and on real images (x-flipped copies
+   with mirrored cameras when enabled, resized and faded to the current progressive
+   resolution) -> logistic loss, plus lazy R1 when due; Adam step;
+3. the EMA generator follows G with a half-life of `ema_kimg` thousand images.
+
+Randomness that decides *what* is trained on (data order, z, style mixing, cameras) is drawn
+for the whole global batch from one seeded generator shared by all processes, each process
+taking its slice; randomness inside the models (render jitter, noise) comes from each
+process's own torch RNG. Both are saved in checkpoints, so `--resume` continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import resource
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from render3d.datasets import EG3DDataset
+from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
+
+from .checkpoint import generator_metadata, latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig, config_dict
+from .data import GlobalBatchSampler, PoseSampler, progressive_stage, resize_reals
+from .distributed import Distributed
+
+SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
+SNAPSHOT_VIEWS = 4                 # views of each
+VIDEO_FRAMES = 24
+
+
+def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
+                  max_steps: int | None = None, progress: bool = True) -> Path:
+    """Train `config` into `run_dir`; returns the last checkpoint folder.
+
+    resume: a checkpoint folder or a run folder (its newest checkpoint) to continue from.
+    max_steps: stop (with a checkpoint) after this many steps in total, before total_kimg.
+    Ctrl-C finishes the current step, writes a checkpoint (so resuming from it is bit-exact)
+    and raises KeyboardInterrupt; a second Ctrl-C stops at once, still writing a checkpoint.
+    """
+    run_dir = Path(run_dir)
+    dist = Distributed.setup(config.device)
+    device = dist.device
+    torch.manual_seed(config.seed + dist.rank)       # in-model randomness, per process
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    latents = torch.Generator().manual_seed(config.seed)  # what is trained on, same in every process
+    local = config.batch // dist.world
+    if local * dist.world != config.batch:
+        raise ValueError(f"train: config.batch expected a multiple of the {dist.world} processes, got {config.batch}")
+
+    dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
+    poses = PoseSampler(config.poses, dataset)
+    G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
+    D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+    loss = LOSSES.build(config.loss_type, config.loss).to(device)
+    dist.broadcast_module(G)
+    dist.broadcast_module(D)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    optimizers = {}
+    for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
+        factor = loss.lazy_factor(name)                 # StyleGAN2's lazy-regularization correction
+        betas = tuple(b ** factor for b in config.betas)
+        optimizers[name] = torch.optim.Adam(net.parameters(), lr=lr * factor, betas=betas, eps=1e-8)
+    modules = {"G": G, "D": D, "G_ema": G_ema, "loss": loss}
+
+    step, nimg, seconds = 0, 0, 0.0
+    if resume is not None:
+        folder = Path(resume)
+        if (folder / "checkpoints").is_dir():  # a run folder: its newest checkpoint
+            folder = latest_checkpoint(folder) or folder
+        state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+        step, nimg, seconds = state["step"], state["nimg"], state["seconds"]
+        latents.set_state(rng["torch"]["latents"])
+        if not dist.restore_rng(rng["torch"]["processes"]):
+            torch.manual_seed(config.seed + dist.rank + 1_000_003 * step)
+            print(f"train: resumed with {dist.world} processes from a checkpoint of "
+                  f"{len(rng['torch']['processes']['cpu'])}: in-model randomness reseeded, not bit-exact",
+                  file=sys.stderr)
+        np.random.set_state(tuple(rng["numpy"]))
+        random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))
+
+    sampler = GlobalBatchSampler(len(dataset), config.batch, seed=config.seed, rank=dist.rank, world=dist.world,
+                                 start_step=step)
+    # The loader gets its own generator: creating its iterator must not draw from the global RNG.
+    loader = iter(torch.utils.data.DataLoader(dataset, batch_size=local, sampler=sampler,
+                                              num_workers=config.data.workers, drop_last=True,
+                                              generator=torch.Generator().manual_seed(config.seed)))
+    view = poses.view_defaults()
+    meta = generator_metadata(config.generator_type, config.generator, {"view": view})
+    writer = _Logger(run_dir, config) if dist.main else None
+    z_dim, c_g = G.z_dim, G.config.c_dim
+    mix_lo, mix_hi = G.style_mixing_range
+    total = int(config.total_kimg * 1000)
+    part = slice(dist.rank * local, (dist.rank + 1) * local)
+    sums: dict[str, float] = {}
+    interrupted, saved = False, None
+
+    def checkpoint() -> Path:
+        nonlocal saved
+        rng = {"torch": {"latents": latents.get_state(),
+                         "processes": dist.gather_rng() if not interrupted else _local_rng(device)},
+               "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
+        if not dist.main:
+            return run_dir
+        if saved is not None and saved.name == f"step-{step:07d}":
+            return saved                                # already written at this step
+        training = {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
+        saved = save_checkpoint(run_dir, step, modules=modules, optimizers=optimizers, rng=rng,
+                                state={**training, "config": config_dict(config)},
+                                generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
+        return saved
+
+    bar = _progress(progress and dist.main, total, nimg)
+    stop = _StopRequest()
+    try:
+        while nimg < total and (max_steps is None or step < max_steps):
+            started = time.perf_counter()
+            resolution, blend = progressive_stage(nimg, G.resolutions, config.progressive.start_resolution,
+                                                  config.progressive.stage_kimg, config.progressive.fade_kimg)
+            real = next(loader)
+            real_images = resize_reals(real["image"].to(device), resolution, blend)
+            real_labels = real["label"].to(device)
+            # What the generator is trained on: drawn for the global batch, sliced per process.
+            z = torch.randn(config.batch, z_dim, generator=latents)[part].to(device)
+            z_mix = torch.randn(config.batch, z_dim, generator=latents)[part].to(device)
+            mixing = (torch.rand(config.batch, generator=latents) < loss.config.style_mixing)[part].to(device)
+            cutoff = torch.randint(mix_lo, mix_hi, (config.batch,), generator=latents)[part].to(device)
+            cameras, gen_labels = poses.sample(config.batch, latents)
+            cameras, gen_labels = cameras[part].to(device), gen_labels[part].to(device)
+
+            # Generator phase.
+            G.requires_grad_(True)
+            D.requires_grad_(False)
+            c = gen_labels if c_g > 0 else None
+            ws = G.mapping(z, c, update_w_avg=True)
+            mixed = G.mapping(z_mix, c)
+            use_mixed = mixing[:, None] & (torch.arange(G.num_ws, device=device)[None] >= cutoff[:, None])
+            ws = torch.where(use_mixed[..., None], mixed, ws)
+            pl_due = loss.pl_due(step)
+            if pl_due:
+                ws.requires_grad_(True)
+            # Path length differentiates the images twice: composite with the twice-differentiable twin.
+            fake = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)["image"]
+            g_loss = loss.generator(D(fake, gen_labels, blend=blend))
+            total_g = g_loss
+            if pl_due:
+                pl = loss.path_length(fake, ws, dist.mean)
+                total_g = total_g + pl
+                _add(sums, "loss/path_length", pl)
+            optimizers["G"].zero_grad(set_to_none=True)
+            total_g.backward()
+            dist.average_gradients(G)
+            _add(sums, "grad_norm/G", _grad_norm(G))
+            optimizers["G"].step()
+            dist.average_buffers(G)                     # w_avg of the global batch
+
+            # Discriminator phase.
+            G.requires_grad_(False)
+            D.requires_grad_(True)
+            r1_due = loss.r1_due(step)
+            real_images = real_images.detach().requires_grad_(r1_due)
+            real_scores = D(real_images, real_labels, blend=blend)
+            fake_scores = D(fake.detach(), gen_labels, blend=blend)
+            d_loss = loss.discriminator(real_scores, fake_scores)
+            total_d = d_loss
+            if r1_due:
+                r1 = loss.r1(real_scores, real_images)
+                total_d = total_d + r1
+                _add(sums, "loss/r1", r1)
+            optimizers["D"].zero_grad(set_to_none=True)
+            total_d.backward()
+            dist.average_gradients(D)
+            _add(sums, "grad_norm/D", _grad_norm(D))
+            optimizers["D"].step()
+
+            # EMA of the generator (half-life in images, optionally ramped up).
+            ema_nimg = config.ema_kimg * 1000
+            if config.ema_rampup is not None:
+                ema_nimg = min(ema_nimg, (nimg + config.batch) * config.ema_rampup)
+            beta = 0.5 ** (config.batch / max(ema_nimg, 1e-8))
+            with torch.no_grad():
+                for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                    p_ema.copy_(p.lerp(p_ema, beta))
+                for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                    b_ema.copy_(b)
+
+            step += 1
+            nimg += config.batch
+            seconds += time.perf_counter() - started
+            for key, value in (("loss/G", g_loss), ("loss/D", d_loss), ("scores/real", real_scores.mean()),
+                               ("scores/fake", fake_scores.mean())):
+                _add(sums, key, value)
+            sums["_count"] = sums.get("_count", 0) + 1
+            bar.update(config.batch)
+            if step % config.log_every == 0:
+                stats = _reduce(dist, sums, device)
+                sums = {}
+                if writer:
+                    writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
+            if writer and config.image_every and step % config.image_every == 0:
+                writer.images(G_ema, step, view)
+            if writer and config.video_every and step % config.video_every == 0:
+                writer.video(G_ema, step, view)
+            if step % config.checkpoint_every == 0:
+                checkpoint()
+            if dist.any(stop.requested):               # every process stops after the same step
+                written = checkpoint()
+                if dist.main:
+                    print(f"\ntrain: stopped after step {step}; wrote {written}", file=sys.stderr)
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        if not stop.requested or saved is None or saved.name != f"step-{step:07d}":
+            interrupted = True                          # mid-step: this process's state only
+            if dist.main:
+                print(f"\ntrain: interrupted in step {step + 1}; wrote {checkpoint()}", file=sys.stderr)
+        raise
+    finally:
+        stop.close()
+        bar.close()
+    last = checkpoint()
+    if writer:
+        writer.images(G_ema, step, view)
+        writer.video(G_ema, step, view)
+        writer.close()
+    dist.barrier()
+    dist.close()
+    return last
+
+
+class _StopRequest:
+    """While training, the first Ctrl-C (SIGINT) only asks to stop after the current step; a
+    second one raises KeyboardInterrupt at once. Off the main thread signals stay as they are."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ntrain: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+def _add(sums: dict, key: str, value: torch.Tensor | float) -> None:
+    sums[key] = sums.get(key, 0.0) + float(value.detach() if isinstance(value, torch.Tensor) else value)
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def _reduce(dist: Distributed, sums: dict, device) -> dict[str, float]:
+    """Means since the last log line, averaged over processes (lazy terms over the steps
+    that had them)."""
+    keys = sorted(k for k in sums if k != "_count")
+    count = sums.get("_count", 1)
+    values = dist.mean(torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device))
+    return {k: float(v) / count for k, v in zip(keys, values)}
+
+
+def _local_rng(device) -> dict[str, torch.Tensor]:
+    states = {"cpu": torch.get_rng_state()[None]}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)[None]
+    return states
+
+
+def _plain(value):
+    """numpy / python RNG states as JSON-ready lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _progress(enabled: bool, total: int, done: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="img", unit_scale=True, desc="train", disable=not enabled,
+                dynamic_ncols=True)
+
+
+class _Logger:
+    """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
+        import yaml
+
+        self.run_dir = run_dir
+        (run_dir / "images").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("train: tensorboard is not installed; scalars go to stats.jsonl only", file=sys.stderr)
+            self.tensorboard = None
+        else:
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+        self.stats = open(run_dir / "stats.jsonl", "a")
+        self.last = (time.perf_counter(), 0, 0, 0.0)
+
+    def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
+                device) -> None:
+        now = time.perf_counter()
+        then, then_nimg, then_step, then_seconds = self.last
+        self.last = (now, nimg, step, seconds)
+        stats = {**stats, "progress/kimg": nimg / 1000, "progress/resolution": resolution, "progress/blend": blend,
+                 "speed/kimg_per_s": (nimg - then_nimg) / 1000 / max(now - then, 1e-9) if then_nimg else 0.0,
+                 "speed/step_s": (seconds - then_seconds) / max(step - then_step, 1),   # training only, no logging
+                 "memory/cpu_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+        if device.type == "cuda":
+            stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+        if self.tensorboard:
+            for key, value in stats.items():
+                self.tensorboard.add_scalar(key, value, step)
+        self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
+        self.stats.flush()
+
+    def images(self, G_ema, step: int, view: dict) -> None:
+        from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras, views_grid_image
+        from render3d.visualize import save_image
+
+        device = next(G_ema.parameters()).device
+        ws = G_ema.mapping(latents_from_seeds(list(SNAPSHOT_SEEDS), G_ema.z_dim, device))
+        views = render_views(G_ema, ws, view_cameras(view, SNAPSHOT_VIEWS, G_ema.resolutions[-1], device=device))
+        grid = views_grid_image(views)
+        save_image(grid, self.run_dir / "images" / f"step-{step:07d}.png")
+        if self.tensorboard:
+            self.tensorboard.add_image("samples", grid, step)
+
+    def video(self, G_ema, step: int, view: dict) -> None:
+        from render3d.generators.sampling import latents_from_seeds, orbit_frames
+        from render3d.visualize import save_video
+
+        device = next(G_ema.parameters()).device
+        ws = G_ema.mapping(latents_from_seeds(list(SNAPSHOT_SEEDS[:2]), G_ema.z_dim, device))
+        frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
+        save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
+
+    def close(self) -> None:
+        self.stats.close()
+        if self.tensorboard:
+            self.tensorboard.close()

@@ -1,0 +1,59 @@
+"""Shared pieces of the GAN tests: a tiny posed dataset on disk and a tiny VolumeGAN config
+(16 px images, 8 px feature maps, a few channels), so that a training step takes milliseconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from render3d.cameras import sample_yaw_pitch
+from render3d.datasets import write_labels
+from render3d.training import resolve_config
+
+SIZE = 16
+
+
+def tiny_generator(**overrides) -> dict:
+    return {"z_dim": 8, "w_dim": 16, "mapping_layers": 1, "resolution": SIZE, "neural_resolution": 8,
+            "volume_channels": [8, 4], "bounds": [[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]], "mlp_width": 16,
+            "mlp_layers": 2, "pe_frequencies": 2, "feature_dim": 8, "n_coarse": 4, "n_fine": 4, "near": 1.0,
+            "far": 4.0, "renderer_fmap_base": 64, "renderer_fmap_max": 16, **overrides}
+
+
+def tiny_config(data: Path, **overrides) -> dict:
+    """A TrainConfig mapping for the tiny dataset (`overrides` replace top-level keys)."""
+    return {
+        "generator": tiny_generator(),
+        "discriminator": {"resolution": SIZE, "channel_base": 128, "channel_max": 16, "mbstd_group": 2},
+        "loss": {"r1_gamma": 1.0, "r1_interval": 2, "style_mixing": 0.5},
+        "data": {"path": str(data), "xflip": True},
+        "batch": 4, "total_kimg": 0.032, "lr_g": 0.002, "lr_d": 0.002, "ema_kimg": 0.01, "log_every": 2,
+        "image_every": 0, "video_every": 0, "checkpoint_every": 1000, "device": "cpu", **overrides,
+    }
+
+
+def tiny_train_config(data: Path, **overrides):
+    return resolve_config(tiny_config(data, **overrides))
+
+
+def write_tiny_dataset(folder: Path, count: int = 12, seed: int = 0) -> Path:
+    """`count` 16 px images of a coloured disc on white, with EG3D labels of cameras around
+    the origin (radius 2.4, FOV 32 degrees)."""
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    names = []
+    for i in range(count):
+        cx, cy, r = rng.uniform(5, 11), rng.uniform(5, 11), rng.uniform(3, 6)
+        image = np.full((SIZE, SIZE, 3), 255, np.uint8)
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.integers(0, 200, 3)
+        name = f"images/{i:04d}.png"
+        Image.fromarray(image).save(folder / name)
+        names.append(name)
+    cameras = sample_yaw_pitch(count, yaw_spread=1.0, pitch_spread=0.2, radius=2.4, width=SIZE, height=SIZE,
+                               fov_degrees=32.0, generator=torch.Generator().manual_seed(seed))
+    write_labels(folder, names, cameras.to_eg3d_label())
+    return folder

@@ -1,0 +1,156 @@
+"""The training engine on a tiny VolumeGAN: typed configs and their errors, checkpoints
+(safetensors + JSON, optimizer state under weights_only=True), bit-exact resume, and two
+gloo processes under torchrun matching one process with the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from safetensors.torch import load_file
+
+from render3d.config import apply_overrides
+from render3d.training import load_generator, resolve_config, training_loop
+from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
+from render3d.training.data import GlobalBatchSampler, progressive_stage
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def test_unknown_keys_fail_with_the_valid_keys(data):
+    base = tiny_config(data)
+    with pytest.raises(ValueError, match=r"config: unknown key 'bacth'; valid keys: generator_type, generator, .*batch"):
+        resolve_config(apply_overrides(base, ["bacth=8"]))
+    with pytest.raises(ValueError, match=r"generator: unknown key 'width'; valid keys: z_dim, w_dim, .*mlp_width"):
+        resolve_config(apply_overrides(base, ["generator.width=8"]))
+    with pytest.raises(ValueError, match=r"config.data: unknown key 'root'; valid keys: path, xflip, workers"):
+        resolve_config(apply_overrides(base, ["data.root=x"]))
+    with pytest.raises(ValueError, match=r"config.batch: expected an int, got 'many'"):
+        resolve_config(apply_overrides(base, ["batch=many"]))
+    with pytest.raises(ValueError, match=r"discriminator_type: expected one of 'stylegan2', got 'patchgan'"):
+        resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
+
+
+def test_overrides_reach_nested_typed_configs(data):
+    config = resolve_config(apply_overrides(tiny_config(data), ["generator.feature_dim=4", "loss.r1_gamma=3",
+                                                                 "betas=[0.5, 0.9]", "poses.source=prior"]))
+    assert config.generator.feature_dim == 4 and config.loss.r1_gamma == 3.0
+    assert config.betas == (0.5, 0.9) and config.poses.source == "prior"
+
+
+def test_global_batches_do_not_depend_on_the_process_count():
+    one = GlobalBatchSampler(10, 4, seed=3)
+    halves = [GlobalBatchSampler(10, 4, seed=3, rank=r, world=2) for r in range(2)]
+    stream, parts = iter(one), [iter(h) for h in halves]
+    for _ in range(7):                                 # crosses epoch boundaries
+        expected = [next(stream) for _ in range(4)]
+        assert [next(parts[0]) for _ in range(2)] + [next(parts[1]) for _ in range(2)] == expected
+    later = iter(GlobalBatchSampler(10, 4, seed=3, start_step=7))
+    assert [next(later) for _ in range(4)] == [next(stream) for _ in range(4)]
+
+
+def test_progressive_schedule():
+    res = [8, 16, 32]
+    assert progressive_stage(0, res, 8, 1, 1) == (8, 1.0)
+    assert progressive_stage(1500, res, 8, 1, 1) == (16, 0.5)
+    assert progressive_stage(2500, res, 8, 1, 1) == (16, 1.0)
+    assert progressive_stage(3250, res, 8, 1, 1) == (32, 0.25)
+    assert progressive_stage(10 ** 6, res, 8, 1, 1) == (32, 1.0)
+    assert progressive_stage(0, res, 0, 1, 1) == (32, 1.0)
+
+
+def _weights(run, step):
+    return load_file(str(run / "checkpoints" / f"step-{step:07d}" / TRAINING_FILE))
+
+
+def test_checkpoint_files_round_trip(data, tmp_path):
+    config = tiny_train_config(data, total_kimg=0.008)           # 2 steps
+    last = training_loop(tmp_path, config, progress=False)
+    assert sorted(p.name for p in last.iterdir()) == sorted([GENERATOR_FILE, TRAINING_FILE, OPTIMIZER_FILE,
+                                                             STATE_FILE])
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]   # no temp folders left
+    state = json.loads((last / STATE_FILE).read_text())
+    assert state["step"] == 2 and state["nimg"] == 8 and state["config"]["batch"] == 4
+    saved = torch.load(last / OPTIMIZER_FILE, weights_only=True)   # plain tensors and containers, no code
+    assert set(saved["optimizers"]) == {"G", "D"} and saved["optimizers"]["G"]["state"]
+    weights = load_file(str(last / TRAINING_FILE))
+    G, meta = load_generator(tmp_path)                            # the run folder -> newest checkpoint
+    assert meta["generator_type"] == "volumegan" and meta["training"]["step"] == 2
+    assert set(meta["view"]) == {"radius", "fov_degrees", "pitch", "pivot"}
+    for name, tensor in G.state_dict().items():
+        torch.testing.assert_close(tensor, weights[f"G_ema.{name}"], rtol=0, atol=0)
+    assert not any(torch.equal(weights[f"G_ema.{k}"], weights[f"G.{k}"]) for k in ("volume.const",))
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "stats.jsonl").is_file()
+    assert list((tmp_path / "tensorboard").iterdir())
+    assert (tmp_path / "images" / "step-0000002.png").is_file() and (tmp_path / "images" / "orbit-0000002.mp4").is_file()
+
+
+@pytest.mark.cuda
+def test_training_steps_on_a_gpu(data, tmp_path):
+    last = training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008, device="cuda"), progress=False)
+    weights = load_file(str(last / TRAINING_FILE))
+    assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert lines[-1]["memory/gpu_peak_gb"] > 0
+
+
+def test_resume_is_bit_exact(data, tmp_path):
+    # R1 and path length every 2 steps, style mixing and x-flip on, jitter and noise on:
+    # every kind of state.
+    config = tiny_train_config(data, total_kimg=0.024,            # 6 steps of 4 images
+                               loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2})
+    training_loop(tmp_path / "straight", config, progress=False)
+    training_loop(tmp_path / "resumed", config, max_steps=3, progress=False)
+    training_loop(tmp_path / "resumed", config, resume=tmp_path / "resumed", progress=False)
+    straight, resumed = _weights(tmp_path / "straight", 6), _weights(tmp_path / "resumed", 6)
+    assert straight.keys() == resumed.keys()
+    different = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert different == []
+    moved = _weights(tmp_path / "resumed", 3)
+    assert not torch.equal(moved["G.volume.const"], straight["G.volume.const"])   # training did move the weights
+
+
+def test_two_gloo_processes_match_one(data, tmp_path):
+    """Same global batch of 4: one process, or two with 2 each under torchrun. In-model
+    randomness (jitter, noise) is off: it is drawn per process by design."""
+    config = tiny_config(data, total_kimg=0.016, checkpoint_every=2)   # 4 steps
+    config["generator"].update(jitter=False, use_noise=False)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    train = ["-m", "render3d", "train", str(path), "--no-progress"]
+    one = subprocess.run([sys.executable, *train, "--out", str(tmp_path / "one")], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *train, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "checkpoints" / "step-0000004" / STATE_FILE).read_text())["world"] == 2
+    for step in (2, 4):
+        a, b = _weights(tmp_path / "one", step), _weights(tmp_path / "two", step)
+        worst = {k: float((a[k] - b[k]).abs().max()) for k in a}
+        assert max(worst.values()) < 1e-5, sorted(worst.items(), key=lambda kv: -kv[1])[:5]
+    earlier = _weights(tmp_path / "one", 2)
+    assert not torch.equal(earlier["G.volume.const"], a["G.volume.const"])     # the weights did move
+
+
+@pytest.mark.parametrize("preset", ["synth64", "ffhq256"])
+def test_presets_resolve_and_build(preset):
+    from render3d.cli.train import preset_path
+    from render3d.registry import DISCRIMINATORS, GENERATORS
+    from render3d.training import load_config
+
+    config = load_config(preset_path(f"volumegan/{preset}"))
+    G = GENERATORS.build(config.generator_type, config.generator)
+    D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator)
+    assert G.resolutions[-1] == D.config.resolution == config.generator.resolution
+    if preset == "ffhq256":   # the official sizes (methods.md §1): 12 ws, 32^3 x 32 volume, 32^2 feature map
+        assert G.num_ws == 12 and G.resolutions == [32, 64, 128, 256]
+        assert config.generator.volume_channels == (256, 128, 64, 32) and config.generator.feature_dim == 512

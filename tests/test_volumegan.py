@@ -1,0 +1,187 @@
+"""VolumeGAN and the StyleGAN2 discriminator at tiny sizes: output shapes, depth inside each
+ray's sampling range, gradients reaching every parameter, and a loss that falls when one
+batch is trained on."""
+
+import pytest
+import torch
+from _gan import SIZE, tiny_generator
+
+from render3d.cameras import sample_yaw_pitch
+from render3d.discriminators import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
+from render3d.generators import VolumeGAN, VolumeGANConfig
+from render3d.losses import ns_discriminator_loss, ns_generator_loss, r1_penalty
+from render3d.rays import ray_aabb
+from render3d.registry import GENERATORS
+
+
+def make_generator(**overrides) -> VolumeGAN:
+    torch.manual_seed(0)
+    return GENERATORS.build("volumegan", tiny_generator(**overrides))
+
+
+def make_discriminator(**overrides) -> StyleGAN2Discriminator:
+    torch.manual_seed(1)
+    config = {"resolution": SIZE, "channel_base": 128, "channel_max": 16, "mbstd_group": 2, **overrides}
+    return StyleGAN2Discriminator(StyleGAN2DiscriminatorConfig(**config))
+
+
+def cameras(n: int = 2, seed: int = 0):
+    return sample_yaw_pitch(n, yaw_spread=1.0, pitch_spread=0.2, radius=2.4, width=SIZE, height=SIZE,
+                            fov_degrees=32.0, generator=torch.Generator().manual_seed(seed))
+
+
+def test_synthesis_shapes_and_interface():
+    G = make_generator()
+    ws = G.mapping(torch.randn(2, 8))
+    assert ws.shape == (2, G.num_ws, 16) and G.num_ws == 2 + 2 * 2   # MLP layers + 2 per renderer resolution
+    out = G.synthesis(ws, cameras())
+    assert out["image"].shape == (2, 3, SIZE, SIZE)
+    assert out["image_raw"].shape == (2, 3, 8, 8) and out["features"].shape == (2, 8, 8, 8)
+    assert out["depth"].shape == out["alpha"].shape == (2, 1, 8, 8)
+    assert G.synthesis(ws, cameras(), resolution=8)["image"].shape == (2, 3, 8, 8)
+    points = torch.rand(2, 5, 3) - 0.5
+    assert G.density(points, ws).shape == (2, 5) and bool((G.density(points, ws) >= 0).all())
+    rgb = G.color(points, ws)
+    assert rgb.shape == (2, 5, 3) and bool(((rgb >= 0) & (rgb <= 1)).all())
+
+
+def test_synthesis_rejects_bad_arguments():
+    G = make_generator()
+    ws = G.mapping(torch.randn(2, 8))
+    with pytest.raises(ValueError, match=r"VolumeGAN.synthesis: argument 'ws' expected shape \[B, 6, 16\], got \[2, 3, 16\]"):
+        G.synthesis(ws[:, :3], cameras())
+    with pytest.raises(ValueError, match="argument 'cameras' expected 2 cameras"):
+        G.synthesis(ws, cameras(3))
+    with pytest.raises(ValueError, match=r"argument 'resolution' expected one of 8, 16, got 32"):
+        G.synthesis(ws, cameras(), resolution=32)
+
+
+def test_depth_lies_inside_each_rays_sampling_range():
+    G = make_generator().eval()
+    cams = cameras(3, seed=4)
+    with torch.no_grad():
+        depth = G(torch.randn(3, 8), cams)["depth"].reshape(3, -1)
+    origins, directions = cams.resized(8, 8).generate_rays()
+    near, far, hit = ray_aabb(origins, directions, *G.bbox, near=1.0, far=4.0)
+    assert bool(hit.any())
+    assert bool((depth >= near - 1e-5).all() & (depth <= far + 1e-5).all())
+    inside = depth[hit]
+    assert bool((inside >= 1.4).all() & (inside <= 3.4).all())   # the box seen from radius 2.4
+
+
+def test_feature_volume_bounds_map_world_points_to_the_volume():
+    """A density bump written into one corner cell of the feature volume shows up at that
+    corner of the world box and not at the opposite one."""
+    G = make_generator()
+    ws = G.mapping(torch.randn(1, 8))
+    lo, hi = torch.tensor(G.bbox[0]), torch.tensor(G.bbox[1])
+    corner = lo + (hi - lo) * 0.03
+    opposite = hi - (hi - lo) * 0.03
+    points = torch.stack([corner, opposite])[None]
+    base = G.density(points, ws)
+    with torch.no_grad():
+        volume = G.volume(ws[:, 0])
+        bumped = volume.clone()
+        bumped[:, :, 0, 0, 0] += 50.0                         # cell (x, y, z) = (0, 0, 0): the min corner
+    raw_base, _ = G._point_features(volume, points, ws)
+    raw_bumped, _ = G._point_features(bumped, points, ws)
+    assert (raw_bumped[0, 0] - raw_base[0, 0]).abs() > 1e-3
+    torch.testing.assert_close(raw_bumped[0, 1], raw_base[0, 1])
+    assert base.shape == (1, 2)
+
+
+def test_gradients_reach_every_parameter():
+    G, D = make_generator(), make_discriminator(c_dim=25)
+    cams = cameras()
+    out = G(torch.randn(2, 8), cams)
+    loss = ns_generator_loss(D(out["image"], cams.to_eg3d_label())).mean() + out["image_raw"].mean()
+    reals = torch.randn(2, 3, SIZE, SIZE, requires_grad=True)
+    scores = D(reals, cams.to_eg3d_label())
+    loss = loss + ns_discriminator_loss(scores, scores.detach()).mean() + r1_penalty(scores, reals).mean()
+    # the from-RGB layers of lower resolutions work while progressive growing runs there
+    loss = loss + D(reals[..., ::2, ::2], cams.to_eg3d_label()).mean()
+    loss.backward()
+    for net in (G, D):
+        missing = [name for name, p in net.named_parameters()
+                   if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+        assert missing == [], f"{type(net).__name__}: no gradient reaches {missing}"
+
+
+def test_progressive_discriminator_accepts_each_resolution_and_fades():
+    D = make_discriminator()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    assert D(x).shape == (2,) and D(x[..., ::2, ::2]).shape == (2,)
+    faded, full = D(x, blend=0.0), D(x, blend=1.0)
+    assert not torch.allclose(faded, full)
+    with pytest.raises(ValueError, match=r"expected a square size in \[16, 8\]"):
+        D(torch.randn(2, 3, 12, 12))
+
+
+def test_losses_fall_when_training_on_one_batch():
+    """D learns to tell one fixed real batch from one fixed fake batch; then G, against that
+    frozen D, learns to raise the fakes' scores."""
+    G, D = make_generator(), make_discriminator()
+    cams, z = cameras(4, seed=2), torch.randn(4, 8)
+    reals = torch.rand(4, 3, SIZE, SIZE) * 2 - 1
+    with torch.no_grad():
+        fakes = G(z, cams, noise_mode="const")["image"]
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    d_losses = []
+    for _ in range(40):
+        loss = ns_discriminator_loss(D(reals), D(fakes)).mean()
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+        d_losses.append(loss.item())
+    assert d_losses[-1] < 0.5 * d_losses[0]
+    D.requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    g_losses = []
+    for _ in range(40):
+        loss = ns_generator_loss(D(G(z, cams, noise_mode="const")["image"])).mean()
+        opt_g.zero_grad()
+        loss.backward()
+        opt_g.step()
+        g_losses.append(loss.item())
+    assert g_losses[-1] < 0.7 * g_losses[0]
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="argument 'neural_resolution' expected a power of two >= 4, got 12"):
+        VolumeGANConfig(neural_resolution=12)
+    with pytest.raises(ValueError, match="argument 'density_activation' expected one of"):
+        VolumeGANConfig(density_activation="sigmoid")
+
+
+def test_path_length_gradients_need_the_twice_differentiable_twin():
+    """Second derivatives through compositing: with the twin (impl="torch") the path-length
+    gradient of a 3D weight matches float64 finite differences. (The native backward is not
+    differentiable, so the training loop asks for the twin on path-length steps.) Sample
+    positions are fixed (no jitter, no importance samples, whose positions move with the
+    weights), so the differences see only what autograd sees."""
+    from render3d.losses import path_lengths
+
+    G = make_generator(jitter=False, use_noise=False, n_fine=0).double()
+    cams = cameras().to(dtype=torch.float64)
+    z = torch.randn(2, 8, dtype=torch.float64)
+    weight = G.volume.weights[0]
+    direction = torch.randn_like(weight)
+
+    def penalty():
+        ws = G.mapping(z)
+        image = G.synthesis(ws, cams, impl="torch")["image"]
+        torch.manual_seed(5)
+        return path_lengths(image, ws).sum()
+
+    (grad,) = torch.autograd.grad(penalty(), weight)
+    eps = 1e-5
+    with torch.no_grad():
+        weight += eps * direction
+    plus = penalty().item()
+    with torch.no_grad():
+        weight -= 2 * eps * direction
+    minus = penalty().item()
+    with torch.no_grad():
+        weight += eps * direction
+    numeric = (plus - minus) / (2 * eps)
+    assert abs(float((grad * direction).sum()) - numeric) < 1e-6 * max(1.0, abs(numeric))
