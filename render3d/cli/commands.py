@@ -135,6 +135,12 @@ def add_dataset(sub) -> None:
     register(sub)
 
 
+def add_view(sub) -> None:
+    from .view import add_view as register
+
+    register(sub)
+
+
 def add_eval(sub) -> None:
     from .evaluate import add_eval as register
 
@@ -148,6 +154,7 @@ REGISTRY = [
     add_preview_mesh,
     add_dataset,
     add_eval,
+    add_view,
     add_info,
     add_build,
 ]

@@ -16,6 +16,7 @@ EPILOG = """examples:
   render3d dataset synth OUT         write a synthetic posed dataset with ground-truth geometry
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
   render3d eval shapes GEN REF       COV, MMD and 1-NNA of shapes against a synthetic dataset's meshes
+  render3d view [TARGET]             orbit a scene, mesh or splats in the browser (port 8080)
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """
