@@ -22,7 +22,8 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                       reason=f"Debian's chromium is not installed ({CHROMIUM} missing); `make system-deps` installs it"),
+                       reason=f"Debian's chromium is not installed ({CHROMIUM} missing); "
+                              "`make system-deps` installs it"),
 ]
 
 VIEWPORT = {"width": 1000, "height": 700}
@@ -108,8 +109,8 @@ def test_orbit_mode_seed_and_mesh_download_in_chromium(viewer, browser, tmp_path
     first_frame = wait_for(lambda: full_frame(session), "a full-size frame")
     assert first_frame.image.shape[1] == 64 and not session.errors
     stats = page.locator("p", has_text=" fps").first  # frame rate and size are shown in the page
-    wait_for(lambda: re.fullmatch(r"\d+\.\d fps · 64×\d+ px · full · \d+ ms per frame", stats.inner_text().strip()),
-             "the frame rate and resolution in the page")
+    stats_line = r"[\d.e-]+ fps · 64×\d+ px · full · \d+ ms per frame"
+    wait_for(lambda: re.fullmatch(stats_line, stats.inner_text().strip()), "the frame rate and resolution in the page")
     first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
 
     # dragging the mouse orbits the camera: the server sees a new pose and renders it

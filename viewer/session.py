@@ -130,7 +130,7 @@ class Session:
         self.client.scene.set_background_image(frame.image, format="jpeg",
                                                jpeg_quality=90 if frame.level == FULL else 60)
         h, w = frame.image.shape[:2]
-        self.stats.content = (f"**{frame.fps:.1f} fps** · {w}×{h} px · {frame.level} · "
+        self.stats.content = (f"**{frame.fps:.3g} fps** · {w}×{h} px · {frame.level} · "
                               f"{1000 * frame.seconds:.0f} ms per frame")
         self.frames += 1
         self.last_frame = frame
