@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.render3d-installed
 
 .PHONY: setup system-deps build test demo gpu-check clean
 
-# Debian packages that the pip wheels need at run time: open3d loads libusb-1.0.
-DEBIAN_PACKAGES := libusb-1.0-0
+# Debian packages that the pip wheels need at run time: open3d loads libusb-1.0; the
+# viewer's end-to-end test drives Debian's chromium with playwright.
+DEBIAN_PACKAGES := libusb-1.0-0 chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +20,13 @@ system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "render3d: no apt-get here; install the equivalent of: $$missing (open3d needs it)"; exit 0; fi; \
+		echo "render3d: no apt-get here; install the equivalent of: $$missing (open3d and the viewer test need them)"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
-		echo "render3d: missing Debian packages: $$missing (open3d needs them); run: sudo apt-get install $$missing"; \
+		echo "render3d: missing Debian packages: $$missing (open3d and the viewer test need them); run: sudo apt-get install $$missing"; \
 		exit 0; fi; \
 	echo "render3d: installing Debian packages: $$missing"; \
 	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
-		|| echo "render3d: could not install $$missing (open3d needs it); run: sudo apt-get install $$missing"
+		|| echo "render3d: could not install $$missing (open3d and the viewer test need them); run: sudo apt-get install $$missing"
 
 # torch==2.13.0 is pinned here (not in pyproject) because that CPU wheel lies on local disk;
 # a looser pin would download a multi-GB CUDA build.

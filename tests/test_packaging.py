@@ -32,6 +32,11 @@ def test_wheel_contains_sources_and_every_package(wheel):
     packages = sorted(p.parent.relative_to(REPO) for p in (REPO / "render3d").rglob("__init__.py"))
     for package in packages:
         assert f"{package}/__init__.py" in names, f"package {package} is missing from pyproject's list"
+    # the viewer ships under its namespaced name, never as a bare top-level `viewer`
+    modules = sorted(p.relative_to(REPO / "viewer") for p in (REPO / "viewer").glob("*.py"))
+    assert modules
+    for module in modules:
+        assert f"render3d_viewer/{module}" in names, f"viewer/{module} is not shipped as render3d_viewer/{module}"
     assert not any(name.startswith(("tests/", "bench/", "viewer/")) for name in names)
 
 
@@ -54,6 +59,7 @@ def test_fresh_venv_install_builds_from_site_packages(wheel, tmp_path):
         "t = torch.linspace(0, 1, 5, dtype=torch.float64).expand(1, 4, 5).contiguous();"
         "a = v.composite(d, x, t, t + 0.2, impl='native'); b = v.composite(d, x, t, t + 0.2, impl='torch');"
         "assert torch.allclose(a['values'], b['values']);"
+        "import render3d_viewer, render3d.cli.view; assert render3d_viewer.open_source('sphere').name == 'sphere';"
         "print(render3d.__file__); print(_build.source_root())"
     )
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)

@@ -147,6 +147,12 @@ def add_train(sub) -> None:
     register(sub)
 
 
+def add_view(sub) -> None:
+    from .view import add_view as register
+
+    register(sub)
+
+
 def add_eval(sub) -> None:
     from .evaluate import add_eval as register
 
@@ -162,6 +168,7 @@ REGISTRY = [
     add_dataset,
     add_train,
     add_eval,
+    add_view,
     add_info,
     add_build,
 ]

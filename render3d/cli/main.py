@@ -18,6 +18,7 @@ EPILOG = """examples:
   render3d train volumegan/synth64 data.path=DATA --out RUN   train a 3D-aware GAN
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
   render3d eval shapes GEN REF       COV, MMD and 1-NNA of shapes against a synthetic dataset's meshes
+  render3d view [TARGET]             orbit a scene, mesh or splats in the browser (port 8080)
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """

@@ -1,0 +1,72 @@
+"""``render3d view``: orbit a model in the browser (the viewer in ``render3d_viewer``,
+loaded only here, so that render3d itself never imports it)."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """TARGET:
+  (none)        the demo scene
+  SCENE         a built-in scene (render3d render --list-scenes), or "procedural": the
+                synthetic dataset's random objects, one per seed
+  FILE.ply      Gaussian splats (a 3DGS PLY), or a mesh if the PLY has no 3DGS properties
+  FILE.glb      a mesh (also .gltf, .obj, .stl, .off)
+
+in the page: drag to orbit, scroll to zoom; render mode (RGB, depth, normals, alpha),
+resolution, field of view, reset view, orbit autoplay; download the model (GLB mesh, or
+the splats as PLY), snapshot PNG, orbit video. Meshes and splats can be drawn by the browser.
+
+on a remote machine, serve on loopback (the default) and tunnel the port:
+  ssh -L 8080:localhost:8080 user@gpu-server      then open http://localhost:8080
+
+examples:
+  render3d view
+  render3d view torus --port 8081
+  render3d view outputs/mesh/demo.glb
+  render3d view point_cloud.ply --resolution 512
+"""
+
+
+def add_view(sub) -> None:
+    p = sub.add_parser(
+        "view", help="orbit a scene, mesh or Gaussian splats in the browser (also over an SSH tunnel)",
+        description="Serve an interactive camera-orbit viewer on one port: the server renders at each browser's "
+                    "camera, small while it moves and at full resolution once it rests.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", nargs="?", default=None, metavar="TARGET", help="what to show (default: the demo scene)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; tunnel with ssh -L)")
+    p.add_argument("--port", type=int, default=8080, help="port (default: 8080; the next free one if taken)")
+    p.add_argument("--resolution", type=int, default=256,
+                   help="pixels along the longer side at rest, to start with (default: 256)")
+    p.set_defaults(run=run_view)
+
+
+def run_view(args) -> int:
+    import logging
+
+    from ._args import UsageError, report
+
+    try:
+        if not 0 < args.port < 65536:
+            raise UsageError(f"render3d view: --port expected a port number in 1..65535, got {args.port}")
+        if not 16 <= args.resolution <= 4096:
+            raise UsageError(f"render3d view: --resolution expected pixels in 16..4096, got {args.resolution}")
+        try:
+            import viser  # noqa: F401
+
+            from render3d_viewer import serve
+        except ImportError as error:
+            raise UsageError(f"render3d view: the viewer needs viser ({error}); "
+                             "install it with: pip install 'render3d[viewer]'") from None
+    except UsageError as error:
+        return report(error)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("websockets", "viser"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        serve(args.target, host=args.host, port=args.port, resolution=args.resolution)
+    except ValueError as error:  # an unknown scene or an unreadable file
+        return report(error)
+    return 0

@@ -1,0 +1,185 @@
+"""The viewer end to end in a real browser: Debian's headless Chromium driven by Playwright
+(never a browser build of Playwright's own), against the viewer on a free loopback port
+showing a deterministic CPU scene (procedural objects, chosen by seed).
+
+viser draws each server-rendered frame as the background of its three.js canvas (WebGL,
+here in software through SwiftShader), so the test compares screenshots of the page where
+the model is: a changed picture is a mean pixel difference above a threshold, and a blank
+canvas is caught by requiring contrast in every screenshot compared.
+"""
+
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
+                       reason=f"Debian's chromium is not installed ({CHROMIUM} missing); "
+                              "`make system-deps` installs it"),
+]
+
+VIEWPORT = {"width": 1000, "height": 700}
+# where the model is drawn, clear of viser's panel (right) and its notifications (top left)
+MODEL = {"x": 250, "y": 170, "width": 400, "height": 400}
+CHANGED = 3.0    # mean absolute difference (0..255) that counts as another picture
+TIMEOUT = 60.0   # seconds for one step, generous for 2 shared CPU cores and software WebGL
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate, what: str, timeout: float = TIMEOUT):
+    """The first value of `predicate()` that is neither None nor false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value is not None and not (isinstance(value, (bool, np.bool_)) and not value):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def shot(page) -> np.ndarray:
+    import io
+
+    import imageio.v3 as iio
+
+    return iio.imread(io.BytesIO(page.screenshot(clip=MODEL)), extension=".png")[..., :3].astype(np.float64)
+
+
+def difference(a, b) -> float:
+    return float(np.abs(a - b).mean())
+
+
+def new_picture(page, before, what: str) -> np.ndarray:
+    """The page's next picture that differs from `before` (and is not blank)."""
+    def changed():
+        now = shot(page)
+        return now if difference(now, before) > CHANGED and now.std() > 10 else None
+
+    return wait_for(changed, what)
+
+
+@pytest.fixture(scope="module")
+def viewer():
+    from render3d_viewer import Viewer, open_source
+
+    source = open_source("procedural")
+    source.mesh_resolution = 48  # the GLB download stays quick
+    viewer = Viewer(source, host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2)
+    yield viewer
+    viewer.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # WebGL in software: Chrome 137+ needs the explicit SwiftShader opt-in; no sandbox as root
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+            args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        yield browser
+        browser.close()
+
+
+def full_frame(session, check=lambda frame: True):
+    frame = session.last_frame
+    return frame if frame is not None and frame.level == "full" and check(frame) else None
+
+
+def test_orbit_mode_seed_and_mesh_download_in_chromium(viewer, browser, tmp_path):
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+    page.goto(f"http://127.0.0.1:{viewer.port}")
+
+    # the page loads, the browser connects, a full-size frame arrives and is drawn
+    session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
+    first_frame = wait_for(lambda: full_frame(session), "a full-size frame")
+    assert first_frame.image.shape[1] == 64 and not session.errors
+    stats = page.locator("p", has_text=" fps").first  # frame rate and size are shown in the page
+    stats_line = r"[\d.e-]+ fps · 64×\d+ px · full · \d+ ms per frame"
+    wait_for(lambda: re.fullmatch(stats_line, stats.inner_text().strip()), "the frame rate and resolution in the page")
+    first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+
+    # dragging the mouse orbits the camera: the server sees a new pose and renders it
+    start = np.array(session.client.camera.position)
+    page.mouse.move(450, 370)
+    page.mouse.down()
+    page.mouse.move(560, 380, steps=12)
+    page.mouse.up()
+    moved = wait_for(lambda: np.linalg.norm(session.client.camera.position - start) > 0.2 and
+                     full_frame(session, lambda f: np.allclose(f.view.position, session.client.camera.position)),
+                     "a full-size frame at the new camera")
+    assert moved.view.mode == "rgb"
+    orbited = new_picture(page, first, "the orbited picture")
+
+    # another render mode, chosen in the page, is another picture
+    page.get_by_label("Render mode").click()
+    page.get_by_role("option", name="normals").click()
+    wait_for(lambda: full_frame(session, lambda f: f.view.mode == "normals"), "a normals frame")
+    normals = new_picture(page, orbited, "the normals picture")
+
+    # another seed (the slider moved with the keyboard) is another object
+    seed = page.locator('[role=slider][aria-valuemax="999"]')
+    seed.focus()
+    seed.press("ArrowRight")
+    wait_for(lambda: full_frame(session, lambda f: f.view.settings == {"seed": 1} and f.view.mode == "normals"),
+             "a frame of seed 1")
+    new_picture(page, normals, "the picture of seed 1")
+
+    # the mesh download is a coloured GLB that trimesh loads
+    with page.expect_download(timeout=TIMEOUT * 1000) as download:
+        page.get_by_role("button", name="Download mesh (GLB)").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name == "procedural_seed1.glb"
+    mesh = trimesh.load(path, force="mesh")
+    assert len(mesh.faces) > 100
+    assert not session.errors
+    page.close()
+    wait_for(lambda: not viewer.sessions, "the session to close with its page")
+
+
+def test_render_errors_show_in_the_page_and_other_browsers_go_on(viewer, browser, monkeypatch):
+    source = viewer.source
+    render = source.render
+
+    def failing(cameras, mode, settings, cancelled):
+        if mode == "alpha":
+            raise ValueError("test: alpha renders fail here")
+        return render(cameras, mode, settings, cancelled)
+
+    monkeypatch.setattr(source, "render", failing)
+    pages = [browser.new_page(viewport=VIEWPORT) for _ in range(2)]
+    for page in pages:
+        page.goto(f"http://127.0.0.1:{viewer.port}")
+    sessions = wait_for(lambda: len(viewer.sessions) == 2 and list(viewer.sessions.values()), "two browsers")
+    for session in sessions:
+        wait_for(lambda: full_frame(session), "a frame in each browser")
+    page = pages[1]
+    page.get_by_label("Render mode").click()
+    page.get_by_role("option", name="alpha").click()
+    broken = wait_for(lambda: next((s for s in sessions if s.mode.value == "alpha"), None), "the page's session")
+    other = next(s for s in sessions if s is not broken)
+    page.get_by_text("Render failed").first.wait_for(timeout=TIMEOUT * 1000)
+    assert page.get_by_text("test: alpha renders fail here").count() > 0
+    assert broken.errors == ["ValueError: test: alpha renders fail here"]
+    # the server goes on: the same browser renders again, and the other was never touched
+    page.get_by_label("Render mode").click()
+    page.get_by_role("option", name="depth").click()
+    wait_for(lambda: full_frame(broken, lambda f: f.view.mode == "depth"), "a depth frame after the error")
+    assert broken.loop.alive and not other.errors and other.last_frame.view.mode == "rgb"
+    for page in pages:
+        page.close()

@@ -1,0 +1,173 @@
+"""What the viewer can show: choosing a source from TARGET, rendering every mode, the
+downloads (read back by trimesh and render3d's own PLY reader), splats for the browser,
+the procedural seed, cancellation, and orbit videos' cameras."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from render3d.cameras import Cameras
+from render3d.mesh import load_mesh
+from render3d.splat import load_ply, save_ply
+from render3d_viewer.actions import View, orbit_cameras, render_view, snapshot_png, view_cameras
+from render3d_viewer.loop import RenderCancelled
+from render3d_viewer.sources import FieldSource, MeshSource, SplatSource, Splats, open_source, picture
+
+SIZE = 24
+
+
+def camera(source, size=SIZE):
+    return source.framing.cameras(1, size)
+
+
+def no_progress(fraction, text):
+    assert 0 <= fraction <= 1 and text
+
+
+@pytest.fixture(scope="module")
+def splat_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("splats") / "blob.ply"
+    generator = torch.Generator().manual_seed(0)
+    n = 200
+    means = torch.randn(n, 3, generator=generator) * 0.3
+    rgb = torch.rand(n, 3, generator=generator)
+    sh = torch.zeros(n, 4, 3)
+    sh[:, 0] = (rgb - 0.5) / 0.28209479177387814
+    save_ply(path, means, torch.tensor([[1.0, 0.0, 0.0, 0.0]]).expand(n, 4), torch.full((n, 3), 0.05),
+             torch.full((n,), 0.8), sh)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mesh_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mesh") / "box.glb"
+    box = trimesh.creation.box((0.8, 0.5, 0.6))
+    box.visual = trimesh.visual.ColorVisuals(box, vertex_colors=np.tile([200, 40, 40, 255], (len(box.vertices), 1)))
+    box.export(path)
+    return path
+
+
+def test_targets_pick_their_source(splat_file, mesh_file, tmp_path):
+    assert isinstance(open_source(None), FieldSource) and open_source(None).name == "demo"
+    assert open_source("torus").name == "torus"
+    assert isinstance(open_source(str(splat_file)), SplatSource)
+    assert isinstance(open_source(str(mesh_file)), MeshSource)
+    plain_ply = tmp_path / "box.ply"
+    trimesh.creation.box().export(plain_ply)
+    assert isinstance(open_source(str(plain_ply)), MeshSource)  # a PLY without 3DGS properties is a mesh
+    with pytest.raises(ValueError, match=r"viewer.open_source: argument 'target' expected a scene name \(demo, .*"
+                                         r"procedural\) or an existing file, got 'nowhere'"):
+        open_source("nowhere")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="expected a 3DGS PLY or a mesh file"):
+        open_source(str(text))
+
+
+@pytest.mark.parametrize("target", ["sphere", "splats", "mesh"])
+def test_every_mode_renders_a_picture(target, splat_file, mesh_file):
+    source = open_source({"sphere": "sphere", "splats": str(splat_file), "mesh": str(mesh_file)}[target])
+    cameras = camera(source)
+    for mode in source.modes:
+        views = source.render(cameras, mode, source.defaults(), lambda: False)
+        image = picture(views, mode)
+        assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+        assert image.std() > 5, f"{target} {mode} is a flat picture"
+    rgb = picture(source.render(cameras, "rgb", {}, lambda: False), "rgb").astype(float)
+    alpha = picture(source.render(cameras, "alpha", {}, lambda: False), "alpha").astype(float)
+    assert np.abs(rgb - alpha).mean() > 5
+
+
+def test_splats_have_no_normals_mode(splat_file):
+    assert open_source(str(splat_file)).modes == ("rgb", "depth", "alpha")
+    with pytest.raises(ValueError, match="argument 'mode' expected one of rgb, depth, normals, alpha, got 'x'"):
+        picture({"alpha": torch.zeros(1, 1, 2, 2)}, "x")
+
+
+def test_field_render_stops_when_cancelled():
+    source = open_source("sphere")
+    with pytest.raises(RenderCancelled):
+        source.render(camera(source, 128), "rgb", {}, lambda: True)
+
+
+def test_procedural_seed_changes_the_object():
+    source = open_source("procedural")
+    assert [p.name for p in source.parameters] == ["seed"]
+    cameras = camera(source, 32)
+    first, again, other = (picture(source.render(cameras, "rgb", {"seed": s}, lambda: False), "rgb").astype(float)
+                           for s in (0, 0, 1))
+    assert np.array_equal(first, again)
+    assert np.abs(first - other).mean() > 2
+
+
+def test_field_download_is_a_coloured_glb(tmp_path):
+    source = open_source("sphere")
+    source.mesh_resolution = 32
+    name, content = source.download({}, no_progress)
+    assert name == "sphere.glb"
+    assert len(trimesh.load(io.BytesIO(content), file_type="glb", force="mesh").faces) > 100
+    (tmp_path / name).write_bytes(content)
+    mesh = load_mesh(tmp_path / name)  # reads COLOR_0 as vertex colours
+    assert len(mesh.faces) > 100
+    extent = mesh.bounds[1] - mesh.bounds[0]
+    np.testing.assert_allclose(extent, [1.0, 1.0, 1.0], atol=0.08)  # the sphere of radius 0.5
+    colors = mesh.visual.vertex_colors[:, :3].astype(float)
+    assert colors.std(0).min() > 10  # coloured by direction, not one grey
+
+
+def test_mesh_and_splat_downloads(mesh_file, splat_file, tmp_path):
+    name, content = open_source(str(mesh_file)).download({}, no_progress)
+    assert name == "box.glb"
+    mesh = trimesh.load(io.BytesIO(content), file_type="glb", force="mesh")
+    np.testing.assert_allclose(mesh.bounds[1] - mesh.bounds[0], [0.8, 0.5, 0.6], atol=1e-6)
+    name, content = open_source(str(splat_file)).download({}, no_progress)
+    (tmp_path / name).write_bytes(content)
+    torch.testing.assert_close(load_ply(tmp_path / name)["means"], load_ply(splat_file)["means"])
+
+
+def test_splats_for_the_browser(splat_file):
+    source = open_source(str(splat_file))
+    splats = source.client_geometry()
+    assert isinstance(splats, Splats)
+    n = len(splats.centers)
+    assert splats.covariances.shape == (n, 3, 3) and splats.opacities.shape == (n, 1)
+    np.testing.assert_allclose(splats.covariances[0], np.eye(3) * 0.05**2, atol=1e-7)  # identity rotation
+    loaded = load_ply(splat_file)
+    np.testing.assert_allclose(splats.rgbs, (0.5 + 0.28209479177387814 * loaded["sh"][:, 0]).numpy(), atol=1e-6)
+    assert open_source("torus").client_geometry() is None
+
+
+def looking_at(eye, target=(0.0, 0.0, 0.0)) -> View:
+    cameras = Cameras.look_at(torch.tensor([eye], dtype=torch.float64), target, width=8, height=8, fov_degrees=40.0)
+    import viser.transforms as vtf
+
+    wxyz = vtf.SO3.from_matrix(cameras.cam2world[0, :3, :3].numpy()).wxyz
+    return View(tuple(wxyz), tuple(eye), tuple(target), math.radians(40.0), 1.5)
+
+
+def test_orbit_cameras_turn_around_the_orbit_point():
+    view = looking_at((1.0, 0.8, 2.0), (0.1, 0.0, 0.0))
+    cameras = orbit_cameras(view, 12, 30)
+    assert (len(cameras), cameras.width, cameras.height) == (12, 30, 20)
+    torch.testing.assert_close(cameras[0].cam2world, view_cameras(view, 30).cam2world)
+    offsets = cameras.centers - torch.tensor([0.1, 0.0, 0.0])
+    torch.testing.assert_close(offsets.norm(dim=-1), offsets[:1].norm(dim=-1).expand(12))
+    torch.testing.assert_close(cameras.centers[:, 1], torch.full((12,), 0.8))  # a level turn
+    uv, _ = cameras.project(torch.tensor([[0.1, 0.0, 0.0]]).expand(12, 1, 3))
+    torch.testing.assert_close(uv[:, 0], torch.tensor([15.0, 10.0]).expand(12, 2), atol=1e-4, rtol=0)
+    # a quarter turn later the camera has gone a quarter of the way round +Y
+    torch.testing.assert_close(offsets[3], torch.tensor([offsets[0, 2], 0.8, -offsets[0, 0]]), atol=1e-5, rtol=0)
+
+
+def test_snapshot_is_a_png_of_the_view():
+    import imageio.v3 as iio
+
+    source = open_source("sphere")
+    view = looking_at((0.0, 0.0, 2.5))
+    image = iio.imread(io.BytesIO(snapshot_png(source, view, 30)), extension=".png")
+    np.testing.assert_array_equal(image, render_view(source, view, 30))
+    assert image.shape == (20, 30, 3)

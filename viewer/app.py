@@ -1,0 +1,118 @@
+"""The viewer's server: one viser server (page and data on one port), a `Session` per
+browser, and the console lines that say where to point a browser or an SSH tunnel."""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import logging
+import socket
+import threading
+import time
+
+from .cameras import framing_to_viser
+from .session import Session
+from .sources import Source, open_source
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def connect_lines(host: str, port: int) -> list[str]:
+    """What to tell the user: the URL and, for a remote machine, the SSH tunnel command."""
+    if is_loopback(host):
+        shown = "localhost"
+    else:  # a wildcard address is no place to point a browser at: name the machine
+        shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    return [
+        f"render3d view: open http://{shown}:{port} in a browser",
+        f"  from another machine, tunnel first: ssh -L {port}:localhost:{port} "
+        f"{getpass.getuser()}@{socket.gethostname()}   then open http://localhost:{port}",
+    ]
+
+
+class Viewer:
+    """Serve `source` on `host`:`port` (viser picks the next free port if it is taken; see
+    `port`). Starts at once; `stop` ends the server and every browser's render thread.
+    `sessions` maps viser client ids to the connected browsers' `Session`s."""
+
+    def __init__(self, source: Source, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 resolution: int = 256, rest_seconds: float = 0.2) -> None:
+        import viser
+
+        self.source = source
+        self.sessions: dict[int, Session] = {}
+        self._lock = threading.Lock()
+        self._geometry = None
+        self.server = viser.ViserServer(host=host, port=port, label=f"render3d · {source.name}", verbose=False)
+        self.server.scene.set_up_direction("+y")  # render3d's world up
+        initial = framing_to_viser(source.framing)
+        camera = self.server.initial_camera
+        camera.position, camera.look_at, camera.up, camera.fov = (initial["position"], initial["look_at"],
+                                                                 initial["up"], initial["fov"])
+        has_geometry = type(source).client_geometry is not Source.client_geometry
+
+        @self.server.on_client_connect
+        def connect(client) -> None:
+            session = Session(client, source, self.geometry if has_geometry else None, resolution=resolution,
+                              rest_seconds=rest_seconds)
+            with self._lock:
+                self.sessions[client.client_id] = session
+            log.info("render3d viewer: browser %d connected", client.client_id)
+
+        @self.server.on_client_disconnect
+        def disconnect(client) -> None:
+            with self._lock:
+                session = self.sessions.pop(client.client_id, None)
+            if session is not None:
+                session.close()
+            log.info("render3d viewer: browser %d left", client.client_id)
+
+    @property
+    def port(self) -> int:
+        return self.server.get_port()
+
+    def geometry(self):
+        """The source's browser-side mesh or splats, computed on first use."""
+        with self._lock:
+            if self._geometry is None:
+                self._geometry = self.source.client_geometry()
+            return self._geometry
+
+    def stop(self) -> None:
+        with self._lock:
+            sessions = list(self.sessions.values())
+            self.sessions.clear()
+        for session in sessions:
+            session.close()
+        self.server.stop()
+
+
+def serve(target: str | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          resolution: int = 256) -> None:
+    """`render3d view`: open TARGET (see `open_source`), serve it until Ctrl-C."""
+    source = open_source(target)
+    if not is_loopback(host):
+        log.warning("render3d view: serving on %s, beyond this machine: anyone who can reach port %d can see the "
+                    "model and download it; prefer 127.0.0.1 with an SSH tunnel", host, port)
+    viewer = Viewer(source, host=host, port=port, resolution=resolution)
+    for line in connect_lines(host, viewer.port):
+        print(line, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("render3d view: stopped", flush=True)
+    finally:
+        viewer.stop()
