@@ -7,8 +7,13 @@ first call (or ahead of time by `render3d build`). Submodules are imported on fi
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+# The small VolumeGAN we trained on the synthetic objects and ship (how: bench/results/
+# demo_checkpoint.json): the model of `render3d demo`, and what `render3d view` shows by default.
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "volumegan_synth64.safetensors"
 
 _SUBMODULES = (
     "cameras", "config", "constants", "datasets", "discriminators", "generators", "losses", "mesh", "metrics", "nn",

@@ -183,3 +183,116 @@ def test_render_errors_show_in_the_page_and_other_browsers_go_on(viewer, browser
     assert broken.loop.alive and not other.errors and other.last_frame.view.mode == "rgb"
     for page in pages:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def generator_viewer():
+    from render3d import DEMO_CHECKPOINT
+    from render3d_viewer import Viewer
+    from render3d_viewer.sources import GeneratorSource
+
+    source = GeneratorSource(DEMO_CHECKPOINT, device="cpu", mesh_resolution=48)
+    viewer = Viewer(source, host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2)
+    yield viewer
+    viewer.stop()
+
+
+def download(page, button: str, folder: Path) -> Path:
+    with page.expect_download(timeout=TIMEOUT * 1000) as started:
+        page.get_by_role("button", name=button).click()
+    path = folder / started.value.suggested_filename
+    started.value.save_as(path)
+    return path
+
+
+def test_generator_seed_snapshot_video_autoplay_and_reset_in_chromium(generator_viewer, browser, tmp_path):
+    """The shipped demo checkpoint: a new seed is a new subject; the snapshot is the frame on
+    screen; the orbit video has every frame; autoplay turns the camera by itself until
+    unchecked; reset view brings back the front view."""
+    import imageio.v3 as iio
+
+    viewer = generator_viewer
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+    page.goto(f"http://127.0.0.1:{viewer.port}")
+    session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
+    wait_for(lambda: full_frame(session), "a full-size frame")
+    first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+
+    seed = page.locator('[role=slider][aria-valuemax="9999"]').first  # "Seed" (then "Interpolate to seed")
+    seed.focus()
+    seed.press("ArrowRight")
+    frame = wait_for(lambda: full_frame(session, lambda f: f.view.settings["seed"] == 1), "a frame of seed 1")
+    new_picture(page, first, "the picture of seed 1")
+
+    snapshot = download(page, "Snapshot (PNG)", tmp_path)
+    assert snapshot.name == "volumegan_synth64_rgb.png"
+    np.testing.assert_array_equal(iio.imread(snapshot), frame.image)  # the frame on screen, at full size
+
+    video = download(page, "Record orbit video", tmp_path)
+    assert video.name == "orbit_volumegan_synth64" + video.suffix and video.suffix in (".mp4", ".gif")
+    frames = iio.imread(video, index=None)
+    h, w = frame.image.shape[:2]
+    assert len(frames) == 48 and frames.shape[1:3] == ((h // 2 * 2, w // 2 * 2) if video.suffix == ".mp4" else (h, w))
+    assert np.abs(frames[0].astype(float) - frames[12].astype(float)).mean() > CHANGED  # it turns
+
+    initial = np.array(session.initial["position"])
+    page.get_by_label("Orbit autoplay").check()
+    wait_for(lambda: np.linalg.norm(session.client.camera.position - initial) > 0.3, "autoplay to turn the camera")
+    # (a preview: while autoplay turns the camera it never rests long enough for full size)
+    wait_for(lambda: (f := session.last_frame) is not None and np.linalg.norm(np.array(f.view.position) - initial) > 0.3,
+             "a frame from the turned camera")
+    # the turn is about the vertical axis through the orbit point: height and distance stay
+    position, pivot = np.array(session.client.camera.position), np.array(session.initial["look_at"])
+    np.testing.assert_allclose(position[1], initial[1], atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(position - pivot), np.linalg.norm(initial - pivot), rtol=1e-3)
+    page.get_by_label("Orbit autoplay").uncheck()
+    time.sleep(0.3)
+    stopped = np.array(session.client.camera.position)
+    time.sleep(0.5)
+    np.testing.assert_allclose(session.client.camera.position, stopped)
+    np.testing.assert_allclose(session.client.camera.look_at, pivot, atol=1e-6)  # the orbit point did not drift
+
+    page.get_by_role("button", name="Reset view").click()
+    wait_for(lambda: np.linalg.norm(session.client.camera.position - initial) < 1e-3, "the front view again")
+    wait_for(lambda: full_frame(session, lambda f: np.allclose(f.view.position, initial, atol=1e-3)),
+             "a frame of the front view")
+    assert not session.errors
+    page.close()
+
+
+def test_mesh_drawn_by_the_browser_and_back_in_chromium(browser, tmp_path):
+    """"Draw in the browser" hands a mesh to three.js (no server frames while on); turning it
+    off brings server rendering back."""
+    from render3d_viewer import Viewer, open_source
+
+    path = tmp_path / "box.glb"
+    box = trimesh.creation.box((0.8, 0.5, 0.6))
+    box.visual = trimesh.visual.ColorVisuals(box, vertex_colors=np.tile([200, 40, 40, 255], (len(box.vertices), 1)))
+    box.export(path)
+    viewer = Viewer(open_source(str(path)), host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2)
+    try:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"http://127.0.0.1:{viewer.port}")
+        session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
+        wait_for(lambda: full_frame(session), "a server frame")
+        served = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the server's frame on the canvas")
+        stats = page.locator("p", has_text=" fps").first
+
+        page.get_by_label("Draw in the browser").check()
+        page.get_by_text("drawn by the browser").wait_for(timeout=TIMEOUT * 1000)
+        drawn = new_picture(page, served, "the browser's own drawing of the box")  # lit by three.js, not ours
+        frames = session.frames
+        page.mouse.move(450, 370)
+        page.mouse.down()
+        page.mouse.move(520, 380, steps=8)
+        page.mouse.up()
+        new_picture(page, drawn, "the browser's drawing from the orbited camera")
+        assert session.frames == frames  # the server rendered nothing meanwhile
+
+        page.get_by_label("Draw in the browser").uncheck()
+        wait_for(lambda: session.frames > frames and full_frame(session), "server frames again")
+        stats.wait_for(timeout=TIMEOUT * 1000)
+        assert not session.errors
+        page.close()
+    finally:
+        viewer.stop()

@@ -1,21 +1,26 @@
 """What the viewer can show: choosing a source from TARGET, rendering every mode, the
 downloads (read back by trimesh and render3d's own PLY reader), splats for the browser,
-the procedural seed, cancellation, and orbit videos' cameras."""
+the procedural seed, a trained generator (its framing, seeds, interpolation and non-square
+cameras), cancellation, and orbit videos' cameras."""
 
 import io
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 import trimesh
 
-from render3d.cameras import Cameras
+from render3d import DEMO_CHECKPOINT
+from render3d.cameras import Cameras, intrinsics_from_fov
+from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras as generator_cameras
 from render3d.mesh import load_mesh
 from render3d.splat import load_ply, save_ply
 from render3d_viewer.actions import View, orbit_cameras, render_view, snapshot_png, view_cameras
 from render3d_viewer.loop import RenderCancelled
-from render3d_viewer.sources import FieldSource, MeshSource, SplatSource, Splats, open_source, picture
+from render3d_viewer.sources import (FieldSource, GeneratorSource, MeshSource, SplatSource, Splats, open_source,
+                                     picture)
 
 SIZE = 24
 
@@ -51,8 +56,21 @@ def mesh_file(tmp_path_factory):
     return path
 
 
-def test_targets_pick_their_source(splat_file, mesh_file, tmp_path):
-    assert isinstance(open_source(None), FieldSource) and open_source(None).name == "demo"
+@pytest.fixture(scope="module")
+def generator():
+    return open_source(None)
+
+
+def test_targets_pick_their_source(splat_file, mesh_file, tmp_path, generator):
+    assert isinstance(generator, GeneratorSource) and generator.name == "volumegan_synth64"  # the shipped demo
+    # a run folder (its newest checkpoint) and a checkpoint folder are generators too
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-0000010"
+    checkpoint.mkdir(parents=True)
+    shutil.copy(DEMO_CHECKPOINT, checkpoint / "generator.safetensors")
+    (checkpoint / "state.json").write_text("{}")
+    for target in (tmp_path / "run", checkpoint):
+        source = open_source(target)
+        assert isinstance(source, GeneratorSource) and source.name == "run_step-0000010"
     assert open_source("torus").name == "torus"
     assert isinstance(open_source(str(splat_file)), SplatSource)
     assert isinstance(open_source(str(mesh_file)), MeshSource)
@@ -60,17 +78,22 @@ def test_targets_pick_their_source(splat_file, mesh_file, tmp_path):
     trimesh.creation.box().export(plain_ply)
     assert isinstance(open_source(str(plain_ply)), MeshSource)  # a PLY without 3DGS properties is a mesh
     with pytest.raises(ValueError, match=r"viewer.open_source: argument 'target' expected a scene name \(demo, .*"
-                                         r"procedural\) or an existing file, got 'nowhere'"):
+                                         r"procedural\), an existing file, or a checkpoint or run folder, "
+                                         r"got 'nowhere'"):
         open_source("nowhere")
+    with pytest.raises(ValueError, match="got '.*empty'"):
+        (tmp_path / "empty").mkdir()
+        open_source(tmp_path / "empty")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="expected a 3DGS PLY or a mesh file"):
+    with pytest.raises(ValueError, match=r"expected a generator \(.safetensors\), a 3DGS PLY or a mesh file"):
         open_source(str(text))
 
 
-@pytest.mark.parametrize("target", ["sphere", "splats", "mesh"])
+@pytest.mark.parametrize("target", ["sphere", "splats", "mesh", "generator"])
 def test_every_mode_renders_a_picture(target, splat_file, mesh_file):
-    source = open_source({"sphere": "sphere", "splats": str(splat_file), "mesh": str(mesh_file)}[target])
+    source = open_source({"sphere": "sphere", "splats": str(splat_file), "mesh": str(mesh_file),
+                          "generator": None}[target])
     cameras = camera(source)
     for mode in source.modes:
         views = source.render(cameras, mode, source.defaults(), lambda: False)
@@ -88,10 +111,81 @@ def test_splats_have_no_normals_mode(splat_file):
         picture({"alpha": torch.zeros(1, 1, 2, 2)}, "x")
 
 
-def test_field_render_stops_when_cancelled():
+def test_field_render_stops_when_cancelled(generator):
     source = open_source("sphere")
     with pytest.raises(RenderCancelled):
         source.render(camera(source, 128), "rgb", {}, lambda: True)
+    with pytest.raises(RenderCancelled):
+        generator.render(camera(generator), "rgb", {}, lambda: True)
+
+
+def test_generator_starts_at_its_front_view_and_renders_what_sampling_renders(generator):
+    G, view = generator.G, generator.meta["view"]
+    size = G.resolutions[-1]
+    front = generator_cameras(view, 1, size)
+    torch.testing.assert_close(generator.framing.cameras(1, size).cam2world, front.cam2world)
+    assert generator.framing.fov_degrees == view["fov_degrees"]
+    # at the generator's own size the viewer's picture is render3d render's, not resampled
+    # (up to rounding: the viewer maps two seeds at once and rebuilds the intrinsics from the FOV)
+    ws = G.mapping(latents_from_seeds([5], G.z_dim), truncation=0.5)
+    expected = render_views(G, ws, front)
+    views = generator.render(front, "rgb", {"seed": 5, "truncation": 0.5}, lambda: False)
+    torch.testing.assert_close(views["image"], expected["image"][0], rtol=0, atol=2e-5)
+    n = expected["depth"].shape[-1]
+    depth = generator.render(front.resized(n, n), "depth", {"seed": 5, "truncation": 0.5}, lambda: False)["depth"]
+    torch.testing.assert_close(depth, expected["depth"][0], rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("width, height", [(96, 48), (40, 80)])
+def test_generator_pictures_of_any_shape_are_crops_not_stretches(generator, width, height):
+    """A camera of another shape sees the middle of the square picture with the same focal
+    length in pixels (so the subject keeps its proportions)."""
+    front = generator_cameras(generator.meta["view"], 1, 8)
+    side = max(width, height)
+    fov = generator.meta["view"]["fov_degrees"]
+    square = Cameras(front.cam2world, intrinsics_from_fov(fov, side, side), side, side)
+    focal = 0.5 / math.tan(math.radians(fov) / 2) * side           # pixels
+    vertical = math.degrees(2 * math.atan(height / (2 * focal)))
+    shaped = Cameras(front.cam2world, intrinsics_from_fov(vertical, width, height), width, height)
+    whole = generator.render(square, "rgb", {}, lambda: False)["image"]
+    crop = generator.render(shaped, "rgb", {}, lambda: False)["image"]
+    assert crop.shape == (1, 3, height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    # up to float32 rounding of the FOV round trip; a stretch would differ by far more:
+    torch.testing.assert_close(crop, whole[..., top:top + height, left:left + width], rtol=0, atol=5e-5)
+    stretched = torch.nn.functional.interpolate(whole, size=(height, width), mode="bilinear", antialias=True)
+    assert (crop - stretched).abs().mean() > 0.01
+
+
+def test_generator_seeds_truncation_and_interpolation(generator):
+    cameras = camera(generator, 32)
+
+    def rgb(**settings):
+        return generator.render(cameras, "rgb", settings, lambda: False)["image"]
+
+    assert [p.name for p in generator.parameters] == ["seed", "truncation", "seed_b", "mix"]
+    seed0, seed1 = rgb(seed=0), rgb(seed=1)
+    assert (seed0 - seed1).abs().mean() > 0.01
+    assert (rgb(seed=0, truncation=0.0) - rgb(seed=1, truncation=0.0)).abs().max() < 1e-6  # both the mean w
+    # the interpolation runs from seed to seed_b in w space
+    torch.testing.assert_close(rgb(seed=0, seed_b=1, mix=0.0), seed0)
+    torch.testing.assert_close(rgb(seed=0, seed_b=1, mix=1.0), seed1, rtol=0, atol=1e-5)
+    halfway = rgb(seed=0, seed_b=1, mix=0.5)
+    assert min((halfway - seed0).abs().mean(), (halfway - seed1).abs().mean()) > 0.002
+
+
+def test_generator_download_is_a_coloured_glb_inside_its_box(generator, tmp_path, monkeypatch):
+    monkeypatch.setattr(generator, "mesh_resolution", 48)
+    name, content = generator.download({"seed": 2, "mix": 0.25, "seed_b": 7}, no_progress)
+    assert name == "volumegan_synth64_seed2-seed7_mix0.25.glb"
+    (tmp_path / name).write_bytes(content)
+    mesh = trimesh.load(tmp_path / name, force="mesh")
+    assert len(mesh.faces) > 100
+    lo, hi = np.array(generator.G.bbox)
+    cell = (hi - lo) / 47  # the surface closes within a grid cell of the box's faces
+    assert (mesh.bounds[0] >= lo - cell).all() and (mesh.bounds[1] <= hi + cell).all()
+    colors = load_mesh(tmp_path / name).visual.vertex_colors[:, :3].astype(float)
+    assert colors.std(0).max() > 5
 
 
 def test_procedural_seed_changes_the_object():

@@ -12,7 +12,8 @@ capabilities:
 - `client_geometry`: a mesh or splats the browser can draw itself (three.js) instead of
   the server rendering them.
 
-Sources here: a field (a built-in analytic scene, or a procedural object chosen by seed),
+Sources here: a trained generator (its seed, truncation and latent interpolation as
+parameters), a field (a built-in analytic scene, or a procedural object chosen by seed),
 Gaussian splats from a 3DGS PLY, and a mesh file. `open_source` picks one from the command
 line's TARGET.
 """
@@ -20,6 +21,7 @@ line's TARGET.
 from __future__ import annotations
 
 import functools
+import math
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -28,15 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from render3d.cameras import Cameras, Framing
+from render3d import DEMO_CHECKPOINT
+from render3d.cameras import Cameras, Framing, intrinsics_from_fov
 from render3d.volume import AnalyticField, Scene, VolumeRenderer, make_scene, scene_names
 from render3d.volume.views import FAR, NEAR
 
 from .loop import RenderCancelled
 
 MODES = ("rgb", "depth", "normals", "alpha")
-DEFAULT_TARGET = "demo"
+DEFAULT_SCENE = "demo"     # shown when the demo checkpoint is missing
 PROCEDURAL = "procedural"
 Progress = Callable[[float, str], None]   # (fraction done in [0, 1], what is happening)
 Cancelled = Callable[[], bool]
@@ -224,6 +228,109 @@ def procedural_source() -> FieldSource:
     return FieldSource(PROCEDURAL, lambda settings: procedural_scene(int(settings["seed"])), framing, (seed,))
 
 
+# --- trained generators ---------------------------------------------------------------------
+
+class GeneratorSource(Source):
+    """A trained generator (`render3d.training.load_generator`: a generator file, checkpoint
+    or run folder). Parameters: the seed, the truncation, and a latent interpolation in w
+    space towards a second seed (mix 0: the first seed alone, 1: the second). The download is
+    `extract_generator_mesh` (marching cubes on its density, coloured by its colour).
+
+    A generator renders square images of a fixed size (its last resolution; depth and alpha
+    at its neural resolution): a camera of any other shape is rendered as the square camera
+    with the same pose and focal length spanning the longer side, resized to that side and
+    cropped to the camera's shape, so nothing is stretched.
+    """
+
+    modes = ("rgb", "depth", "alpha")
+
+    def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
+                 mesh_resolution: int = 128) -> None:
+        from render3d.generators.sampling import view_framing
+        from render3d.training import load_generator
+        from render3d.training.checkpoint import GENERATOR_FILE, resolve_generator_file
+
+        path = Path(path)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.G, self.meta = load_generator(path, self.device)
+        self.path, self.mesh_resolution = path, mesh_resolution
+        file = resolve_generator_file(path)
+        if file.name != GENERATOR_FILE:
+            self.name = file.stem
+        elif file.parent.parent.name == "checkpoints":     # RUN/checkpoints/step-N/: "RUN_step-N"
+            self.name = f"{file.parent.parent.parent.name}_{file.parent.name}"
+        else:
+            self.name = file.parent.name
+        self.framing = view_framing(self.meta["view"])
+        self.parameters = (
+            Parameter("seed", "Seed", 0, 0, 9999),
+            Parameter("truncation", "Truncation", 0.7, 0.0, 1.0, 0.05, integer=False),
+            Parameter("seed_b", "Interpolate to seed", 1, 0, 9999),
+            Parameter("mix", "Interpolation", 0.0, 0.0, 1.0, 0.05, integer=False),
+        )
+        self._ws = functools.lru_cache(maxsize=32)(self._styles)
+
+    def _styles(self, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
+        from render3d.generators.sampling import latents_from_seeds, view_cameras
+
+        z = latents_from_seeds([seed, seed_b], self.G.z_dim, self.device)
+        c = None
+        if getattr(getattr(self.G, "config", None), "c_dim", 0):  # conditioned on the front camera
+            c = view_cameras(self.meta["view"], 1, 8, device=self.device).to_eg3d_label().expand(2, -1)
+        with torch.no_grad():
+            w = self.G.mapping(z, c, truncation=truncation)
+        return torch.lerp(w[:1], w[1:], mix)
+
+    def ws(self, settings: Mapping[str, float]) -> torch.Tensor:
+        """``[1, num_ws, w_dim]``: the styles of `settings` (defaults for missing names)."""
+        s = {**self.defaults(), **settings}
+        return self._ws(int(s["seed"]), float(s["truncation"]), int(s["seed_b"]), float(s["mix"]))
+
+    def render(self, cameras, mode, settings, cancelled):
+        if cancelled():
+            raise RenderCancelled
+        ws = self.ws(settings)
+        width, height = cameras.width, cameras.height
+        side = max(width, height)
+        focal = float(cameras.intrinsics[0, 1, 1]) * height          # pixels (square pixels)
+        fov = math.degrees(2 * math.atan(side / (2 * focal)))
+        square = Cameras(cameras.cam2world.to(self.device, torch.float32),
+                         intrinsics_from_fov(fov, side, side, device=self.device), side, side)
+        with torch.no_grad():
+            out = self.G.synthesis(ws, square, noise_mode="const")
+        top, left = (side - height) // 2, (side - width) // 2
+
+        def fitted(image):
+            image = F.interpolate(image.float(), size=(side, side), mode="bilinear", align_corners=False,
+                                  antialias=image.shape[-1] > side)
+            return image[..., top:top + height, left:left + width].cpu()
+
+        return {"image": fitted((out["image"] + 1) / 2).clamp(0, 1), "depth": fitted(out["depth"]),
+                "alpha": fitted(out["alpha"]).clamp(0, 1)}
+
+    def download(self, settings, progress):
+        from render3d.generators.sampling import extract_generator_mesh
+
+        s = {**self.defaults(), **settings}
+        n = self.mesh_resolution
+        progress(0.1, f"sampling the generator's density on a {n}^3 grid, marching cubes, colours")
+        mesh = extract_generator_mesh(self.G, self.ws(s), resolution=n)
+        progress(0.9, "writing the GLB")
+        name = f"{self.name}_seed{int(s['seed'])}"
+        if float(s["mix"]) > 0:
+            name += f"-seed{int(s['seed_b'])}_mix{float(s['mix']):g}"
+        return f"{name}.glb", mesh_glb(mesh)
+
+
+def is_generator(path: Path) -> bool:
+    """Whether `path` is a generator file (.safetensors), a checkpoint folder or a run folder."""
+    from render3d.training.checkpoint import GENERATOR_FILE, latest_checkpoint
+
+    if path.is_file():
+        return path.suffix.lower() == ".safetensors"
+    return path.is_dir() and ((path / GENERATOR_FILE).is_file() or latest_checkpoint(path) is not None)
+
+
 # --- files: Gaussian splats and meshes ------------------------------------------------------
 
 class SplatSource(Source):
@@ -312,24 +419,30 @@ def is_gaussian_ply(path: Path) -> bool:
     return b"property float f_dc_0" in header and b"property float opacity" in header
 
 
-def open_source(target: str | None) -> Source:
-    """The source for the command line's TARGET: None -> the demo scene; a built-in scene
-    name or "procedural"; a 3DGS PLY (Gaussian splats); a mesh file (GLB, glTF, OBJ, PLY, STL,
-    OFF). Raises ValueError naming what was expected otherwise."""
+def open_source(target: str | Path | None) -> Source:
+    """The source for the command line's TARGET: None -> the shipped demo checkpoint (the
+    demo scene if it is missing); a generator (a .safetensors generator file, a checkpoint
+    folder or a run folder); a built-in scene name or "procedural"; a 3DGS PLY (Gaussian
+    splats); a mesh file (GLB, glTF, OBJ, PLY, STL, OFF). Raises ValueError naming what was
+    expected otherwise."""
     fn = "viewer.open_source"
-    target = DEFAULT_TARGET if target is None else target
+    if target is None:
+        return GeneratorSource(DEMO_CHECKPOINT) if DEMO_CHECKPOINT.is_file() else scene_source(DEFAULT_SCENE)
+    target = str(target)
     if target in scene_names():
         return scene_source(target)
     if target == PROCEDURAL:
         return procedural_source()
     path = Path(target)
+    if is_generator(path):
+        return GeneratorSource(path)
     if not path.is_file():
-        raise ValueError(f"{fn}: argument 'target' expected a scene name ({', '.join(scene_names())}, {PROCEDURAL}) "
-                         f"or an existing file, got {target!r}")
+        raise ValueError(f"{fn}: argument 'target' expected a scene name ({', '.join(scene_names())}, {PROCEDURAL}), "
+                         f"an existing file, or a checkpoint or run folder, got {target!r}")
     suffix = path.suffix.lower()
     if suffix == ".ply" and is_gaussian_ply(path):
         return SplatSource(path)
     if suffix in MESH_SUFFIXES:
         return MeshSource(path)
-    raise ValueError(f"{fn}: argument 'target' expected a 3DGS PLY or a mesh file ({', '.join(MESH_SUFFIXES)}), "
-                     f"got {path}")
+    raise ValueError(f"{fn}: argument 'target' expected a generator (.safetensors), a 3DGS PLY or a mesh file "
+                     f"({', '.join(MESH_SUFFIXES)}), got {path}")

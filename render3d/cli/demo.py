@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "volumegan_synth64.safetensors"
+from render3d import DEMO_CHECKPOINT as DEFAULT_CHECKPOINT
 
 
 def run_demo(out: Path, checkpoint: Path = DEFAULT_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 
 EPILOG = """TARGET:
-  (none)        the demo scene
+  (none)        the shipped demo VolumeGAN (assets/volumegan_synth64.safetensors)
+  RUN, CKPT     a trained generator: a run folder (its newest checkpoint), a checkpoint
+                folder, or a generator .safetensors file; seed, truncation and latent
+                interpolation sliders
   SCENE         a built-in scene (render3d render --list-scenes), or "procedural": the
                 synthetic dataset's random objects, one per seed
   FILE.ply      Gaussian splats (a 3DGS PLY), or a mesh if the PLY has no 3DGS properties
@@ -21,6 +24,7 @@ on a remote machine, serve on loopback (the default) and tunnel the port:
 
 examples:
   render3d view
+  render3d view runs/synth64
   render3d view torus --port 8081
   render3d view outputs/mesh/demo.glb
   render3d view point_cloud.ply --resolution 512
@@ -29,12 +33,12 @@ examples:
 
 def add_view(sub) -> None:
     p = sub.add_parser(
-        "view", help="orbit a scene, mesh or Gaussian splats in the browser (also over an SSH tunnel)",
+        "view", help="orbit a trained generator, scene, mesh or Gaussian splats in the browser (also over SSH)",
         description="Serve an interactive camera-orbit viewer on one port: the server renders at each browser's "
                     "camera, small while it moves and at full resolution once it rests.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", nargs="?", default=None, metavar="TARGET", help="what to show (default: the demo scene)")
+    p.add_argument("target", nargs="?", default=None, metavar="TARGET", help="what to show (default: the shipped demo VolumeGAN)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; tunnel with ssh -L)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080; the next free one if taken)")
@@ -67,6 +71,6 @@ def run_view(args) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         serve(args.target, host=args.host, port=args.port, resolution=args.resolution)
-    except ValueError as error:  # an unknown scene or an unreadable file
+    except ValueError as error:  # an unknown scene, an unreadable file or checkpoint
         return report(error)
     return 0

@@ -4,9 +4,11 @@ render`, `render3d export-mesh`, `render3d demo` and the viewer."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from render3d.cameras import Cameras, orbit, spiral
+from render3d.cameras import Cameras, Framing, orbit, spiral
 
 
 def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tensor:
@@ -20,6 +22,15 @@ def view_cameras(view: dict, n: int, size: int, *, pitch_offset: float = 0.0, de
     radius, FOV and mean pitch (`view`: a generator's metadata "view"), `size` pixels."""
     return orbit(n, radius=view["radius"], width=size, height=size, pitch=view["pitch"] + pitch_offset,
                  pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"], device=device)
+
+
+def view_framing(view: dict) -> Framing:
+    """The `Framing` whose first camera is `view_cameras`'s first (the front view at the
+    training cameras' radius, FOV and mean pitch): a viewer's initial camera. `view`'s pitch
+    is EG3D's (pi/2 level), a framing's elevation is the angle above the horizon."""
+    polar = math.acos(1 - 2 * view["pitch"] / math.pi)
+    return Framing(view["radius"], math.pi / 2 - polar, view["fov_degrees"], tuple(view["pivot"]),
+                   yaw_start=math.pi / 2)
 
 
 @torch.no_grad()
