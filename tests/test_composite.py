@@ -119,6 +119,25 @@ def test_gradcheck_public_float64(return_weights):
     assert torch.autograd.gradcheck(f, (*inputs, background))
 
 
+def test_second_derivatives_float64():
+    """Gradient penalties differentiate the gradient: the native op's backward under
+    create_graph goes through the twin, so second derivatives are right (gradgradcheck) and
+    equal the twin's."""
+    inputs = [t.requires_grad_() for t in make_dense(1, 2, 4, 2)]
+
+    def f(*args):
+        return tuple(composite(*args, return_weights=True, impl="native").values())
+
+    assert torch.autograd.gradgradcheck(f, inputs)
+    second = []
+    for impl in ("native", "torch"):
+        out = composite(*inputs, impl=impl)
+        first = torch.autograd.grad(out["values"].square().sum() + out["depth"].sum(), inputs, create_graph=True)
+        second.append(torch.autograd.grad(sum(g.square().sum() for g in first), inputs))
+    for a, b in zip(*second):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_opcheck_registration():
     densities, values, t_starts, t_ends = make_dense(1, 3, 4, 2, dtype=torch.float32)
     composite(densities, values, t_starts, t_ends, impl="native")

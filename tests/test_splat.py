@@ -96,6 +96,18 @@ def test_projection_gradcheck_cpp():
     assert torch.autograd.gradcheck(f, [t.clone().requires_grad_() for t in (means, quats, scales)])
 
 
+def test_projection_second_derivatives_float64():
+    """Under create_graph the native backward goes through the twin: right second derivatives."""
+    means, quats, scales, opacities, _, cameras = scene(B=1, N=6)
+    args = list(project_args(means, quats, scales, opacities, cameras, antialiased=True))
+
+    def f(m, q, s):
+        args[:3] = m, q, s
+        return native().project_fwd(*args)[1:]
+
+    assert torch.autograd.gradgradcheck(f, [t.clone().requires_grad_() for t in (means, quats, scales)])
+
+
 def test_projection_against_gsplat_reference():
     """gsplat's own PyTorch projection, an outside oracle for 2D means, conics, depths and radii."""
     reference = pytest.importorskip("gsplat.cuda._torch_impl")
@@ -176,6 +188,17 @@ def test_raster_gradcheck_cpp():
 
     leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities * 0.8)]
     assert torch.autograd.gradcheck(f, leaves)
+
+
+def test_raster_second_derivatives_float64():
+    """Under create_graph the native backward goes through the twin: right second derivatives."""
+    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(size=(12, 10))
+
+    def f(m, c, feat, o):
+        return native().raster_fwd(m, c, feat, o, offsets, ids, W, H, 0.999, 1 / 255, 1e-4)[:2]
+
+    leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities * 0.8)]
+    assert torch.autograd.gradgradcheck(f, leaves)
 
 
 def dense_reference(means, quats, scales, opacities, colors, cameras, background):

@@ -238,8 +238,9 @@ class VolumeGAN(nn.Module):
 
         resolution: output size, one of `resolutions` (default: the largest); blend in [0, 1]
         fades its last block in. impl: compositing kernels for this call (default: the
-        config's); "torch" when the images will be differentiated twice (path-length
-        regularization): the twin is differentiable twice, the native backward is not. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
+        config's). Second derivatives (path-length regularization) are right with either: the
+        native backward recomputes through the twin under create_graph, so "torch" there only
+        saves the native forward. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
         ``image_raw [B, 3, n, n]``, ``features [B, feature_dim, n, n]``, ``depth [B, 1, n, n]``
         (distance along the ray, world units) and ``alpha [B, 1, n, n]`` at the neural
         resolution n.

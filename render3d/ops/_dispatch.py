@@ -2,7 +2,8 @@
 
 - ``"torch"``: the pure-PyTorch twin (the test oracle; runs anywhere, differentiable twice).
 - ``"native"``: our C++/CUDA kernel; fails loudly when it cannot be built or does not cover
-  the tensors' device.
+  the tensors' device. Its backward is native too, except under ``create_graph=True``
+  (gradient penalties), where it recomputes through the twin so second derivatives are right.
 - ``"auto"``: native where available, otherwise the twin after one clear warning.
 """
 

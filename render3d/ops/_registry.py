@@ -17,6 +17,11 @@ def _composite_setup_context(ctx, inputs, output):
 
 def _composite_backward(ctx, grad_acc, grad_depth_sum, grad_opacity, grad_weights):
     sigmas, values, t_starts, t_ends, offsets, weights = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: the gradient will be differentiated again
+        from .composite import composite_torch
+
+        return _twin_backward(ctx, composite_torch, (sigmas, values, t_starts, t_ends, offsets),
+                              (grad_acc, grad_depth_sum, grad_opacity, grad_weights))
     grads = torch.ops.render3d.composite_bwd(
         grad_acc.contiguous(),
         grad_depth_sum.contiguous(),
@@ -39,6 +44,24 @@ def _composite_backward(ctx, grad_acc, grad_depth_sum, grad_opacity, grad_weight
     return grad_sigmas, grad_values, grad_t_starts, grad_t_ends, None
 
 
+def _twin_backward(ctx, twin, inputs: tuple, grad_outputs: tuple) -> tuple:
+    """The gradients of a native op's inputs, as its backward returns them, recomputed
+    through its PyTorch `twin` (same arguments, same outputs) with a graph of their own: the
+    backward used under create_graph=True (gradient penalties such as path length), where
+    the C++ backward, which has no backward itself, would give silently wrong second
+    derivatives. Slower than the native backward; only runs when asked for."""
+    wanted = [i for i, needed in enumerate(ctx.needs_input_grad) if needed]
+    outputs = twin(*inputs)
+    pairs = [(o, g) for o, g in zip(outputs, grad_outputs)
+             if g is not None and o.is_floating_point() and o.requires_grad]
+    found = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wanted], [g for _, g in pairs],
+                                create_graph=True, allow_unused=True)
+    grads = [None] * len(ctx.needs_input_grad)
+    for i, g in zip(wanted, found):
+        grads[i] = torch.zeros_like(inputs[i]) if g is None else g
+    return tuple(grads)
+
+
 _PROJECT_ARGS = ("means", "quats", "scales", "covars", "opacities", "viewmats", "intrinsics", "width", "height",
                  "near_plane", "far_plane", "eps2d", "alpha_min", "antialiased")
 
@@ -57,6 +80,11 @@ def _project_backward(ctx, v_radii, v_means2d, v_depths, v_conics, v_compensatio
     tensors, it = [], iter(saved[:-3])
     for missing in ctx.optional:
         tensors.append(None if missing else next(it))
+    if torch.is_grad_enabled():  # create_graph=True: the gradient will be differentiated again
+        from .splat import project_torch
+
+        return _twin_backward(ctx, project_torch, (*tensors, *ctx.scalars),
+                              (None, v_means2d, v_depths, v_conics, v_compensations))
     v_means, v_quats, v_scales, v_covars = torch.ops.render3d.project_bwd(
         *tensors, *ctx.scalars, radii, conics, compensations, v_means2d.contiguous(), v_depths.contiguous(),
         v_conics.contiguous(), v_compensations.contiguous(),
@@ -74,6 +102,11 @@ def _raster_setup_context(ctx, inputs, output):
 
 def _raster_backward(ctx, v_acc, v_transmittance, v_last):
     means2d, conics, features, opacities, tile_offsets, ids, transmittance, last = ctx.saved_tensors
+    if torch.is_grad_enabled():  # create_graph=True: the gradient will be differentiated again
+        from .splat import raster_torch
+
+        return _twin_backward(ctx, raster_torch, (means2d, conics, features, opacities, tile_offsets, ids,
+                                                  *ctx.scalars), (v_acc, v_transmittance, None))
     grads = torch.ops.render3d.raster_bwd(
         v_acc.contiguous(), v_transmittance.contiguous(), means2d, conics, features, opacities, tile_offsets, ids,
         transmittance, last, *ctx.scalars,

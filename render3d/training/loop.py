@@ -154,7 +154,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             pl_due = loss.pl_due(step)
             if pl_due:
                 ws.requires_grad_(True)
-            # Path length differentiates the images twice: composite with the twice-differentiable twin.
+            # Path length differentiates the images twice; the native backward would recompute
+            # through the twin then, so composite with the twin from the start.
             fake = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)["image"]
             g_loss = loss.generator(D(fake, gen_labels, blend=blend))
             total_g = g_loss
