@@ -3,6 +3,7 @@
 gloo processes under torchrun matching one process with the same global batch."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -102,10 +103,11 @@ def test_training_steps_on_a_gpu(data, tmp_path):
 
 
 def test_resume_is_bit_exact(data, tmp_path):
-    # R1 and path length every 2 steps, style mixing and x-flip on, jitter and noise on:
-    # every kind of state.
+    # R1 and path length every 2 steps, the opacity entropy, style mixing and x-flip on, jitter
+    # and noise on: every kind of state.
     config = tiny_train_config(data, total_kimg=0.024,            # 6 steps of 4 images
-                               loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2})
+                               loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2,
+                                     "opacity_entropy": 0.5})
     training_loop(tmp_path / "straight", config, progress=False)
     training_loop(tmp_path / "resumed", config, max_steps=3, progress=False)
     training_loop(tmp_path / "resumed", config, resume=tmp_path / "resumed", progress=False)
@@ -113,6 +115,8 @@ def test_resume_is_bit_exact(data, tmp_path):
     assert straight.keys() == resumed.keys()
     different = [k for k in straight if not torch.equal(straight[k], resumed[k])]
     assert different == []
+    logged = [json.loads(line) for line in (tmp_path / "straight" / "stats.jsonl").read_text().splitlines()]
+    assert all(0 < line["loss/opacity_entropy"] <= 0.5 * math.log(2) for line in logged)
     moved = _weights(tmp_path / "resumed", 3)
     assert not torch.equal(moved["G.volume.const"], straight["G.volume.const"])   # training did move the weights
 

@@ -2,6 +2,8 @@
 ray's sampling range, gradients reaching every parameter, and a loss that falls when one
 batch is trained on."""
 
+import math
+
 import pytest
 import torch
 from _gan import SIZE, tiny_generator
@@ -9,7 +11,7 @@ from _gan import SIZE, tiny_generator
 from render3d.cameras import sample_yaw_pitch
 from render3d.discriminators import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
 from render3d.generators import VolumeGAN, VolumeGANConfig
-from render3d.losses import ns_discriminator_loss, ns_generator_loss, r1_penalty
+from render3d.losses import ns_discriminator_loss, ns_generator_loss, opacity_entropy, r1_penalty
 from render3d.rays import ray_aabb
 from render3d.registry import GENERATORS
 
@@ -146,6 +148,29 @@ def test_losses_fall_when_training_on_one_batch():
     assert g_losses[-1] < 0.7 * g_losses[0]
 
 
+def test_opacity_entropy_values_and_direction():
+    """ln 2 for half-transparent pixels, ~0 for empty or opaque ones; its gradient moves
+    opacity away from 1/2; and minimizing it through the generator makes solid pixels."""
+    alpha = torch.tensor([[0.5, 0.5], [0.0, 1.0], [0.2, 0.9]]).reshape(3, 1, 1, 2).requires_grad_()
+    entropy = opacity_entropy(alpha)
+    torch.testing.assert_close(entropy[:2], torch.tensor([0.6931472, 0.0]), atol=2e-3, rtol=0)
+    expected = -(0.2 * math.log(0.2) + 0.8 * math.log(0.8) + 0.9 * math.log(0.9) + 0.1 * math.log(0.1)) / 2
+    torch.testing.assert_close(entropy[2], torch.tensor(expected))
+    (grad,) = torch.autograd.grad(entropy.sum(), alpha)
+    assert grad[2, 0, 0, 0] > 0 and grad[2, 0, 0, 1] < 0  # descent: 0.2 -> 0, 0.9 -> 1
+    G = make_generator(use_noise=False, jitter=False)
+    cams, z = cameras(2, seed=3), torch.randn(2, 8)
+    opt = torch.optim.Adam(G.parameters(), lr=5e-3)
+    values = []
+    for _ in range(30):
+        loss = opacity_entropy(G(z, cams)["alpha"]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        values.append(loss.item())
+    assert values[-1] < 0.5 * values[0]
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="argument 'neural_resolution' expected a power of two >= 4, got 12"):
         VolumeGANConfig(neural_resolution=12)
@@ -153,12 +178,13 @@ def test_config_rejects_bad_values():
         VolumeGANConfig(density_activation="sigmoid")
 
 
-def test_path_length_gradients_need_the_twice_differentiable_twin():
-    """Second derivatives through compositing: with the twin (impl="torch") the path-length
-    gradient of a 3D weight matches float64 finite differences. (The native backward is not
-    differentiable, so the training loop asks for the twin on path-length steps.) Sample
-    positions are fixed (no jitter, no importance samples, whose positions move with the
-    weights), so the differences see only what autograd sees."""
+@pytest.mark.parametrize("impl", ["torch", "native"])
+def test_path_length_gradients_match_finite_differences(impl):
+    """Second derivatives through compositing: the path-length gradient of a 3D weight
+    matches float64 finite differences, with the twin and with the native op (whose backward
+    recomputes through the twin under create_graph). Sample positions are fixed (no jitter,
+    no importance samples, whose positions move with the weights), so the differences see
+    only what autograd sees."""
     from render3d.losses import path_lengths
 
     G = make_generator(jitter=False, use_noise=False, n_fine=0).double()
@@ -169,7 +195,7 @@ def test_path_length_gradients_need_the_twice_differentiable_twin():
 
     def penalty():
         ws = G.mapping(z)
-        image = G.synthesis(ws, cams, impl="torch")["image"]
+        image = G.synthesis(ws, cams, impl=impl)["image"]
         torch.manual_seed(5)
         return path_lengths(image, ws).sum()
 

@@ -7,6 +7,7 @@ from .stylegan2 import (
     StyleGAN2LossConfig,
     ns_discriminator_loss,
     ns_generator_loss,
+    opacity_entropy,
     path_lengths,
     r1_penalty,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "StyleGAN2LossConfig",
     "ns_discriminator_loss",
     "ns_generator_loss",
+    "opacity_entropy",
     "path_lengths",
     "r1_penalty",
 ]

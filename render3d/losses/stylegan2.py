@@ -1,5 +1,6 @@
 """StyleGAN2's losses: the non-saturating logistic GAN loss, lazy R1 on real images, and
-path-length regularization (Karras et al. 2020, sec. 3.2), with lazy intervals."""
+path-length regularization (Karras et al. 2020, sec. 3.2), with lazy intervals; and, for
+3D generators, an optional opacity entropy that pushes rendered opacity towards 0 or 1."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def path_lengths(images: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
     return grad.square().sum(2).mean(1).sqrt()
 
 
+def opacity_entropy(alpha: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Binary entropy of rendered opacity per sample ``[B]`` (mean over pixels, nats, in
+    [0, ln 2]): -a log a - (1 - a) log(1 - a), a clamped to [eps, 1 - eps]. Zero for pixels that
+    are empty or opaque, largest for half-transparent fog; its gradient moves a pixel's opacity
+    away from 1/2, towards the nearer of 0 and 1."""
+    a = alpha.clamp(eps, 1 - eps).flatten(1)
+    return -(a * a.log() + (1 - a) * (1 - a).log()).mean(1)
+
+
 @dataclass
 class StyleGAN2LossConfig:
     r1_gamma: float = 10.0          # R1 weight (VolumeGAN 10, EG3D FFHQ 1)
@@ -46,6 +56,7 @@ class StyleGAN2LossConfig:
     pl_interval: int = 4            # lazy path length: every this many G steps
     pl_decay: float = 0.01          # decay of the running mean path length
     style_mixing: float = 0.9       # probability of mixing two latents' styles in a generator batch
+    opacity_entropy: float = 0.0    # weight of the rendered opacity's binary entropy in G's loss (0: off)
 
 
 @LOSSES.register("stylegan2", StyleGAN2LossConfig)
@@ -84,6 +95,11 @@ class StyleGAN2Loss(nn.Module):
         with torch.no_grad():
             self.pl_mean.copy_(self.pl_mean.lerp(reduce_mean(lengths.detach().mean()), c.pl_decay))
         return (lengths - self.pl_mean).square().mean() * (c.pl_weight * c.pl_interval)
+
+    def opacity(self, alpha: torch.Tensor) -> torch.Tensor:
+        """opacity_entropy * E[binary entropy of the opacity ``alpha [B, 1, h, w]``]: solid
+        surfaces instead of fog that the 2D renderer paints over."""
+        return opacity_entropy(alpha).mean() * self.config.opacity_entropy
 
     def lazy_factor(self, role: str) -> float:
         """StyleGAN2's correction of lr and Adam betas for a lazily regularized network:

@@ -156,9 +156,14 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 ws.requires_grad_(True)
             # Path length differentiates the images twice; the native backward would recompute
             # through the twin then, so composite with the twin from the start.
-            fake = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)["image"]
+            rendered = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)
+            fake = rendered["image"]
             g_loss = loss.generator(D(fake, gen_labels, blend=blend))
             total_g = g_loss
+            if loss.config.opacity_entropy > 0:
+                opacity = loss.opacity(rendered["alpha"])
+                total_g = total_g + opacity
+                _add(sums, "loss/opacity_entropy", opacity)
             if pl_due:
                 pl = loss.path_length(fake, ws, dist.mean)
                 total_g = total_g + pl
