@@ -157,6 +157,30 @@ def test_generator_pictures_of_any_shape_are_crops_not_stretches(generator, widt
     assert (crop - stretched).abs().mean() > 0.01
 
 
+def test_generator_normals_are_its_density_gradients(generator, monkeypatch):
+    """With the generator's density replaced by a ball's, the normals mode shows the ball's
+    outward normals (from the ray-sphere hit points), unit length, in world space."""
+    radius = 0.3
+
+    def ball(points, ws):
+        return 200 * torch.sigmoid((radius - points.norm(dim=-1)) / 0.01)
+
+    monkeypatch.setattr(generator.G, "density", ball)
+    cameras = camera(generator, 40)
+    views = generator.render(cameras, "normals", {}, lambda: False)
+    normals = views["normals"][0].permute(1, 2, 0).reshape(-1, 3)
+    assert not normals.requires_grad
+    origins, directions = (t[0].double() for t in cameras.generate_rays())
+    b = (origins * directions).sum(-1)
+    disc = b * b - (origins.square().sum(-1) - radius**2)
+    inside = disc > 0.02 * radius**2                      # rays that hit the ball, away from its rim
+    t_hit = -b - disc.clamp_min(0).sqrt()
+    expected = (origins + t_hit[:, None] * directions) / radius
+    assert inside.sum() > 100
+    cosine = (normals.double()[inside] * expected[inside]).sum(-1)
+    assert cosine.mean() > 0.99 and cosine.min() > 0.9
+
+
 def test_generator_seeds_truncation_and_interpolation(generator):
     cameras = camera(generator, 32)
 

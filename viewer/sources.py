@@ -239,10 +239,12 @@ class GeneratorSource(Source):
     A generator renders square images of a fixed size (its last resolution; depth and alpha
     at its neural resolution): a camera of any other shape is rendered as the square camera
     with the same pose and focal length spanning the longer side, resized to that side and
-    cropped to the camera's shape, so nothing is stretched.
+    cropped to the camera's shape, so nothing is stretched. Normals (where the generator has
+    a volume `renderer`) are the composited gradients of its density, `G.density`, rendered
+    at up to `NORMALS_RESOLUTION` pixels.
     """
 
-    modes = ("rgb", "depth", "alpha")
+    NORMALS_RESOLUTION = 128
 
     def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
                  mesh_resolution: int = 128) -> None:
@@ -262,6 +264,7 @@ class GeneratorSource(Source):
         else:
             self.name = file.parent.name
         self.framing = view_framing(self.meta["view"])
+        self.modes = MODES if isinstance(getattr(self.G, "renderer", None), VolumeRenderer) else ("rgb", "depth", "alpha")
         self.parameters = (
             Parameter("seed", "Seed", 0, 0, 9999),
             Parameter("truncation", "Truncation", 0.7, 0.0, 1.0, 0.05, integer=False),
@@ -305,8 +308,21 @@ class GeneratorSource(Source):
                                   antialias=image.shape[-1] > side)
             return image[..., top:top + height, left:left + width].cpu()
 
-        return {"image": fitted((out["image"] + 1) / 2).clamp(0, 1), "depth": fitted(out["depth"]),
-                "alpha": fitted(out["alpha"]).clamp(0, 1)}
+        views = {"image": fitted((out["image"] + 1) / 2).clamp(0, 1), "depth": fitted(out["depth"]),
+                 "alpha": fitted(out["alpha"]).clamp(0, 1)}
+        if mode == "normals":
+            if cancelled():
+                raise RenderCancelled
+            n = min(side, self.NORMALS_RESOLUTION)
+
+            def density(points, directions):
+                sigma = self.G.density(points, ws)
+                return sigma, sigma[..., None]  # no features needed: the renderer composites the normals
+
+            with torch.no_grad():  # the renderer differentiates the density itself
+                normals = self.G.renderer(density, square.resized(n, n), normals=True, jitter=False)["normals"]
+            views["normals"] = F.normalize(fitted(normals), dim=1)
+        return views
 
     def download(self, settings, progress):
         from render3d.generators.sampling import extract_generator_mesh
