@@ -85,7 +85,13 @@ def test_projection_matches_twin(device, variant):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
-def test_projection_gradcheck_cpp():
+# second derivatives (gradient penalties): under create_graph the native backward recomputes
+# through the twin, so they are right too
+GRADCHECKS = [torch.autograd.gradcheck, torch.autograd.gradgradcheck]
+
+
+@pytest.mark.parametrize("check", GRADCHECKS)
+def test_projection_gradcheck_cpp(check):
     means, quats, scales, opacities, _, cameras = scene(B=2, N=10)
     args = list(project_args(means, quats, scales, opacities, cameras, antialiased=True))
 
@@ -93,19 +99,7 @@ def test_projection_gradcheck_cpp():
         args[:3] = m, q, s
         return native().project_fwd(*args)[1:]
 
-    assert torch.autograd.gradcheck(f, [t.clone().requires_grad_() for t in (means, quats, scales)])
-
-
-def test_projection_second_derivatives_float64():
-    """Under create_graph the native backward goes through the twin: right second derivatives."""
-    means, quats, scales, opacities, _, cameras = scene(B=1, N=6)
-    args = list(project_args(means, quats, scales, opacities, cameras, antialiased=True))
-
-    def f(m, q, s):
-        args[:3] = m, q, s
-        return native().project_fwd(*args)[1:]
-
-    assert torch.autograd.gradgradcheck(f, [t.clone().requires_grad_() for t in (means, quats, scales)])
+    assert check(f, [t.clone().requires_grad_() for t in (means, quats, scales)])
 
 
 def test_projection_against_gsplat_reference():
@@ -180,25 +174,15 @@ def test_raster_matches_twin(device, channels):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
-def test_raster_gradcheck_cpp():
-    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(size=(20, 18))
+@pytest.mark.parametrize("check, size", list(zip(GRADCHECKS, [(20, 18), (12, 10)])))  # second order: few pixels
+def test_raster_gradcheck_cpp(check, size):
+    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(size=size)
 
     def f(m, c, feat, o):
         return native().raster_fwd(m, c, feat, o, offsets, ids, W, H, 0.999, 1 / 255, 1e-4)[:2]
 
     leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities * 0.8)]
-    assert torch.autograd.gradcheck(f, leaves)
-
-
-def test_raster_second_derivatives_float64():
-    """Under create_graph the native backward goes through the twin: right second derivatives."""
-    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(size=(12, 10))
-
-    def f(m, c, feat, o):
-        return native().raster_fwd(m, c, feat, o, offsets, ids, W, H, 0.999, 1 / 255, 1e-4)[:2]
-
-    leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities * 0.8)]
-    assert torch.autograd.gradgradcheck(f, leaves)
+    assert check(f, leaves)
 
 
 def dense_reference(means, quats, scales, opacities, colors, cameras, background):
