@@ -62,10 +62,14 @@ def save_generator(path: str | Path, G: torch.nn.Module, metadata: dict) -> Path
 
 
 def read_generator_metadata(path: str | Path) -> dict:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except SafetensorError as error:  # not a safetensors file, or a truncated one
+        raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors), got "
+                         f"{path}, which safetensors cannot read: {error}") from None
     if METADATA_KEY not in header:
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors with "
                          f"'{METADATA_KEY}' metadata), got {path} without it")

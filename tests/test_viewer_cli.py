@@ -1,0 +1,79 @@
+"""`render3d view` from the command line: bad arguments and unreadable targets are named
+before anything is served; the default target (the shipped demo checkpoint) is served on the
+asked port, with the URL and the SSH tunnel command printed, until Ctrl-C; and the console
+lines for loopback and network addresses."""
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from render3d_viewer.app import connect_lines, is_loopback
+
+
+def view(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "render3d", "view", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "0"], "render3d view: --port expected a port number in 1..65535, got 0"),
+    (["--resolution", "8"], "render3d view: --resolution expected pixels in 16..4096, got 8"),
+    (["nowhere"], "argument 'target' expected a scene name"),
+])
+def test_bad_arguments_are_named(args, message):
+    result = view(*args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreadable_generator_file_is_named(tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    result = view(str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"expected a render3d generator file (safetensors), got {bad}, which safetensors cannot read" in result.stderr
+
+
+def test_default_target_is_served_until_ctrl_c():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "render3d", "view", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, process.kill)  # a server that never says where it is fails, not hangs
+    watchdog.start()
+    try:
+        lines = iter(process.stdout.readline, "")  # viser's own banner comes first
+        url = next(line for line in lines if line.startswith("render3d view:"))  # once the server listens
+        assert url.strip() == f"render3d view: open http://localhost:{port} in a browser"
+        assert f"ssh -L {port}:localhost:{port} " in next(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0 and "render3d view: stopped" in out
+        assert "Traceback" not in err
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_console_lines_name_the_url_and_the_tunnel():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    local = connect_lines("127.0.0.1", 8080)
+    assert local[0] == "render3d view: open http://localhost:8080 in a browser"
+    assert "ssh -L 8080:localhost:8080 " in local[1] and local[1].endswith("then open http://localhost:8080")
+    assert connect_lines("10.0.0.7", 9000)[0] == "render3d view: open http://10.0.0.7:9000 in a browser"
+    assert socket.gethostname() in connect_lines("0.0.0.0", 9000)[0]
