@@ -239,12 +239,13 @@ class GeneratorSource(Source):
     A generator renders square images of a fixed size (its last resolution; depth and alpha
     at its neural resolution): a camera of any other shape is rendered as the square camera
     with the same pose and focal length spanning the longer side, resized to that side and
-    cropped to the camera's shape, so nothing is stretched. Normals (where the generator has
-    a volume `renderer`) are the composited gradients of its density, `G.density`, rendered
-    at up to `NORMALS_RESOLUTION` pixels.
+    cropped to the camera's shape, so nothing is stretched. Normals are the gradients of its
+    density (`G.density`, the generator interface) composited by the volume renderer inside
+    its box `G.bbox`, at up to `NORMALS_RESOLUTION` pixels.
     """
 
     NORMALS_RESOLUTION = 128
+    NORMALS_SAMPLES = 24  # coarse and importance samples per ray
 
     def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
                  mesh_resolution: int = 128) -> None:
@@ -264,7 +265,9 @@ class GeneratorSource(Source):
         else:
             self.name = file.parent.name
         self.framing = view_framing(self.meta["view"])
-        self.modes = MODES if isinstance(getattr(self.G, "renderer", None), VolumeRenderer) else ("rgb", "depth", "alpha")
+        # samples only inside the generator's box (the rays' segment is clipped to it)
+        self.normals_renderer = VolumeRenderer(n_coarse=self.NORMALS_SAMPLES, n_fine=self.NORMALS_SAMPLES, near=0.0,
+                                               far=1e6, bbox=self.G.bbox, check_values=False)
         self.parameters = (
             Parameter("seed", "Seed", 0, 0, 9999),
             Parameter("truncation", "Truncation", 0.7, 0.0, 1.0, 0.05, integer=False),
@@ -320,7 +323,7 @@ class GeneratorSource(Source):
                 return sigma, sigma[..., None]  # no features needed: the renderer composites the normals
 
             with torch.no_grad():  # the renderer differentiates the density itself
-                normals = self.G.renderer(density, square.resized(n, n), normals=True, jitter=False)["normals"]
+                normals = self.normals_renderer(density, square.resized(n, n), normals=True, jitter=False)["normals"]
             views["normals"] = F.normalize(fitted(normals), dim=1)
         return views
 
