@@ -5,10 +5,12 @@ those of the same network at initialization.
 The initial network is rebuilt exactly as `training_loop` builds it (torch seeded with
 config.seed, then the generator built from the config), so "at initialization" is the very
 network training started from. Both are scored by `render3d.metrics.generators.shape_metrics`
-(COV / MMD / 1-NNA over Chamfer distances), as `render3d eval generator` does.
+(COV / MMD / 1-NNA over Chamfer distances), as `render3d eval generator` does; `--previous`
+scores an earlier checkpoint beside them. Each also gets opacity statistics of its renders
+(how much of the silhouette is solid, how much half-transparent fog).
 
     python bench/demo_checkpoint.py --run RUN --checkpoint assets/volumegan_synth64.safetensors \\
-        --data outputs/synth64
+        --data outputs/synth64 [--previous OLD.safetensors]
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-CURVE_KEYS = ("loss/G", "loss/D", "loss/r1", "scores/real", "scores/fake", "progress/resolution")
+CURVE_KEYS = ("loss/G", "loss/D", "loss/r1", "loss/opacity_entropy", "scores/real", "scores/fake",
+              "progress/resolution")
 
 
 def initial_generator(config):
@@ -33,6 +36,23 @@ def initial_generator(config):
 
     torch.manual_seed(config.seed)               # as training_loop, process 0
     return GENERATORS.build(config.generator_type, config.generator).eval().requires_grad_(False)
+
+
+def opacity_stats(G, view: dict, subjects: int = 16, views: int = 4) -> dict:
+    """Of the rendered opacity of `subjects` seeds (truncation 1) from `views` cameras around
+    each: the share of covered pixels (opacity > 0.1) that are solid (> 0.9) and that are fog
+    (0.1 to 0.9), and the mean over renders of the largest opacity."""
+    import torch
+
+    from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras
+
+    ws = G.mapping(latents_from_seeds(list(range(subjects)), G.z_dim))
+    alpha = render_views(G, ws, view_cameras(view, views, G.resolutions[-1]))["alpha"]
+    covered = alpha > 0.1
+    return {"solid_share": round(float((alpha > 0.9).sum() / covered.sum().clamp_min(1)), 4),
+            "fog_share": round(float((covered & (alpha < 0.9)).sum() / covered.sum().clamp_min(1)), 4),
+            "max_opacity_mean": round(float(alpha.flatten(2).max(-1).values.mean()), 4),
+            "renders": subjects * views}
 
 
 def curve(stats: list[dict], points: int = 200) -> dict:
@@ -72,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="the training run folder")
     parser.add_argument("--checkpoint", type=Path, required=True, help="the shipped generator file")
+    parser.add_argument("--previous", type=Path, help="an earlier generator file to score beside it")
     parser.add_argument("--data", type=Path, required=True, help="the synthetic dataset it was trained on")
     parser.add_argument("--shapes", type=int, default=32)
     parser.add_argument("--reference", type=int, default=64, help="reference meshes (the first N objects)")
@@ -94,13 +115,17 @@ def main() -> None:
     stats = [s for s in stats if s["step"] <= meta["training"]["step"]]   # up to the shipped checkpoint
     files = _shape_files("bench/demo_checkpoint.py", args.data)[:args.reference]
     reference = [load_points(f, args.points, seed=0) for f in files]
-    metrics = {}
-    for name, G in (("initialization", initial_generator(config)), ("trained", trained)):
+    metrics, opacity = {}, {}
+    generators = [("initialization", initial_generator(config)), ("trained", trained)]
+    if args.previous:
+        generators.append(("previous", load_generator(args.previous)[0]))
+    for name, G in generators:
         started = time.perf_counter()
         metrics[name] = shape_metrics(G, range(args.shapes), reference, resolution=args.mesh_resolution,
                                       points=args.points, progress=True)
         metrics[name]["seconds"] = round(time.perf_counter() - started, 1)
-        print(name, metrics[name], flush=True)
+        opacity[name] = opacity_stats(G, meta["view"])
+        print(name, metrics[name], opacity[name], flush=True)
     last = stats[-1]
     record = {
         "bench": "demo_checkpoint", "info": device_info("cpu"), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -119,6 +144,9 @@ def main() -> None:
                                        "mesh_resolution": args.mesh_resolution, "points": args.points,
                                        "truncation": 1.0, "distance": "Chamfer (squared, both directions)"},
                           **metrics},
+        "opacity": opacity,
+        **({"previous": {"file": str(args.previous), "training": load_generator(args.previous)[1]["training"]}}
+           if args.previous else {}),
         "curve": curve(stats),
     }
     args.out.mkdir(parents=True, exist_ok=True)
