@@ -25,6 +25,22 @@ def test_the_demo_checkpoint_ships_and_is_small():
     assert meta["generator_type"] == "volumegan" and meta["training"]["nimg"] > 10_000
 
 
+def test_the_demo_checkpoint_has_solid_surfaces():
+    """Its rendered opacity is mostly solid, not fog the 2D renderer paints over (the earlier
+    checkpoint, trained without the opacity entropy, had no pixel above 0.9), and its depth
+    lies inside the generator's box where it is solid."""
+    from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras
+
+    G, meta = load_generator(DEFAULT_CHECKPOINT)
+    ws = G.mapping(latents_from_seeds(list(range(6)), G.z_dim))
+    views = render_views(G, ws, view_cameras(meta["view"], 3, G.resolutions[-1]))
+    alpha, depth = views["alpha"], views["depth"]
+    covered, solid = alpha > 0.1, alpha > 0.9
+    assert solid.sum() > 0.8 * covered.sum() and covered.float().mean() > 0.05
+    distance_to_box_centre = meta["view"]["radius"]
+    assert (depth[solid] - distance_to_box_centre).abs().max() < 0.5 * 3**0.5  # within the [-0.5, 0.5]^3 box
+
+
 def test_demo_writes_video_views_and_meshes(tmp_path):
     result = demo("--out", str(tmp_path), "--seeds", "0-1", "--views", "3", "--frames", "4", "--mesh-resolution", "32")
     assert result.returncode == 0, result.stderr
