@@ -171,6 +171,19 @@ def test_opacity_entropy_values_and_direction():
     assert values[-1] < 0.5 * values[0]
 
 
+@pytest.mark.parametrize("key, value, expected", [
+    ("opacity_entropy", -1.0, "expected a non-negative number, got -1.0"),
+    ("r1_gamma", -0.5, "expected a non-negative number, got -0.5"),
+    ("pl_interval", 0, "expected a positive number, got 0"),
+    ("style_mixing", 1.5, r"expected a number in \[0, 1\], got 1.5"),
+])
+def test_loss_config_rejects_bad_values(key, value, expected):
+    from render3d.losses import StyleGAN2LossConfig
+
+    with pytest.raises(ValueError, match=f"StyleGAN2LossConfig: argument '{key}' {expected}"):
+        StyleGAN2LossConfig(**{key: value})
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="argument 'neural_resolution' expected a power of two >= 4, got 12"):
         VolumeGANConfig(neural_resolution=12)

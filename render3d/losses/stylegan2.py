@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from render3d._checks import check_positive
 from render3d.registry import LOSSES
 
 
@@ -57,6 +58,15 @@ class StyleGAN2LossConfig:
     pl_decay: float = 0.01          # decay of the running mean path length
     style_mixing: float = 0.9       # probability of mixing two latents' styles in a generator batch
     opacity_entropy: float = 0.0    # weight of the rendered opacity's binary entropy in G's loss (0: off)
+
+    def __post_init__(self) -> None:
+        fn = "StyleGAN2LossConfig"
+        for name in ("r1_gamma", "r1_interval", "pl_weight", "opacity_entropy"):
+            check_positive(fn, name, getattr(self, name), allow_zero=True)
+        check_positive(fn, "pl_interval", self.pl_interval)
+        for name in ("pl_decay", "style_mixing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{fn}: argument '{name}' expected a number in [0, 1], got {getattr(self, name)!r}")
 
 
 @LOSSES.register("stylegan2", StyleGAN2LossConfig)
