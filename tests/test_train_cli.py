@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -137,3 +138,34 @@ def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_
     record = json.loads(out.read_text())
     assert record["metrics"]["images/fid"] > 0 and np.isfinite(record["metrics"]["images/kid"])
     assert record["settings"]["images"] == 6
+
+
+_start = None
+
+
+def _share_start(barrier) -> None:
+    global _start
+    _start = barrier
+
+
+def _check_output_folder_repeatedly(folder: str):
+    from render3d.cli._args import UsageError, check_writable_dir
+
+    _start.wait()  # all at once, as torchrun's processes
+    for _ in range(500):
+        try:
+            check_writable_dir("train", "--out", Path(folder))
+        except UsageError as error:
+            return str(error)
+    return None
+
+
+def test_processes_of_one_torchrun_check_the_output_folder_at_once(tmp_path):
+    """Every torchrun process checks --out before training; their write probes must not
+    collide (one process deleting another's probe made DDP runs fail at random)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4, initializer=_share_start, initargs=(context.Barrier(4),)) as pool:
+        assert pool.map(_check_output_folder_repeatedly, [str(tmp_path)] * 4, chunksize=1) == [None] * 4
+    assert list(tmp_path.iterdir()) == []  # no probe left behind

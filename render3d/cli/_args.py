@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,10 +26,11 @@ def check_positive(command: str, args, names) -> None:
 
 
 def check_writable_dir(command: str, option: str, folder: Path) -> None:
-    """Create `folder` and check that files can be written there."""
+    """Create `folder` and check that files can be written there. The probe file is this
+    process's own: the processes of one `torchrun` check the same folder at once."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
+        probe = folder / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
