@@ -118,7 +118,8 @@ def main() -> None:
     metrics, opacity = {}, {}
     generators = [("initialization", initial_generator(config)), ("trained", trained)]
     if args.previous:
-        generators.append(("previous", load_generator(args.previous)[0]))
+        previous, previous_meta = load_generator(args.previous)
+        generators.append(("previous", previous))
     for name, G in generators:
         started = time.perf_counter()
         metrics[name] = shape_metrics(G, range(args.shapes), reference, resolution=args.mesh_resolution,
@@ -145,7 +146,7 @@ def main() -> None:
                                        "truncation": 1.0, "distance": "Chamfer (squared, both directions)"},
                           **metrics},
         "opacity": opacity,
-        **({"previous": {"file": str(args.previous), "training": load_generator(args.previous)[1]["training"]}}
+        **({"previous": {"file": str(args.previous), "training": previous_meta["training"]}}
            if args.previous else {}),
         "curve": curve(stats),
     }

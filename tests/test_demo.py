@@ -8,7 +8,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 
-from render3d.cli.demo import DEFAULT_CHECKPOINT
+from render3d import DEMO_CHECKPOINT
 from render3d.mesh import load_mesh
 from render3d.training import load_generator
 
@@ -19,9 +19,9 @@ def demo(*args, timeout=300):
 
 
 def test_the_demo_checkpoint_ships_and_is_small():
-    assert DEFAULT_CHECKPOINT.is_file()
-    assert DEFAULT_CHECKPOINT.stat().st_size < 5 * 2 ** 20
-    G, meta = load_generator(DEFAULT_CHECKPOINT)
+    assert DEMO_CHECKPOINT.is_file()
+    assert DEMO_CHECKPOINT.stat().st_size < 5 * 2 ** 20
+    G, meta = load_generator(DEMO_CHECKPOINT)
     assert meta["generator_type"] == "volumegan" and meta["training"]["nimg"] > 10_000
 
 
@@ -31,7 +31,7 @@ def test_the_demo_checkpoint_has_solid_surfaces():
     lies inside the generator's box where it is solid."""
     from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras
 
-    G, meta = load_generator(DEFAULT_CHECKPOINT)
+    G, meta = load_generator(DEMO_CHECKPOINT)
     ws = G.mapping(latents_from_seeds(list(range(6)), G.z_dim))
     views = render_views(G, ws, view_cameras(meta["view"], 3, G.resolutions[-1]))
     alpha, depth = views["alpha"], views["depth"]

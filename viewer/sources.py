@@ -253,11 +253,10 @@ class GeneratorSource(Source):
         from render3d.training import load_generator
         from render3d.training.checkpoint import GENERATOR_FILE, resolve_generator_file
 
-        path = Path(path)
+        self.path, self.mesh_resolution = Path(path), mesh_resolution
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.G, self.meta = load_generator(path, self.device)
-        self.path, self.mesh_resolution = path, mesh_resolution
-        file = resolve_generator_file(path)
+        file = resolve_generator_file(self.path)
+        self.G, self.meta = load_generator(file, self.device)
         if file.name != GENERATOR_FILE:
             self.name = file.stem
         elif file.parent.parent.name == "checkpoints":     # RUN/checkpoints/step-N/: "RUN_step-N"
@@ -277,14 +276,10 @@ class GeneratorSource(Source):
         self._ws = functools.lru_cache(maxsize=32)(self._styles)
 
     def _styles(self, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
-        from render3d.generators.sampling import latents_from_seeds, view_cameras
+        from render3d.generators.sampling import latents_from_seeds
 
-        z = latents_from_seeds([seed, seed_b], self.G.z_dim, self.device)
-        c = None
-        if getattr(getattr(self.G, "config", None), "c_dim", 0):  # conditioned on the front camera
-            c = view_cameras(self.meta["view"], 1, 8, device=self.device).to_eg3d_label().expand(2, -1)
         with torch.no_grad():
-            w = self.G.mapping(z, c, truncation=truncation)
+            w = self.G.mapping(latents_from_seeds([seed, seed_b], self.G.z_dim, self.device), truncation=truncation)
         return torch.lerp(w[:1], w[1:], mix)
 
     def ws(self, settings: Mapping[str, float]) -> torch.Tensor:
@@ -342,12 +337,17 @@ class GeneratorSource(Source):
 
 
 def is_generator(path: Path) -> bool:
-    """Whether `path` is a generator file (.safetensors), a checkpoint folder or a run folder."""
-    from render3d.training.checkpoint import GENERATOR_FILE, latest_checkpoint
+    """Whether `path` is a generator file (.safetensors), a checkpoint folder or a run folder
+    (as `render3d.training.load_generator` resolves them)."""
+    from render3d.training.checkpoint import resolve_generator_file
 
     if path.is_file():
         return path.suffix.lower() == ".safetensors"
-    return path.is_dir() and ((path / GENERATOR_FILE).is_file() or latest_checkpoint(path) is not None)
+    try:
+        resolve_generator_file(path)
+    except ValueError:
+        return False
+    return True
 
 
 # --- files: Gaussian splats and meshes ------------------------------------------------------

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from render3d import DEMO_CHECKPOINT as DEFAULT_CHECKPOINT
+from render3d import DEMO_CHECKPOINT
 
 
-def run_demo(out: Path, checkpoint: Path = DEFAULT_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
+def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
              frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7) -> dict[str, Path]:
     """Write the demo outputs for `seeds` into `out`; returns {label: path}."""
     from render3d.generators.sampling import (extract_generator_mesh, latents_from_seeds, orbit_frames,
@@ -49,7 +49,7 @@ def add_demo(sub) -> None:
                "  render3d demo --checkpoint runs/synth64     # the newest checkpoint of a run of yours",
     )
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+    p.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT,
                    help="generator file, checkpoint or run folder (default: the shipped demo checkpoint)")
     p.add_argument("--seeds", default="0-3", help="subjects (default: 0-3)")
     p.add_argument("--views", type=int, default=6, help="views per seed in the grid (default: 6)")
