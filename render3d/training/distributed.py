@@ -101,9 +101,11 @@ class Distributed:
         was saved by a different number of processes."""
         if len(states["cpu"]) != self.world:
             return False
-        torch.set_rng_state(states["cpu"][self.rank])
+        # A row of the stacked states is a view at a storage offset, and torch.set_rng_state
+        # crashes the process (SIGSEGV, torch 2.13) on any row but the first: give it a copy.
+        torch.set_rng_state(states["cpu"][self.rank].clone())
         if "cuda" in states and self.device.type == "cuda":
-            torch.cuda.set_rng_state(states["cuda"][self.rank], self.device)
+            torch.cuda.set_rng_state(states["cuda"][self.rank].clone(), self.device)
         return True
 
     def barrier(self) -> None:
