@@ -47,19 +47,15 @@ test: build
 demo: build
 	$(VENV)/bin/render3d demo
 
-# On a GPU machine whose python already has a CUDA build of torch (and render3d's light
-# dependencies: numpy, ninja, imageio, tqdm, pytest; nerfacc for the benchmark's peer):
-#   make gpu-check OUT=results/   (PYTHON=... picks the interpreter)
-# builds the CUDA extension, runs the CUDA-marked tests and the benchmarks (volume rendering,
-# VolumeGAN training at 64/128/256 px), and writes the build and test logs and the benchmark
-# JSON into OUT.
+# On a GPU machine whose python already has a CUDA build of torch (PYTHON=... picks it):
+#   make gpu-check OUT=results/
+# runs bench/gpu_check.sh: the CUDA build, the CUDA-marked tests and the GPU benchmarks
+# (training at 64/128/256 px, volume rendering vs nerfacc, splats vs gsplat), each step
+# time-boxed, with its logs, a summary and the benchmark JSON in OUT. Its header says how to
+# bring the light dependencies to an offline machine.
 OUT ?= gpu-check-results
 gpu-check:
-	mkdir -p $(OUT)
-	set -o pipefail; PYTHONPATH=$(CURDIR) $(PYTHON) -m render3d build --require-cuda 2>&1 | tee $(OUT)/build.log
-	set -o pipefail; PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -m cuda -v tests 2>&1 | tee $(OUT)/tests.log
-	PYTHONPATH=$(CURDIR) $(PYTHON) bench/volume.py --out $(OUT)
-	PYTHONPATH=$(CURDIR) $(PYTHON) bench/train.py --device cuda --sizes 64 128 256 --out $(OUT)
+	PYTHON=$(PYTHON) bash bench/gpu_check.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

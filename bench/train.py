@@ -105,6 +105,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
+    if args.device == "cuda" and not args.worker and not torch.cuda.is_available():
+        parser.error("--device cuda: no GPU is visible here (torch.cuda.is_available() is False)")
     gpu = args.device == "cuda"
     batch = args.batch or (8 if gpu else 2)
     steps, warmup = args.steps or (30 if gpu else 8), args.warmup or (5 if gpu else 2)

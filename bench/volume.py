@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(COMPOSITE_CASES))
     parser.add_argument("--worker", nargs=3, metavar=("CASE", "BACKEND", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.device == "cuda" and not args.worker and not torch.cuda.is_available():
+        parser.error("--device cuda: no GPU is visible here (torch.cuda.is_available() is False)")
     if args.worker:
         print(json.dumps(worker(*args.worker, args.runs, args.warmup)))
         return
