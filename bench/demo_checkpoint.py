@@ -44,9 +44,9 @@ def opacity_stats(G, view: dict, subjects: int = 16, views: int = 4) -> dict:
     (0.1 to 0.9), and the mean over renders of the largest opacity."""
     import torch
 
-    from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras
+    from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras
 
-    ws = G.mapping(latents_from_seeds(list(range(subjects)), G.z_dim))
+    ws = styles_from_seeds(G, range(subjects), view)
     alpha = render_views(G, ws, view_cameras(view, views, G.resolutions[-1]))["alpha"]
     covered = alpha > 0.1
     return {"solid_share": round(float((alpha > 0.9).sum() / covered.sum().clamp_min(1)), 4),
@@ -122,8 +122,8 @@ def main() -> None:
         generators.append(("previous", previous))
     for name, G in generators:
         started = time.perf_counter()
-        metrics[name] = shape_metrics(G, range(args.shapes), reference, resolution=args.mesh_resolution,
-                                      points=args.points, progress=True)
+        metrics[name] = shape_metrics(G, range(args.shapes), reference, view=meta["view"],
+                                      resolution=args.mesh_resolution, points=args.points, progress=True)
         metrics[name]["seconds"] = round(time.perf_counter() - started, 1)
         opacity[name] = opacity_stats(G, meta["view"])
         print(name, metrics[name], opacity[name], flush=True)

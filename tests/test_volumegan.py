@@ -11,6 +11,7 @@ from _gan import SIZE, tiny_generator
 from render3d.cameras import sample_yaw_pitch
 from render3d.discriminators import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
 from render3d.generators import VolumeGAN, VolumeGANConfig
+from render3d.generators.sampling import latents_from_seeds, styles_from_seeds, view_cameras
 from render3d.losses import ns_discriminator_loss, ns_generator_loss, opacity_entropy, r1_penalty
 from render3d.rays import ray_aabb
 from render3d.registry import GENERATORS
@@ -45,6 +46,29 @@ def test_synthesis_shapes_and_interface():
     assert G.density(points, ws).shape == (2, 5) and bool((G.density(points, ws) >= 0).all())
     rgb = G.color(points, ws)
     assert rgb.shape == (2, 5, 3) and bool(((rgb >= 0) & (rgb <= 1)).all())
+
+
+VIEW = {"radius": 2.4, "fov_degrees": 32.0, "pitch": math.pi / 2 - 0.1, "pivot": [0.0, 0.0, 0.0]}
+
+
+def test_styles_from_seeds_condition_on_the_front_view():
+    """Seeds -> ws, as every sampler does it: z from the seed alone, and for a camera-
+    conditioned generator (c_dim=25) the front view's EG3D label, or the labels given."""
+    G = make_generator()
+    z = latents_from_seeds([3, 4], G.z_dim)
+    torch.testing.assert_close(styles_from_seeds(G, [3, 4], truncation=0.5), G.mapping(z, truncation=0.5))
+    C = make_generator(c_dim=25)
+    assert G.c_dim == 0 and C.c_dim == 25
+    front = view_cameras(VIEW, 4, SIZE)[0].to_eg3d_label()
+    ws = styles_from_seeds(C, [3, 4], VIEW)
+    torch.testing.assert_close(ws, C.mapping(z, front.expand(2, 25)))
+    torch.testing.assert_close(ws[1:], styles_from_seeds(C, [4], VIEW))      # a seed is the same subject alone
+    side = view_cameras(VIEW, 4, SIZE)[1].to_eg3d_label().expand(2, 25)
+    torch.testing.assert_close(styles_from_seeds(C, [3, 4], labels=side), C.mapping(z, side))
+    assert (styles_from_seeds(C, [3, 4], labels=side) - ws).abs().max() > 1e-4    # the label does matter
+    with pytest.raises(ValueError, match=r"styles_from_seeds: argument 'view' expected the generator's metadata "
+                                         r"view \(it is camera-conditioned, c_dim=25\), got None"):
+        styles_from_seeds(C, [3])
 
 
 def test_synthesis_rejects_bad_arguments():

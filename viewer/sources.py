@@ -276,10 +276,10 @@ class GeneratorSource(Source):
         self._ws = functools.lru_cache(maxsize=32)(self._styles)
 
     def _styles(self, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
-        from render3d.generators.sampling import latents_from_seeds
+        from render3d.generators.sampling import styles_from_seeds
 
         with torch.no_grad():
-            w = self.G.mapping(latents_from_seeds([seed, seed_b], self.G.z_dim, self.device), truncation=truncation)
+            w = styles_from_seeds(self.G, [seed, seed_b], self.meta["view"], truncation=truncation, device=self.device)
         return torch.lerp(w[:1], w[1:], mix)
 
     def ws(self, settings: Mapping[str, float]) -> torch.Tensor:

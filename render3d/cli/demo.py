@@ -19,15 +19,15 @@ from render3d import DEMO_CHECKPOINT
 def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
              frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7) -> dict[str, Path]:
     """Write the demo outputs for `seeds` into `out`; returns {label: path}."""
-    from render3d.generators.sampling import (extract_generator_mesh, latents_from_seeds, orbit_frames,
-                                              render_views, view_cameras, views_grid_image)
+    from render3d.generators.sampling import (extract_generator_mesh, orbit_frames, render_views, styles_from_seeds,
+                                              view_cameras, views_grid_image)
     from render3d.mesh import export_mesh
     from render3d.training import load_generator
     from render3d.visualize import save_image, save_video
 
     out.mkdir(parents=True, exist_ok=True)
     G, meta = load_generator(checkpoint)
-    ws = G.mapping(latents_from_seeds(list(seeds), G.z_dim), truncation=truncation)
+    ws = styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
     size = G.resolutions[-1]
     written: dict[str, Path] = {}
     written["video"] = save_video(orbit_frames(G, ws, meta["view"], frames, size), out / "orbit.mp4", fps=fps)

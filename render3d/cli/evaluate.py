@@ -215,7 +215,7 @@ def run_generator(args) -> int:
     files = _shape_files(prog, args.dataset)[:args.max_reference]
     reference = [load_points(f, args.points, seed=0) for f in files]
     print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
-    metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference,
+    metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference, view=meta["view"],
                                                          resolution=args.mesh_resolution, points=args.points,
                                                          progress=True).items()}
     settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,

@@ -118,7 +118,7 @@ def run_export_mesh(args) -> int:
 
 def _export_generator_mesh(args, out: Path) -> int:
     """`render3d export-mesh --checkpoint`: one subject of a trained generator."""
-    from render3d.generators.sampling import extract_generator_mesh, latents_from_seeds
+    from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
     from render3d.mesh import export_mesh, mesh_summary
 
     from ._args import UsageError, load_checkpoint_generator, report
@@ -128,9 +128,9 @@ def _export_generator_mesh(args, out: Path) -> int:
                          "which has a density")
     if args.seed < 0:
         raise UsageError(f"render3d export-mesh: --seed expected a non-negative int, got {args.seed}")
-    G, _ = load_checkpoint_generator("export-mesh", args.checkpoint)
+    G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
     started = time.perf_counter()
-    ws = G.mapping(latents_from_seeds([args.seed], G.z_dim), truncation=args.truncation)
+    ws = styles_from_seeds(G, [args.seed], meta["view"], truncation=args.truncation)
     clean = False if args.no_clean else {"min_component_share": args.min_component,
                                          "smooth_iterations": args.smooth, "target_faces": args.target_faces}
     try:

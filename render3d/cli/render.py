@@ -111,7 +111,7 @@ def _render_generator(args, outputs: list[str], out: Path) -> int:
     """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects."""
     import numpy as np
 
-    from render3d.generators.sampling import (latents_from_seeds, orbit_frames, render_views, view_cameras,
+    from render3d.generators.sampling import (orbit_frames, render_views, styles_from_seeds, view_cameras,
                                               views_grid_image)
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
 
@@ -120,8 +120,8 @@ def _render_generator(args, outputs: list[str], out: Path) -> int:
     seeds = parse_seeds("render", args.seeds)
     G, meta = load_checkpoint_generator("render", args.checkpoint)
     started = time.perf_counter()
-    ws = G.mapping(latents_from_seeds(seeds, G.z_dim), truncation=args.truncation)
     view = meta["view"]
+    ws = styles_from_seeds(G, seeds, view, truncation=args.truncation)
     written: list[Path] = []
     if "grid" in outputs or "depth" in outputs:
         cameras = view_cameras(view, args.views, G.resolutions[-1])

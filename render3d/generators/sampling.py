@@ -1,6 +1,6 @@
-"""Sampling a trained generator: latents from seeds, cameras around its subject, rendered
-views with depth, orbit frames and meshes. Shared by the training snapshots, `render3d
-render`, `render3d export-mesh`, `render3d demo` and the viewer."""
+"""Sampling a trained generator: latents and styles from seeds, cameras around its subject,
+rendered views with depth, orbit frames and meshes. Shared by the training snapshots,
+`render3d render`, `render3d export-mesh`, `render3d eval`, `render3d demo` and the viewer."""
 
 from __future__ import annotations
 
@@ -15,6 +15,27 @@ def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tens
     """``[len(seeds), z_dim]``: z of seed s is N(0, I) from a CPU generator seeded with s, so a
     seed means the same subject on every device."""
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
+
+
+def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: torch.Tensor | None = None,
+                      truncation: float = 1.0, device=None) -> torch.Tensor:
+    """``ws [len(seeds), num_ws, w_dim]`` of the subjects of `seeds` (z from `latents_from_seeds`),
+    on G's device unless `device` is given. A camera-conditioned generator (``G.c_dim > 0``,
+    as in EG3D) also needs camera labels ``[len(seeds), 25]``: `labels` when given, else the
+    front view's (`view_cameras(view, 1, ...)`'s, `view` being the generator's metadata
+    "view"), so that every picture of a subject shows the same subject."""
+    seeds = [int(s) for s in seeds]
+    device = next(G.parameters()).device if device is None else device
+    z = latents_from_seeds(seeds, G.z_dim, device)
+    c = None
+    if getattr(G, "c_dim", 0) > 0:
+        if labels is None:
+            if view is None:
+                raise ValueError(f"styles_from_seeds: argument 'view' expected the generator's metadata view "
+                                 f"(it is camera-conditioned, c_dim={G.c_dim}), got None")
+            labels = view_cameras(view, 1, 1).to_eg3d_label().expand(len(seeds), -1)
+        c = labels.to(device=device, dtype=z.dtype)
+    return G.mapping(z, c, truncation=truncation)
 
 
 def view_cameras(view: dict, n: int, size: int, *, pitch_offset: float = 0.0, device="cpu") -> Cameras:

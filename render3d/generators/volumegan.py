@@ -200,6 +200,11 @@ class VolumeGAN(nn.Module):
         return self.config.z_dim
 
     @property
+    def c_dim(self) -> int:
+        """Length of the camera label the mapping network takes (0: none)."""
+        return self.config.c_dim
+
+    @property
     def resolutions(self) -> list[int]:
         """Output sizes the generator can render (progressive growing runs through them)."""
         return self.neural_renderer.resolutions

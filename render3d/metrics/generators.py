@@ -10,21 +10,22 @@ import numpy as np
 import torch
 
 from render3d.cameras import Cameras
-from render3d.generators.sampling import extract_generator_mesh, latents_from_seeds
+from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
 
 from .shapes import compare_shape_sets, normalize_points, sample_surface
 
 
-def generator_shapes(G, seeds: Sequence[int], *, resolution: int = 64, points: int = 2048, truncation: float = 1.0,
-                     normalize: str = "none", progress: bool = False) -> list[np.ndarray]:
+def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resolution: int = 64, points: int = 2048,
+                     truncation: float = 1.0, normalize: str = "none", progress: bool = False) -> list[np.ndarray]:
     """Point sets ``[points, 3]`` (world units) on the surfaces of the subjects of `seeds`:
     marching cubes on G.density over the generator's box at `resolution` per side, Otsu's
-    level, the largest components kept (`render3d.mesh.extract_mesh`)."""
+    level, the largest components kept (`render3d.mesh.extract_mesh`). `view` (the
+    generator's metadata "view") is needed by camera-conditioned generators only."""
     from tqdm import tqdm
 
     sets = []
     for seed in tqdm(seeds, desc="generator shapes", unit="shape", disable=not progress):
-        ws = G.mapping(latents_from_seeds([seed], G.z_dim, next(G.parameters()).device), truncation=truncation)
+        ws = styles_from_seeds(G, [seed], view, truncation=truncation)
         mesh = extract_generator_mesh(G, ws, resolution=resolution, color=False,
                                       clean={"smooth_iterations": 0})
         sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
@@ -34,21 +35,23 @@ def generator_shapes(G, seeds: Sequence[int], *, resolution: int = 64, points: i
 def generator_images(G, labels: torch.Tensor, *, seeds: Sequence[int], batch: int = 16,
                      truncation: float = 1.0) -> Iterator[torch.Tensor]:
     """Images ``[B, 3, H, W]`` in [0, 1] of the subjects of `seeds`, subject i seen from camera
-    label ``labels[i]`` ([N, 25], N >= len(seeds)), `batch` at a time."""
+    label ``labels[i]`` ([N, 25], N >= len(seeds)), `batch` at a time (a camera-conditioned
+    generator is conditioned on the same label)."""
     device = next(G.parameters()).device
     size = G.resolutions[-1]
     for start in range(0, len(seeds), batch):
         chunk = list(seeds[start:start + batch])
         cameras = Cameras.from_eg3d_label(labels[start:start + len(chunk)].to(device), size, size)
         with torch.no_grad():
-            ws = G.mapping(latents_from_seeds(chunk, G.z_dim, device), truncation=truncation)
+            ws = styles_from_seeds(G, chunk, labels=labels[start:start + len(chunk)], truncation=truncation)
             image = G.synthesis(ws, cameras, noise_mode="const")["image"]
         yield ((image + 1) / 2).clamp(0, 1).cpu()
 
 
-def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, resolution: int = 64,
-                  points: int = 2048, normalize: str = "none", progress: bool = False) -> dict[str, float]:
+def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, view: dict | None = None,
+                  resolution: int = 64, points: int = 2048, normalize: str = "none",
+                  progress: bool = False) -> dict[str, float]:
     """COV, MMD and 1-NNA of the subjects of `seeds` against `reference` point sets."""
-    generated = generator_shapes(G, seeds, resolution=resolution, points=points, normalize=normalize,
+    generated = generator_shapes(G, seeds, view=view, resolution=resolution, points=points, normalize=normalize,
                                  progress=progress)
     return compare_shape_sets(generated, reference)

@@ -350,11 +350,11 @@ class _Logger:
         self.stats.flush()
 
     def images(self, G_ema, step: int, view: dict) -> None:
-        from render3d.generators.sampling import latents_from_seeds, render_views, view_cameras, views_grid_image
+        from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image
         from render3d.visualize import save_image
 
         device = next(G_ema.parameters()).device
-        ws = G_ema.mapping(latents_from_seeds(list(SNAPSHOT_SEEDS), G_ema.z_dim, device))
+        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS, view)
         views = render_views(G_ema, ws, view_cameras(view, SNAPSHOT_VIEWS, G_ema.resolutions[-1], device=device))
         grid = views_grid_image(views)
         save_image(grid, self.run_dir / "images" / f"step-{step:07d}.png")
@@ -362,11 +362,10 @@ class _Logger:
             self.tensorboard.add_image("samples", grid, step)
 
     def video(self, G_ema, step: int, view: dict) -> None:
-        from render3d.generators.sampling import latents_from_seeds, orbit_frames
+        from render3d.generators.sampling import orbit_frames, styles_from_seeds
         from render3d.visualize import save_video
 
-        device = next(G_ema.parameters()).device
-        ws = G_ema.mapping(latents_from_seeds(list(SNAPSHOT_SEEDS[:2]), G_ema.z_dim, device))
+        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS[:2], view)
         frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
         save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
 
