@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from volume import device_info  # noqa: E402  (bench/volume.py: device, commit, versions)
+from volume import device_info, write_result  # noqa: E402  (bench/volume.py: device, commit, versions)
 
 SHAPES = ("sphere", "gyroid")
 SIZES = (128, 256, 512)
@@ -149,11 +149,7 @@ def main() -> None:
             brief = {k: v["median"] for k, v in entry.items() if k.endswith("_ms")} if "error" not in entry else entry
             print(f"{shape} {size}^3 {brief}", flush=True)
     result["info"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "mesh_cpu.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(result, args.out, "mesh_cpu")
 
 
 if __name__ == "__main__":

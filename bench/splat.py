@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from volume import device_info, time_forward_backward  # noqa: E402
+from volume import device_info, time_forward_backward, write_result  # noqa: E402
 
 # name: (sets, gaussians per set, width, height, backends per device, (runs, warmup) per device)
 CASES = {
@@ -137,11 +137,7 @@ def main() -> None:
                             other["forward_backward_ms"]["median"] / native["forward_backward_ms"]["median"], 2),
                     }
             result["cases"][case] = entry
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"splat_{device}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path}")
+        write_result(result, args.out, f"splat_{device}")
 
 
 if __name__ == "__main__":

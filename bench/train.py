@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from volume import device_info  # noqa: E402
+from volume import device_info, write_result  # noqa: E402
 
 
 def write_dataset(folder: Path, size: int, count: int = 64) -> Path:
@@ -128,10 +128,7 @@ def main() -> None:
         else:
             result["cases"][f"{case}_{size}"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{case} {size}px: {result['cases'][f'{case}_{size}']}", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"train_{args.device}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_result(result, args.out, f"train_{args.device}")
 
 
 if __name__ == "__main__":

@@ -169,6 +169,16 @@ def march_counts(device: str) -> dict:
     return out
 
 
+def write_result(result: dict, out, name: str) -> Path:
+    """Write a benchmark's result to OUT/NAME.json and say where."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}", flush=True)
+    return path
+
+
 def device_info(device: str) -> dict:
     info = {"device": device, "torch": torch.__version__, "python": platform.python_version(),
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
@@ -231,11 +241,7 @@ def main() -> None:
             result["composite"][case] = entry
         result["march"] = march_counts(device)
         print(f"{device} march {result['march']}", flush=True)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"volume_{device}.json"
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {path}")
+        write_result(result, args.out, f"volume_{device}")
 
 
 if __name__ == "__main__":
