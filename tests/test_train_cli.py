@@ -112,10 +112,23 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", "24", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert f"render3d export-mesh: wrote {out.resolve()}" in result.stdout and "seed 1" in result.stdout
+    assert "colours from its renders" in result.stdout
     mesh = load_mesh(out)                                      # our reader: GLB COLOR_0 as vertex colours
     assert len(mesh.faces) > 0
     colors = mesh.visual.vertex_colors
     assert colors.shape == (len(mesh.vertices), 4) and len(np.unique(colors[:, :3], axis=0)) > 1
+    field = tmp_path / "field.glb"
+    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", "24",
+                 "--colors-from", "field", "--out", str(field))
+    assert result.returncode == 0 and "colours from its field" in result.stdout, result.stderr
+    other = load_mesh(field)
+    np.testing.assert_allclose(other.vertices, mesh.vertices, atol=1e-6)   # the same surface, other colours
+    assert not np.array_equal(other.visual.vertex_colors, colors)
+    for bad, expected in ((["--no-color"], "got --no-color"), ([], "got the scene 'demo', coloured by its field")):
+        args = bad + (["--checkpoint", str(generator)] if bad else [])
+        result = run("export-mesh", *args, "--colors-from", "field", "--out", str(tmp_path / "x.glb"))
+        assert result.returncode == 2 and "--colors-from expected --checkpoint without --no-color, " + expected \
+            in result.stderr, result.stderr
     bad = run("export-mesh", "--checkpoint", str(tmp_path / "missing"), "--out", str(out))
     assert bad.returncode == 2 and "render3d export-mesh: --checkpoint" in bad.stderr
 

@@ -234,7 +234,7 @@ class GeneratorSource(Source):
     """A trained generator (`render3d.training.load_generator`: a generator file, checkpoint
     or run folder). Parameters: the seed, the truncation, and a latent interpolation in w
     space towards a second seed (mix 0: the first seed alone, 1: the second). The download is
-    `extract_generator_mesh` (marching cubes on its density, coloured by its colour).
+    `extract_generator_mesh` (marching cubes on its density, coloured by its own renders).
 
     A generator renders square images of a fixed size (its last resolution; depth and alpha
     at its neural resolution): a camera of any other shape is rendered as the square camera
@@ -328,7 +328,7 @@ class GeneratorSource(Source):
         s = {**self.defaults(), **settings}
         n = self.mesh_resolution
         progress(0.1, f"sampling the generator's density on a {n}^3 grid, marching cubes, colours")
-        mesh = extract_generator_mesh(self.G, self.ws(s), resolution=n)
+        mesh = extract_generator_mesh(self.G, self.ws(s), resolution=n, view=self.meta["view"])
         progress(0.9, "writing the GLB")
         name = f"{self.name}_seed{int(s['seed'])}"
         if float(s["mix"]) > 0:

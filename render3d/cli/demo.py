@@ -34,7 +34,7 @@ def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3
     grid = views_grid_image(render_views(G, ws, view_cameras(meta["view"], views, size)))
     written["grid"] = save_image(grid, out / "views.png")
     for i, seed in enumerate(seeds):
-        mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution)
+        mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution, view=meta["view"])
         written[f"mesh {seed}"] = export_mesh(mesh, out / f"seed{seed}.glb")[0]
     return written
 

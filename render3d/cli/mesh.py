@@ -13,6 +13,7 @@ EXPORT_EPILOG = """examples:
   render3d export-mesh --scene gyroid --target-faces 100000 --out gyroid.obj   # writes gyroid.mtl too
   render3d export-mesh --list-scenes
   render3d export-mesh --checkpoint assets/volumegan_synth64.safetensors --seed 3 --out seed3.glb
+  render3d export-mesh --checkpoint runs/ffhq --colors-from field --out seed0.glb
 
 Files are in world units (1 unit = 1 metre), right-handed, +Y up; GLB carries vertex colours
 as COLOR_0, OBJ as "v x y z r g b" with an MTL, PLY as uchar red/green/blue/alpha.
@@ -60,6 +61,10 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (default: 10)")
     p.add_argument("--target-faces", type=int, default=None, help="decimate to about this many faces (default: keep all)")
     p.add_argument("--no-color", action="store_true", help="leave the vertices uncoloured")
+    p.add_argument("--colors-from", choices=["renders", "field"], default=None,
+                   help="with --checkpoint: 'renders' projects the generator's pictures from 36 views around the "
+                        "subject onto the vertices they see, so the mesh looks like the renders; 'field' takes "
+                        "its colour head at each vertex (patchier, more saturated) (default: renders)")
     p.set_defaults(run=run_export_mesh)
 
 
@@ -85,6 +90,9 @@ def run_export_mesh(args) -> int:
         if not 0 <= args.min_component <= 1 or args.smooth < 0:
             raise UsageError("render3d export-mesh: --min-component expected a share in [0, 1] and --smooth an int "
                              f">= 0, got {args.min_component} and {args.smooth}")
+        if args.colors_from is not None and (args.checkpoint is None or args.no_color):
+            raise UsageError("render3d export-mesh: --colors-from expected --checkpoint without --no-color, got "
+                             + ("--no-color" if args.no_color else f"the scene {args.scene!r}, coloured by its field"))
         mesh_format("render3d export-mesh", out, name="--out")
         check_writable("render3d export-mesh", "--out", out)
         if args.checkpoint is not None:
@@ -135,13 +143,15 @@ def _export_generator_mesh(args, out: Path) -> int:
                                          "smooth_iterations": args.smooth, "target_faces": args.target_faces}
     try:
         mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=clean,
-                                      color=not args.no_color)
+                                      color=None if args.no_color else args.colors_from or "renders",
+                                      view=meta["view"])
     except ValueError as error:  # no surface at that level
         return report(error)
     written = export_mesh(mesh, out)
     level = mesh.metadata["render3d"]["level"]
+    colors = f", colours from its {mesh.metadata['render3d']['colors']}" if mesh.metadata["render3d"]["colors"] else ""
     print(f"render3d export-mesh: wrote {' + '.join(str(p.resolve()) for p in written)}: {mesh_summary(mesh)}; "
-          f"seed {args.seed}, level {level:.4g}; {time.perf_counter() - started:.1f} s")
+          f"seed {args.seed}, level {level:.4g}{colors}; {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -97,11 +97,44 @@ def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noi
     return torch.stack(out).cpu()
 
 
+BAKE_PITCH_OFFSETS = (-0.3, 0.0, 0.3)   # rings of views around the training cameras' mean pitch
+BAKE_VIEWS_PER_RING = 12
+MESH_COLORS = ("renders", "field")
+
+
+def bake_cameras(view: dict, size: int, device="cpu") -> Cameras:
+    """The views a generator mesh's colours are baked from: rings of `BAKE_VIEWS_PER_RING`
+    cameras around the subject at the training cameras' radius and FOV, at their mean pitch
+    and `BAKE_PITCH_OFFSETS` radians off it."""
+    return Cameras.cat([view_cameras(view, BAKE_VIEWS_PER_RING, size, pitch_offset=offset, device=device)
+                        for offset in BAKE_PITCH_OFFSETS])
+
+
 def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level="auto", clean=True,
-                           color: bool = True, chunk: int = 1 << 16):
-    """A coloured trimesh of one subject (``ws [1, num_ws, w_dim]``) through
-    `render3d.mesh.extract_mesh` over the generator's box, with `G.density` and `G.color`."""
-    from render3d.mesh import extract_mesh
+                           color: str | None = "renders", view: dict | None = None, chunk: int = 1 << 16):
+    """A trimesh of one subject (``ws [1, num_ws, w_dim]``) through `render3d.mesh.extract_mesh`
+    on `G.density` over the generator's box, with vertex colours from `color`:
+
+    - ``"renders"``: the generator's own pictures (``G.synthesis``, at its resolution, from
+      `bake_cameras(view)`) projected onto the vertices that each view sees
+      (`render3d.mesh.bake_vertex_colors`, weighted by viewing angle and coverage); a vertex
+      no view sees takes the colour of the nearest one seen. The mesh then looks like the
+      renders. Needs `view`, the generator's metadata "view".
+    - ``"field"``: ``G.color`` at each vertex (the colour head applied to the point alone:
+      without the compositing along rays and the neural renderer's filters it is patchier and
+      more saturated than the renders).
+    - None: no colours.
+
+    ``mesh.metadata["render3d"]["colors"]`` records which.
+    """
+    from render3d.mesh import bake_vertex_colors, extract_mesh
+
+    fn = "extract_generator_mesh"
+    if color not in (*MESH_COLORS, None):
+        raise ValueError(f"{fn}: argument 'color' expected one of 'renders', 'field' or None, got {color!r}")
+    if color == "renders" and view is None:
+        raise ValueError(f"{fn}: argument 'view' expected the generator's metadata view (color='renders' renders "
+                         f"the subject around it), got None")
 
     def density(points):
         return G.density(points[None].to(ws), ws)[0]
@@ -110,5 +143,30 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
         return G.color(points[None].to(ws), ws)[0]
 
     with torch.no_grad():
-        return extract_mesh(density, G.bbox, resolution, level, color_fn=rgb if color else None, clean=clean,
-                            chunk=chunk)
+        mesh = extract_mesh(density, G.bbox, resolution, level, color_fn=rgb if color == "field" else None,
+                            clean=clean, chunk=chunk)
+        if color == "renders":
+            size = G.resolutions[-1]
+            cameras = bake_cameras(view, size, device=ws.device)
+            outputs = [G.synthesis(ws, cameras[i], noise_mode="const") for i in range(len(cameras))]
+            images = torch.cat([((o["image"] + 1) / 2).clamp(0, 1) for o in outputs])
+            alpha = torch.cat([o["alpha"] for o in outputs])
+            colors, seen = bake_vertex_colors(mesh, images, cameras, alpha=alpha)
+            _fill_unseen(mesh, colors, seen)
+    mesh.metadata["render3d"]["colors"] = color
+    return mesh
+
+
+def _fill_unseen(mesh, colors, seen) -> None:
+    """Set `mesh`'s vertex colours to `colors` ([N, 3] in [0, 1]), the vertices not `seen`
+    taking the colour of the nearest seen vertex."""
+    import numpy as np
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    if seen.any() and not seen.all():
+        vertices = np.asarray(mesh.vertices)
+        _, nearest = cKDTree(vertices[seen]).query(vertices[~seen])
+        colors[~seen] = colors[seen][nearest]
+    rgba = np.concatenate([np.round(colors * 255).astype(np.uint8), np.full((len(colors), 1), 255, np.uint8)], 1)
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=rgba)

@@ -1,5 +1,5 @@
-"""Meshes out of fields: extraction, cleanup, vertex colours, files for graphics tools, and
-previews without a GPU.
+"""Meshes out of fields: extraction, cleanup, vertex colours (from the field or baked from
+pictures), files for graphics tools, and previews without a GPU.
 
     from render3d.mesh import extract_mesh, export_mesh
     mesh = extract_mesh(field.density, bbox, 256, "auto", color_fn=field.color)
@@ -9,6 +9,7 @@ trimesh, PyMCubes, scikit-image, scipy and open3d (previews; nvdiffrast optional
 imported inside the functions that need them (``pip install 'render3d[mesh]'``).
 """
 
+from .bake import bake_vertex_colors
 from .cleanup import clean_mesh, decimate, remove_small_components, vertex_normals
 from .export import MESH_FORMATS, export_mesh, load_mesh, mesh_summary
 from .extract import FIELD_TYPES, extract_mesh, sample_grid, vertex_colors
@@ -19,6 +20,7 @@ __all__ = [
     "MESH_FORMATS",
     "PREVIEW_BACKENDS",
     "axes_arrows",
+    "bake_vertex_colors",
     "clean_mesh",
     "decimate",
     "draw_axis_labels",

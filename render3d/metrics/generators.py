@@ -26,7 +26,7 @@ def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resol
     sets = []
     for seed in tqdm(seeds, desc="generator shapes", unit="shape", disable=not progress):
         ws = styles_from_seeds(G, [seed], view, truncation=truncation)
-        mesh = extract_generator_mesh(G, ws, resolution=resolution, color=False,
+        mesh = extract_generator_mesh(G, ws, resolution=resolution, color=None,
                                       clean={"smooth_iterations": 0})
         sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
     return sets
