@@ -129,7 +129,7 @@ def test_bad_arguments_are_named():
         bake_vertex_colors(trimesh.Trimesh(), images, cameras)
 
 
-def test_a_generator_mesh_looks_like_its_renders_from_a_new_view():
+def test_a_generator_mesh_looks_like_its_renders_from_a_new_view(monkeypatch):
     """The shipped demo model: a view between the baking views (half a step in yaw, off the
     rings' pitches); the baked vertex colours match its picture there far better than its
     colour head's."""
@@ -166,3 +166,13 @@ def test_a_generator_mesh_looks_like_its_renders_from_a_new_view():
         extract_generator_mesh(G, ws, resolution=32)
     with pytest.raises(ValueError, match="argument 'color' expected one of 'renders', 'field' or None, got True"):
         extract_generator_mesh(G, ws, resolution=32, color=True, view=view)
+    # a mesh that no view sees takes its colour head's colours
+    import render3d.mesh
+
+    def sees_nothing(mesh, images, cameras, alpha):
+        return np.zeros((len(mesh.vertices), 3), np.float32), np.zeros(len(mesh.vertices), bool)
+
+    monkeypatch.setattr(render3d.mesh, "bake_vertex_colors", sees_nothing)
+    unseen = extract_generator_mesh(G, ws, resolution=32, view=view)
+    field = extract_generator_mesh(G, ws, resolution=32, color="field")
+    np.testing.assert_array_equal(unseen.visual.vertex_colors, field.visual.vertex_colors)

@@ -118,8 +118,9 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
     - ``"renders"``: the generator's own pictures (``G.synthesis``, at its resolution, from
       `bake_cameras(view)`) projected onto the vertices that each view sees
       (`render3d.mesh.bake_vertex_colors`, weighted by viewing angle and coverage); a vertex
-      no view sees takes the colour of the nearest one seen. The mesh then looks like the
-      renders. Needs `view`, the generator's metadata "view".
+      no view sees takes the colour of the nearest one seen (if no view sees any, all take
+      ``G.color``). The mesh then looks like the renders. Needs `view`, the generator's
+      metadata "view".
     - ``"field"``: ``G.color`` at each vertex (the colour head applied to the point alone:
       without the compositing along rays and the neural renderer's filters it is patchier and
       more saturated than the renders).
@@ -127,7 +128,7 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
 
     ``mesh.metadata["render3d"]["colors"]`` records which.
     """
-    from render3d.mesh import bake_vertex_colors, extract_mesh
+    from render3d.mesh import bake_vertex_colors, extract_mesh, vertex_colors
 
     fn = "extract_generator_mesh"
     if color not in (*MESH_COLORS, None):
@@ -152,6 +153,9 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
             images = torch.cat([((o["image"] + 1) / 2).clamp(0, 1) for o in outputs])
             alpha = torch.cat([o["alpha"] for o in outputs])
             colors, seen = bake_vertex_colors(mesh, images, cameras, alpha=alpha)
+            if not seen.any():                          # no view sees it: its colour head it is
+                colors = vertex_colors(rgb, mesh.vertices, chunk=chunk)[:, :3] / 255.0
+                seen[:] = True
             _fill_unseen(mesh, colors, seen)
     mesh.metadata["render3d"]["colors"] = color
     return mesh
