@@ -168,11 +168,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 pl = loss.path_length(fake, ws, dist.mean)
                 total_g = total_g + pl
                 _add(sums, "loss/path_length", pl)
-            optimizers["G"].zero_grad(set_to_none=True)
-            total_g.backward()
-            dist.average_gradients(G)
-            _add(sums, "grad_norm/G", _grad_norm(G))
-            optimizers["G"].step()
+            _optimizer_step("G", G, optimizers["G"], total_g, dist, sums)
             dist.average_buffers(G)                     # w_avg of the global batch
 
             # Discriminator phase.
@@ -188,11 +184,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 r1 = loss.r1(real_scores, real_images)
                 total_d = total_d + r1
                 _add(sums, "loss/r1", r1)
-            optimizers["D"].zero_grad(set_to_none=True)
-            total_d.backward()
-            dist.average_gradients(D)
-            _add(sums, "grad_norm/D", _grad_norm(D))
-            optimizers["D"].step()
+            _optimizer_step("D", D, optimizers["D"], total_d, dist, sums)
 
             # EMA of the generator (half-life in images, optionally ramped up).
             ema_nimg = config.ema_kimg * 1000
@@ -268,6 +260,17 @@ class _StopRequest:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
+
+
+def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor,
+                    dist: Distributed, sums: dict) -> None:
+    """Backward of `total`, gradients averaged over processes, their norm logged as
+    ``grad_norm/<name>``, one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    dist.average_gradients(module)
+    _add(sums, f"grad_norm/{name}", _grad_norm(module))
+    optimizer.step()
 
 
 def _add(sums: dict, key: str, value: torch.Tensor | float) -> None:
