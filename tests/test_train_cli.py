@@ -58,11 +58,13 @@ def test_a_camera_conditioned_generator_works_wherever_a_seed_is_sampled(trained
 
     from render3d.cameras import Cameras
 
-    assert (conditioned / "images" / "step-0000001.png").is_file() and (conditioned / "images" / "orbit-0000002.mp4").is_file()
+    images = conditioned / "images"
+    assert (images / "step-0000001.png").is_file() and (images / "orbit-0000002.mp4").is_file()
     result = run("render", "grid", "--checkpoint", str(conditioned), "--seeds", "0-1", "--views", "2",
                  "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    result = run("export-mesh", "--checkpoint", str(conditioned), "--resolution", "20", "--out", str(tmp_path / "m.glb"))
+    result = run("export-mesh", "--checkpoint", str(conditioned), "--resolution", "20",
+                 "--out", str(tmp_path / "m.glb"))
     assert result.returncode == 0, result.stderr
     result = run("eval", "generator", str(conditioned), str(trained[0]), "--shapes", "2", "--mesh-resolution", "20",
                  "--points", "128", "--inception", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "eval.json"))
