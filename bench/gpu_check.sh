@@ -88,9 +88,8 @@ import time
 for name in ('gsplat', 'nerfacc'):
     started = time.time()
     try:
-        __import__(name + '.cuda._backend', fromlist=['_C'])
-        print(name, 'ready' if __import__(name + '.cuda._backend', fromlist=['_C'])._C is not None else 'NOT built',
-              round(time.time() - started), 's', flush=True)
+        backend = __import__(name + '.cuda._backend', fromlist=['_C'])   # importing it builds it
+        print(name, 'ready' if backend._C is not None else 'NOT built', round(time.time() - started), 's', flush=True)
     except Exception as error:
         print(name, 'failed:', type(error).__name__, error, flush=True)
 " >"$out/peers-build.log" 2>&1 &)
