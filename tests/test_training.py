@@ -14,13 +14,13 @@ import time
 import pytest
 import torch
 import yaml
-from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from _gan import tiny_config, tiny_generator, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
 from render3d.config import apply_overrides
 from render3d.training import load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
-from render3d.training.data import GlobalBatchSampler, progressive_stage
+from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,8 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
         resolve_config(apply_overrides(base, ["data.root=x"]))
     with pytest.raises(ValueError, match=r"config.batch: expected an int, got 'many'"):
         resolve_config(apply_overrides(base, ["batch=many"]))
+    with pytest.raises(ValueError, match=r"argument 'gpc_swap' expected a number in \[0, 1\], got 1.5"):
+        resolve_config(apply_overrides(base, ["loss.gpc_swap=1.5"]))
     with pytest.raises(ValueError, match=r"discriminator_type: expected one of 'stylegan2', got 'patchgan'"):
         resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
 
@@ -68,6 +70,50 @@ def test_progressive_schedule():
     assert progressive_stage(3250, res, 8, 1, 1) == (32, 0.25)
     assert progressive_stage(10 ** 6, res, 8, 1, 1) == (32, 1.0)
     assert progressive_stage(0, res, 0, 1, 1) == (32, 1.0)
+
+
+def test_pose_conditioning_swap_schedule_and_draws():
+    """EG3D's GPC regularization: always swapped at first, fading linearly to gpc_swap; a
+    swapped row takes the previous row's label (the batch rolled by one)."""
+    assert gpc_swap_probability(0, 0.5, 1000) == 1.0
+    assert gpc_swap_probability(250_000, 0.5, 1000) == 0.875
+    assert gpc_swap_probability(1_000_000, 0.5, 1000) == gpc_swap_probability(5 * 10 ** 6, 0.5, 1000) == 0.5
+    assert gpc_swap_probability(0, 0.8, 0) == 0.8
+    labels = torch.arange(4000, dtype=torch.float32)[:, None].expand(4000, 25)
+    assert torch.equal(conditioning_labels(labels, 0.0, torch.Generator()), labels)
+    assert torch.equal(conditioning_labels(labels, 1.0, torch.Generator()), labels.roll(1, 0))
+    mixed = conditioning_labels(labels, 0.3, torch.Generator().manual_seed(1))
+    swapped = mixed[:, 0] == labels.roll(1, 0)[:, 0]
+    assert bool((swapped | (mixed[:, 0] == labels[:, 0])).all()) and bool((mixed == mixed[:, :1]).all())
+    assert abs(float(swapped.float().mean()) - 0.3) < 0.03
+
+
+@pytest.mark.parametrize("swap", [0.0, 1.0])
+def test_a_conditioned_generator_maps_with_the_swapped_labels_and_renders_the_true_cameras(
+        data, tmp_path, monkeypatch, swap):
+    from render3d.generators.volumegan import VolumeGAN
+    seen = {"mapped": [], "rendered": []}
+    mapping, synthesis = VolumeGAN.mapping, VolumeGAN.synthesis
+
+    def record_mapping(self, z, c=None, **kwargs):
+        if kwargs.get("update_w_avg"):                      # the training step's own call
+            seen["mapped"].append(c.clone())
+        return mapping(self, z, c, **kwargs)
+
+    def record_synthesis(self, ws, cameras, *args, **kwargs):
+        seen["rendered"].append(cameras.to_eg3d_label())
+        return synthesis(self, ws, cameras, *args, **kwargs)
+
+    monkeypatch.setattr(VolumeGAN, "mapping", record_mapping)
+    monkeypatch.setattr(VolumeGAN, "synthesis", record_synthesis)
+    config = tiny_train_config(data, total_kimg=0.008, generator=tiny_generator(c_dim=25),   # 2 steps
+                               loss={"gpc_swap": swap, "gpc_fade_kimg": 0.0})
+    training_loop(tmp_path, config, progress=False)
+    assert len(seen["mapped"]) == 2
+    for mapped, rendered in zip(seen["mapped"], seen["rendered"]):
+        expected = rendered.roll(1, 0) if swap else rendered
+        torch.testing.assert_close(mapped, expected, rtol=0, atol=1e-6)
+        assert not torch.equal(rendered.roll(1, 0), rendered)      # the swap is visible
 
 
 def _weights(run, step):
@@ -105,12 +151,14 @@ def test_training_steps_on_a_gpu(data, tmp_path):
     assert lines[-1]["memory/gpu_peak_gb"] > 0
 
 
-def test_resume_is_bit_exact(data, tmp_path):
+@pytest.mark.parametrize("c_dim", [0, 25])
+def test_resume_is_bit_exact(data, tmp_path, c_dim):
     # R1 and path length every 2 steps, the opacity entropy, style mixing and x-flip on, jitter
-    # and noise on: every kind of state.
+    # and noise on, and (c_dim 25) camera conditioning with swapped labels: every kind of state.
     config = tiny_train_config(data, total_kimg=0.024,            # 6 steps of 4 images
+                               generator=tiny_generator(c_dim=c_dim),
                                loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2,
-                                     "opacity_entropy": 0.5})
+                                     "opacity_entropy": 0.5, "gpc_swap": 0.5, "gpc_fade_kimg": 0.012})
     training_loop(tmp_path / "straight", config, progress=False)
     training_loop(tmp_path / "resumed", config, max_steps=3, progress=False)
     training_loop(tmp_path / "resumed", config, resume=tmp_path / "resumed", progress=False)

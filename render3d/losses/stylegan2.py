@@ -58,13 +58,18 @@ class StyleGAN2LossConfig:
     pl_decay: float = 0.01          # decay of the running mean path length
     style_mixing: float = 0.9       # probability of mixing two latents' styles in a generator batch
     opacity_entropy: float = 0.0    # weight of the rendered opacity's binary entropy in G's loss (0: off)
+    # EG3D's generator pose conditioning regularization, for camera-conditioned generators
+    # (generator.c_dim > 0): the mapping network sees another sample's camera label with
+    # probability gpc_swap, which starts at 1 and falls linearly to gpc_swap over gpc_fade_kimg.
+    gpc_swap: float = 0.5           # EG3D's --gpc_reg_prob (FFHQ 0.5, AFHQ 0.8)
+    gpc_fade_kimg: float = 1000.0   # thousands of images (0: gpc_swap from the start)
 
     def __post_init__(self) -> None:
         fn = "StyleGAN2LossConfig"
-        for name in ("r1_gamma", "r1_interval", "pl_weight", "opacity_entropy"):
+        for name in ("r1_gamma", "r1_interval", "pl_weight", "opacity_entropy", "gpc_fade_kimg"):
             check_positive(fn, name, getattr(self, name), allow_zero=True)
         check_positive(fn, "pl_interval", self.pl_interval)
-        for name in ("pl_decay", "style_mixing"):
+        for name in ("pl_decay", "style_mixing", "gpc_swap"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{fn}: argument '{name}' expected a number in [0, 1], got {getattr(self, name)!r}")
 

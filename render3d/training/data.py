@@ -82,6 +82,25 @@ class PoseSampler:
                 "pitch": float(pitch.mean()), "pivot": [0.0, 0.0, 0.0]}
 
 
+def gpc_swap_probability(nimg: int, swap: float, fade_kimg: float) -> float:
+    """EG3D's generator pose conditioning schedule: after `nimg` images, the probability that a
+    generated sample is conditioned on another sample's camera. 1 at the start, falling linearly
+    to `swap` at fade_kimg thousand images (fade_kimg 0: `swap` throughout)."""
+    if fade_kimg <= 0:
+        return swap
+    alpha = min(nimg / (fade_kimg * 1000), 1.0)
+    return 1.0 - alpha * (1.0 - swap)
+
+
+def conditioning_labels(labels: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """The camera labels ``[B, 25]`` a camera-conditioned generator's mapping network sees: each
+    row, with `probability` (drawn from `generator`), replaced by the previous row's (the batch
+    rolled by one, as EG3D swaps), so that G cannot tie a subject's identity to the camera it is
+    rendered from. The renderer and D still get the true cameras."""
+    swap = torch.rand(labels.shape[0], 1, generator=generator) < probability
+    return torch.where(swap, labels.roll(1, 0), labels)
+
+
 def progressive_stage(nimg: int, resolutions: list[int], start: int, stage_kimg: float,
                       fade_kimg: float) -> tuple[int, float]:
     """(resolution, blend) after `nimg` images: `start` for stage_kimg, then per doubling a

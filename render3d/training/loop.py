@@ -3,16 +3,19 @@
 Per step, over a global batch of `config.batch` images split between processes:
 
 1. generator phase: z (with style mixing) and cameras -> G -> D -> non-saturating loss, plus
-   the lazy path-length term when due; gradients averaged over processes; Adam step;
+   the lazy path-length term when due; gradients averaged over processes; Adam step. A
+   camera-conditioned G's mapping sees the cameras' labels, some swapped between samples
+   (EG3D's pose conditioning regularization, `loss.gpc_swap`);
 2. discriminator phase: D on the same fakes (detached) and on real images (x-flipped copies
    with mirrored cameras when enabled, resized and faded to the current progressive
    resolution) -> logistic loss, plus lazy R1 when due; Adam step;
 3. the EMA generator follows G with a half-life of `ema_kimg` thousand images.
 
-Randomness that decides *what* is trained on (data order, z, style mixing, cameras) is drawn
-for the whole global batch from one seeded generator shared by all processes, each process
-taking its slice; randomness inside the models (render jitter, noise) comes from each
-process's own torch RNG. Both are saved in checkpoints, so `--resume` continues bit-exactly.
+Randomness that decides *what* is trained on (data order, z, style mixing, cameras, label
+swaps) is drawn for the whole global batch from one seeded generator shared by all
+processes, each process taking its slice; randomness inside the models (render jitter,
+noise) comes from each process's own torch RNG. Both are saved in checkpoints, so
+`--resume` continues bit-exactly.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 from .checkpoint import generator_metadata, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, config_dict
-from .data import GlobalBatchSampler, PoseSampler, progressive_stage, resize_reals
+from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
+                   resize_reals)
 from .distributed import Distributed
 
 SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
@@ -141,12 +145,15 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             mixing = (torch.rand(config.batch, generator=latents) < loss.config.style_mixing)[part].to(device)
             cutoff = torch.randint(mix_lo, mix_hi, (config.batch,), generator=latents)[part].to(device)
             cameras, gen_labels = poses.sample(config.batch, latents)
+            c = None
+            if c_g > 0:
+                swap = gpc_swap_probability(nimg, loss.config.gpc_swap, loss.config.gpc_fade_kimg)
+                c = conditioning_labels(gen_labels, swap, latents)[part].to(device)
             cameras, gen_labels = cameras[part].to(device), gen_labels[part].to(device)
 
             # Generator phase.
             G.requires_grad_(True)
             D.requires_grad_(False)
-            c = gen_labels if c_g > 0 else None
             ws = G.mapping(z, c, update_w_avg=True)
             mixed = G.mapping(z_mix, c)
             use_mixed = mixing[:, None] & (torch.arange(G.num_ws, device=device)[None] >= cutoff[:, None])
