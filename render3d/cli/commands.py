@@ -4,6 +4,7 @@ Heavy imports happen inside ``run`` so that ``render3d --help`` stays instant.""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import shutil
@@ -105,70 +106,27 @@ def run_build(args) -> int:
     return 0
 
 
-def add_demo(sub) -> None:
-    from .demo import add_demo as register
+def _registrar(module: str, name: str):
+    """The parser registrar `name` of the subcommand module `module` (render3d.cli.<module>),
+    imported when the parser is built."""
 
-    register(sub)
+    def register(sub) -> None:
+        getattr(importlib.import_module(f"{__package__}.{module}"), name)(sub)
 
-
-def add_render(sub) -> None:
-    from .render import add_render as register
-
-    register(sub)
-
-
-def add_export_mesh(sub) -> None:
-    from .mesh import add_export_mesh as register
-
-    register(sub)
-
-
-def add_preview_mesh(sub) -> None:
-    from .mesh import add_preview_mesh as register
-
-    register(sub)
-
-
-def add_export_splat(sub) -> None:
-    from .splat import add_export_splat as register
-
-    register(sub)
-
-
-def add_dataset(sub) -> None:
-    from .dataset import add_dataset as register
-
-    register(sub)
-
-
-def add_train(sub) -> None:
-    from .train import add_train as register
-
-    register(sub)
-
-
-def add_view(sub) -> None:
-    from .view import add_view as register
-
-    register(sub)
-
-
-def add_eval(sub) -> None:
-    from .evaluate import add_eval as register
-
-    register(sub)
+    register.__name__ = name
+    return register
 
 
 REGISTRY = [
-    add_demo,
-    add_render,
-    add_export_mesh,
-    add_preview_mesh,
-    add_export_splat,
-    add_dataset,
-    add_train,
-    add_eval,
-    add_view,
+    _registrar("demo", "add_demo"),
+    _registrar("render", "add_render"),
+    _registrar("mesh", "add_export_mesh"),
+    _registrar("mesh", "add_preview_mesh"),
+    _registrar("splat", "add_export_splat"),
+    _registrar("dataset", "add_dataset"),
+    _registrar("train", "add_train"),
+    _registrar("evaluate", "add_eval"),
+    _registrar("view", "add_view"),
     add_info,
     add_build,
 ]
