@@ -49,6 +49,11 @@ def test_overrides_reach_nested_typed_configs(data):
                                                                  "betas=[0.5, 0.9]", "poses.source=prior"]))
     assert config.generator.feature_dim == 4 and config.loss.r1_gamma == 3.0
     assert config.betas == (0.5, 0.9) and config.poses.source == "prior"
+    # YAML 1.1 reads exponents without a dot (1e-3) as strings; float fields take them.
+    config = resolve_config(apply_overrides(tiny_config(data), ["lr_g=1e-3", "loss.r1_gamma=2E+1", "lr_d=.5e-2"]))
+    assert (config.lr_g, config.loss.r1_gamma, config.lr_d) == (0.001, 20.0, 0.005)
+    with pytest.raises(ValueError, match=r"config.batch: expected an int, got '1e3'"):
+        resolve_config(apply_overrides(tiny_config(data), ["batch=1e3"]))
 
 
 def test_global_batches_do_not_depend_on_the_process_count():
