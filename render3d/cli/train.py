@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 EPILOG = """examples:
@@ -16,7 +17,9 @@ Overrides use dotted keys (generator.feature_dim=32, poses.source=prior); an unk
 with the list of valid keys. The run folder gets config.yaml (the resolved config),
 tensorboard/, stats.jsonl, images/ (grids and orbit videos) and checkpoints/step-N/
 (generator.safetensors is the EMA generator alone: what render, export-mesh and eval read).
-Ctrl-C writes a checkpoint before exiting."""
+Ctrl-C writes a checkpoint before exiting. Non-finite gradients are replaced as in StyleGAN2-ADA
+(stats.jsonl logs how often as nonfinite/G and nonfinite/D); if weights still become NaN or inf,
+training stops without writing a checkpoint and names the newest good one."""
 
 
 def add_train(sub) -> None:
@@ -25,7 +28,8 @@ def add_train(sub) -> None:
     p.add_argument("config", help="YAML file or preset name (e.g. volumegan/synth64)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--out", type=Path, required=True, help="run folder (created)")
-    p.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="checkpoint or run folder to continue from (this config's lr and betas apply)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (with a checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_train)
@@ -66,6 +70,9 @@ def run_train(args) -> int:
                              progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
+    except FloatingPointError as error:                 # diverged: the message names the newest checkpoint
+        print(f"render3d {error}", file=sys.stderr)
+        return 1
     print(f"render3d train: wrote {last.resolve()}")
     print(f"  generator {(last / 'generator.safetensors').resolve()}")
     return 0

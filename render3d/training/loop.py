@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import resource
 import signal
@@ -45,16 +46,22 @@ from .distributed import Distributed
 SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
 SNAPSHOT_VIEWS = 4                 # views of each
 VIDEO_FRAMES = 24
+NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
 
 
 def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
                   max_steps: int | None = None, progress: bool = True) -> Path:
     """Train `config` into `run_dir`; returns the last checkpoint folder.
 
-    resume: a checkpoint folder or a run folder (its newest checkpoint) to continue from.
+    resume: a checkpoint folder or a run folder (its newest checkpoint) to continue from;
+    weights, Adam moments, counters and RNG states come from it, everything else (lr and
+    betas included) from `config`.
     max_steps: stop (with a checkpoint) after this many steps in total, before total_kimg.
     Ctrl-C finishes the current step, writes a checkpoint (so resuming from it is bit-exact)
     and raises KeyboardInterrupt; a second Ctrl-C stops at once, still writing a checkpoint.
+    Non-finite gradients are replaced and counted (`_optimizer_step`); NONFINITE_PATIENCE
+    such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
+    naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -83,11 +90,18 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     modules = {"G": G, "D": D, "G_ema": G_ema, "loss": loss}
 
     step, nimg, seconds = 0, 0, 0.0
+    resumed = None
     if resume is not None:
         folder = Path(resume)
         if (folder / "checkpoints").is_dir():  # a run folder: its newest checkpoint
             folder = latest_checkpoint(folder) or folder
+        configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
+                      for name, opt in optimizers.items()}
         state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+        resumed = folder
+        for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
+            for group, values in zip(opt.param_groups, configured[name]):
+                group.update(values)
         step, nimg, seconds = state["step"], state["nimg"], state["seconds"]
         latents.set_state(rng["torch"]["latents"])
         if not dist.restore_rng(rng["torch"]["processes"]):
@@ -116,6 +130,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
 
     def checkpoint() -> Path:
         nonlocal saved
+        broken = _nonfinite_tensors(modules)
+        if broken:                                      # never rotate good checkpoints out for this
+            more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+            raise FloatingPointError(f"train: at step {step} weights are not finite (NaN or inf): "
+                                     f"{', '.join(broken[:3])}{more}; no checkpoint written. {resume_hint()}")
         rng = {"torch": {"latents": latents.get_state(),
                          "processes": dist.gather_rng() if not interrupted else _local_rng(device)},
                "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
@@ -128,6 +147,27 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                                 state={**training, "config": config_dict(config)},
                                 generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
         return saved
+
+    def resume_hint() -> str:
+        good = saved or resumed
+        if good is None:
+            return "No checkpoint was written: lower lr_g/lr_d or raise loss.r1_gamma."
+        return f"The newest checkpoint is {good}: resume from it with a lower lr_g/lr_d or a higher loss.r1_gamma."
+
+    streaks = {"G": 0, "D": 0}                          # steps in a row with non-finite gradients
+    warned: set[str] = set()
+
+    def count_nonfinite(name: str, finite: bool) -> None:
+        streaks[name] = 0 if finite else streaks[name] + 1
+        if streaks[name] >= NONFINITE_PATIENCE:
+            raise FloatingPointError(
+                f"train: {name}'s gradients were not finite (NaN or inf) in every step from "
+                f"{step + 2 - streaks[name]} to {step + 1}: training has diverged. {resume_hint()}")
+        if streaks[name] == 1 and dist.main and name not in warned:   # once per network; stats.jsonl counts all
+            warned.add(name)
+            print(f"\ntrain: step {step + 1}: non-finite {name} gradients (NaN or inf) were replaced "
+                  f"(NaN -> 0, inf -> 1e5) as in StyleGAN2-ADA; stats.jsonl logs the share of such steps "
+                  f"as nonfinite/{name}", file=sys.stderr)
 
     bar = _progress(progress and dist.main, total, nimg)
     stop = _StopRequest()
@@ -175,7 +215,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 pl = loss.path_length(fake, ws, dist.mean)
                 total_g = total_g + pl
                 _add(sums, "loss/path_length", pl)
-            _optimizer_step("G", G, optimizers["G"], total_g, dist, sums)
+            count_nonfinite("G", _optimizer_step("G", G, optimizers["G"], total_g, dist, sums))
             dist.average_buffers(G)                     # w_avg of the global batch
 
             # Discriminator phase.
@@ -191,7 +231,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 r1 = loss.r1(real_scores, real_images)
                 total_d = total_d + r1
                 _add(sums, "loss/r1", r1)
-            _optimizer_step("D", D, optimizers["D"], total_d, dist, sums)
+            count_nonfinite("D", _optimizer_step("D", D, optimizers["D"], total_d, dist, sums))
 
             # EMA of the generator (half-life in images, optionally ramped up).
             ema_nimg = config.ema_kimg * 1000
@@ -222,7 +262,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             if writer and config.video_every and step % config.video_every == 0:
                 writer.video(G_ema, step, view)
             if step % config.checkpoint_every == 0:
-                checkpoint()
+                if any(streaks.values()):               # keep the older checkpoints from before a divergence
+                    if dist.main:
+                        print(f"\ntrain: step {step}: checkpoint skipped, this step's gradients were not finite",
+                              file=sys.stderr)
+                else:
+                    checkpoint()
             if dist.any(stop.requested):               # every process stops after the same step
                 written = checkpoint()
                 if dist.main:
@@ -233,6 +278,14 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             interrupted = True                          # mid-step: this process's state only
             if dist.main:
                 print(f"\ntrain: interrupted in step {step + 1}; wrote {checkpoint()}", file=sys.stderr)
+        if writer:
+            writer.close()                              # TensorBoard's buffered scalars too
+        raise
+    except Exception as error:
+        if not isinstance(error, FloatingPointError):  # those name the checkpoint already
+            error.add_note(f"train: failed after step {step}. {resume_hint()}")
+        if writer:
+            writer.close()
         raise
     finally:
         stop.close()
@@ -270,14 +323,33 @@ class _StopRequest:
 
 
 def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor,
-                    dist: Distributed, sums: dict) -> None:
-    """Backward of `total`, gradients averaged over processes, their norm logged as
-    ``grad_norm/<name>``, one optimizer step."""
+                    dist: Distributed, sums: dict) -> bool:
+    """Backward of `total`, gradients averaged over processes, one optimizer step. Non-finite
+    gradients are replaced as StyleGAN2-ADA and EG3D do (NaN -> 0, +-inf -> +-1e5), so that one
+    bad batch cannot put NaN into the weights. Logs ``grad_norm/<name>`` (after that) and
+    ``nonfinite/<name>`` (1 for such a step); returns whether the gradients were finite. The
+    averaged gradients are the same in every process, so every process takes the same branch."""
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     dist.average_gradients(module)
-    _add(sums, f"grad_norm/{name}", _grad_norm(module))
+    norm = _grad_norm(module)
+    finite = math.isfinite(norm)
+    if not finite:
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
+        norm = _grad_norm(module)
+    _add(sums, f"grad_norm/{name}", norm)
+    _add(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
+    return finite
+
+
+def _nonfinite_tensors(modules: dict[str, torch.nn.Module]) -> list[str]:
+    """Names (``<module>.<tensor>``) of the floating-point weights and buffers holding NaN or inf."""
+    return [f"{prefix}.{name}" for prefix, module in modules.items()
+            for name, tensor in module.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def _add(sums: dict, key: str, value: torch.Tensor | float) -> None:

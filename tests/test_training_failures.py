@@ -1,0 +1,131 @@
+"""What training does when things go wrong: NaN or inf gradients (replaced and counted, as in
+StyleGAN2-ADA), a run that diverges (stopped, no checkpoint of the diverged weights written, the
+newest good one named), any other crash (the error names the checkpoint to resume from), and
+resuming with new learning rates."""
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from safetensors.torch import load_file
+
+from render3d.cli.main import main
+from render3d.losses.stylegan2 import StyleGAN2Loss
+from render3d.training import loop, training_loop
+from render3d.training.checkpoint import OPTIMIZER_FILE, TRAINING_FILE
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def _checkpoints(run):
+    return sorted(p.name for p in (run / "checkpoints").iterdir())
+
+
+def _calls(method, bad_calls):
+    """`method` wrapped so that its n-th calls (1-based) in `bad_calls` return NaN that flows
+    back into the gradients."""
+    count = [0]
+
+    def wrapped(self, *args, **kwargs):
+        count[0] += 1
+        value = method(self, *args, **kwargs)
+        return value * math.nan if count[0] in bad_calls else value
+
+    return wrapped
+
+
+def test_nonfinite_gradients_are_replaced_counted_and_not_checkpointed(data, tmp_path, monkeypatch, capsys):
+    """A NaN generator loss in step 2 and a NaN discriminator loss in step 3: the weights stay
+    finite, stats.jsonl counts the steps, the user is told once per network, and the periodic
+    checkpoints of those two steps are skipped."""
+    monkeypatch.setattr(StyleGAN2Loss, "generator", _calls(StyleGAN2Loss.generator, {2}))
+    monkeypatch.setattr(StyleGAN2Loss, "discriminator", _calls(StyleGAN2Loss.discriminator, {3}))
+    config = tiny_train_config(data, total_kimg=0.016, log_every=1, checkpoint_every=1)   # 4 steps
+    last = training_loop(tmp_path, config, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [line["nonfinite/G"] for line in lines] == [0.0, 1.0, 0.0, 0.0]
+    assert [line["nonfinite/D"] for line in lines] == [0.0, 0.0, 1.0, 0.0]
+    assert all(math.isfinite(line["grad_norm/G"]) and math.isfinite(line["grad_norm/D"]) for line in lines)
+    weights = load_file(str(last / TRAINING_FILE))
+    assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
+    assert _checkpoints(tmp_path) == ["step-0000001", "step-0000004"]
+    err = capsys.readouterr().err
+    assert err.count("non-finite G gradients") == 1 and err.count("non-finite D gradients") == 1
+    assert "step 2: checkpoint skipped" in err and "step 3: checkpoint skipped" in err
+
+
+def test_a_diverged_run_stops_and_names_the_last_good_checkpoint(data, tmp_path, capsys):
+    """lr_d=1e30: from step 2 on D's scores are inf, every gradient NaN; after
+    NONFINITE_PATIENCE such steps `render3d train` stops with exit status 1. Only the step-1
+    checkpoint, from before the divergence, exists."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.2)))   # 50 steps
+    run = tmp_path / "run"
+    status = main(["train", str(path), "--out", str(run), "--no-progress", "lr_d=1e30", "checkpoint_every=1"])
+    err = capsys.readouterr().err
+    assert status == 1
+    last = 1 + loop.NONFINITE_PATIENCE
+    assert f"gradients were not finite (NaN or inf) in every step from 2 to {last}: training has diverged" in err
+    assert f"The newest checkpoint is {run / 'checkpoints' / 'step-0000001'}: resume from it" in err
+    assert _checkpoints(run) == ["step-0000001"]
+
+
+def test_nonfinite_weights_are_never_written(data, tmp_path, monkeypatch):
+    """D's weights turn NaN in step 2 behind the gradient guard's back: the checkpoint of step 2
+    is refused, naming the tensor and the step-1 checkpoint, which is kept."""
+    step = loop._optimizer_step
+    count = [0]
+
+    def corrupting(name, module, *args):
+        finite = step(name, module, *args)
+        count[0] += 1
+        if count[0] == 4:                               # D's update in step 2
+            with torch.no_grad():
+                next(module.parameters()).fill_(math.nan)
+        return finite
+
+    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+    config = tiny_train_config(data, total_kimg=0.016, checkpoint_every=1)
+    name = next(n for n, _ in loop.DISCRIMINATORS.build(config.discriminator_type, config.discriminator)
+                .named_parameters())
+    expected = rf"at step 2 weights are not finite \(NaN or inf\): D\.{name}; no checkpoint written\. The newest"
+    with pytest.raises(FloatingPointError, match=rf"{expected} checkpoint is .*step-0000001: resume"):
+        training_loop(tmp_path, config, progress=False)
+    assert _checkpoints(tmp_path) == ["step-0000001"]
+
+
+def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch):
+    """Any error inside a step (here a failing image grid in step 3) carries a note with the
+    step and the newest checkpoint; the stats written so far are kept."""
+    def broken(self, G_ema, step, view):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(loop._Logger, "images", broken)
+    config = tiny_train_config(data, total_kimg=0.016, checkpoint_every=2, image_every=3, log_every=1)
+    with pytest.raises(RuntimeError, match="disk full") as caught:
+        training_loop(tmp_path, config, progress=False)
+    assert caught.value.__notes__ == [f"train: failed after step 3. The newest checkpoint is "
+                                      f"{tmp_path / 'checkpoints' / 'step-0000002'}: resume from it with a lower "
+                                      f"lr_g/lr_d or a higher loss.r1_gamma."]
+    assert len((tmp_path / "stats.jsonl").read_text().splitlines()) == 3
+
+
+def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path):
+    """Adam's moments come from the checkpoint; lr and betas from the config the run resumes
+    with (as a user lowering lr_g after a divergence expects). D's are lazily corrected for R1
+    every 2 steps: lr x 2/3, betas ** (2/3)."""
+    training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008), max_steps=1, progress=False)
+    changed = tiny_train_config(data, total_kimg=0.008, lr_g=0.001, lr_d=0.0005, betas=[0.5, 0.9])
+    last = training_loop(tmp_path, changed, resume=tmp_path, progress=False)
+    saved = torch.load(last / OPTIMIZER_FILE, weights_only=True)["optimizers"]
+    g, d = saved["G"]["param_groups"][0], saved["D"]["param_groups"][0]
+    assert g["lr"] == 0.001 and tuple(g["betas"]) == (0.5, 0.9)
+    assert d["lr"] == pytest.approx(0.0005 * 2 / 3)
+    assert tuple(d["betas"]) == pytest.approx((0.5 ** (2 / 3), 0.9 ** (2 / 3)))
+    assert saved["G"]["state"][0]["step"] == 2                     # the moments did carry over
