@@ -47,7 +47,8 @@ def test_unreadable_generator_file_is_named(tmp_path):
 
 def test_default_target_is_served_until_ctrl_c():
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "render3d", "view", "--port", str(port)],
+    # -X faulthandler: SIGABRT makes it print every thread's stack, should Ctrl-C not stop it.
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "render3d", "view", "--port", str(port)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(120, process.kill)  # a server that never says where it is fails, not hangs
     watchdog.start()
@@ -60,7 +61,13 @@ def test_default_target_is_served_until_ctrl_c():
             assert page.status == 200 and b"<html" in page.read().lower()
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            out, err = process.communicate(timeout=30)
+            pytest.fail(f"render3d view still ran 30 s after Ctrl-C\nstdout:\n{out[-3000:]}\n"
+                        f"stderr (its threads' stacks):\n{err[-8000:]}")
         assert process.returncode == 0 and "render3d view: stopped" in out
         assert "Traceback" not in err
     finally:
