@@ -133,6 +133,25 @@ def test_gradients_reach_every_parameter():
         assert missing == [], f"{type(net).__name__}: no gradient reaches {missing}"
 
 
+def test_discriminator_label_noise_is_eg3ds_and_only_in_training():
+    """c_noise: labels + N(0, 1) * their batch std * c_noise, drawn from torch's RNG, in
+    training only; the caller's labels are left alone."""
+    D = make_discriminator(c_dim=25, c_noise=0.5)
+    images, labels = torch.randn(4, 3, SIZE, SIZE), cameras(4).to_eg3d_label()
+    kept = labels.clone()
+    torch.manual_seed(7)
+    noisy = D.train()(images, labels)
+    torch.manual_seed(7)
+    expected = labels + torch.randn_like(labels) * labels.std(0) * 0.5
+    D.eval()
+    torch.testing.assert_close(noisy, D(images, expected))
+    assert torch.equal(labels, kept)
+    assert not torch.allclose(noisy, D(images, labels), atol=1e-4)       # the noise does matter
+    torch.testing.assert_close(D(images, labels), make_discriminator(c_dim=25).eval()(images, labels))
+    with pytest.raises(ValueError, match=r"argument 'c_noise' expected a number >= 0, got -1"):
+        make_discriminator(c_dim=25, c_noise=-1.0)
+
+
 def test_progressive_discriminator_accepts_each_resolution_and_fades():
     D = make_discriminator()
     x = torch.randn(2, 3, SIZE, SIZE)

@@ -6,7 +6,9 @@ Layout: from-RGB at the input resolution, then one residual block per resolution
 sqrt(1/2)), then the epilogue: minibatch stddev, a 3x3 convolution, a fully-connected layer,
 and the output layer. With ``c_dim > 0`` the camera label c (EG3D's 25 floats) goes through a
 small mapping network to an embedding ``cmap`` and the score is the projection
-``<out, cmap> / sqrt(cmap_dim)`` (Miyato and Koyama 2018).
+``<out, cmap> / sqrt(cmap_dim)`` (Miyato and Koyama 2018). EG3D's optional label noise
+(`c_noise`, in the batch's standard deviation per label entry) blurs the pose conditioning in
+training.
 
 `trunk` (image -> 4x4 features) and `head` (features, c -> score) are separate so that a
 method can add heads on the same features (GeoD's geometry heads).
@@ -36,11 +38,15 @@ class StyleGAN2DiscriminatorConfig:
     c_dim: int = 0                  # camera label size for projection conditioning (0: unconditional; EG3D: 25)
     cmap_dim: int = 0               # projection embedding size (0: channels at 4x4)
     mapping_layers: int = 2         # layers of the label's mapping network
+    c_noise: float = 0.0            # EG3D's disc_c_noise: in training, Gaussian noise on the labels, in batch stds
 
     def __post_init__(self) -> None:
         if self.resolution < 8 or self.resolution & (self.resolution - 1):
             raise ValueError(f"StyleGAN2DiscriminatorConfig: argument 'resolution' expected a power of two >= 8, "
                              f"got {self.resolution}")
+        if not self.c_noise >= 0:
+            raise ValueError(f"StyleGAN2DiscriminatorConfig: argument 'c_noise' expected a number >= 0, "
+                             f"got {self.c_noise}")
 
 
 def minibatch_stddev(x: torch.Tensor, group: int, channels: int = 1) -> torch.Tensor:
@@ -125,6 +131,8 @@ class StyleGAN2Discriminator(nn.Module):
         if c is None:
             raise ValueError(f"StyleGAN2Discriminator: argument 'c' expected [B, {self.config.c_dim}] camera labels "
                              f"(c_dim > 0), got None")
+        if self.training and self.config.c_noise > 0 and c.shape[0] > 1:
+            c = c + torch.randn_like(c) * c.std(0) * self.config.c_noise   # out of place: c is the caller's
         cmap = self.label_mapping(None, c)[:, 0]
         return (out * cmap).sum(dim=1) / math.sqrt(self.cmap_dim)
 
