@@ -10,6 +10,7 @@ EPILOG = """examples:
   render3d train volumegan/synth64 data.path=outputs/synth64 --out runs/synth64
   render3d train configs/volumegan/ffhq256.yaml data.path=ffhq256.zip batch=32 --out runs/ffhq
   render3d train volumegan/synth64 --out runs/synth64 --resume runs/synth64     # continue the newest checkpoint
+  render3d train volumegan/synth64 --out runs/synth64 --resume runs/synth64 lr_g=1e-3 lr_d=1e-3   # lower rates
   torchrun --nproc_per_node 8 -m render3d train volumegan/ffhq256 --out runs/ffhq   # DDP, one process per GPU
 
 CONFIG: a YAML file, or a preset name under configs/ (volumegan/synth64, volumegan/ffhq256).
@@ -18,8 +19,9 @@ with the list of valid keys. The run folder gets config.yaml (the resolved confi
 tensorboard/, stats.jsonl, images/ (grids and orbit videos) and checkpoints/step-N/
 (generator.safetensors is the EMA generator alone: what render, export-mesh and eval read).
 Ctrl-C writes a checkpoint before exiting. Non-finite gradients are replaced as in StyleGAN2-ADA
-(stats.jsonl logs how often as nonfinite/G and nonfinite/D); if weights still become NaN or inf,
-training stops without writing a checkpoint and names the newest good one."""
+(stats.jsonl logs how often as nonfinite/G and nonfinite/D); after 10 such steps in a row, or if
+weights become NaN or inf, training stops (exit status 1) without writing a checkpoint and names
+the newest good one. --resume takes lr and betas from the config given with it."""
 
 
 def add_train(sub) -> None:
