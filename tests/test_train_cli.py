@@ -78,6 +78,8 @@ def test_train_writes_a_run_folder(trained):
     _, run_dir, result = trained
     checkpoint = run_dir / "checkpoints" / "step-0000002"
     assert f"render3d train: wrote {checkpoint.resolve()}" in result.stdout
+    assert f"train: volumegan at 16 px, batch 4 on 1 cpu process(es), to 0.008 kimg, into {run_dir}" in result.stderr
+    assert f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`" in result.stderr
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["generator"]["feature_dim"] == 8
     lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]

@@ -116,13 +116,14 @@ def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch
     assert len((tmp_path / "stats.jsonl").read_text().splitlines()) == 3
 
 
-def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path):
+def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path, capsys):
     """Adam's moments come from the checkpoint; lr and betas from the config the run resumes
     with (as a user lowering lr_g after a divergence expects). D's are lazily corrected for R1
     every 2 steps: lr x 2/3, betas ** (2/3)."""
     training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008), max_steps=1, progress=False)
     changed = tiny_train_config(data, total_kimg=0.008, lr_g=0.001, lr_d=0.0005, betas=[0.5, 0.9])
     last = training_loop(tmp_path, changed, resume=tmp_path, progress=False)
+    assert "batch 4 on 1 cpu process(es), from step 1 (0.004 kimg) to 0.008 kimg" in capsys.readouterr().err
     saved = torch.load(last / OPTIMIZER_FILE, weights_only=True)["optimizers"]
     g, d = saved["G"]["param_groups"][0], saved["D"]["param_groups"][0]
     assert g["lr"] == 0.001 and tuple(g["betas"]) == (0.5, 0.9)

@@ -124,6 +124,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
     total = int(config.total_kimg * 1000)
+    if dist.main:
+        where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
+        print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {dist.world} "
+              f"{device.type} process(es), {where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
+        if writer.tensorboard:
+            print(f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`", file=sys.stderr)
     part = slice(dist.rank * local, (dist.rank + 1) * local)
     sums: dict[str, float] = {}
     interrupted, saved = False, None
