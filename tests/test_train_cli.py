@@ -126,7 +126,13 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
                  "--colors-from", "field", "--out", str(field))
     assert result.returncode == 0 and "colours from its field" in result.stdout, result.stderr
     other = load_mesh(field)
-    np.testing.assert_allclose(other.vertices, mesh.vertices, atol=1e-6)   # the same surface, other colours
+    # The same surface, other colours. In one process the two meshes are equal to the bit
+    # (test_mesh_bake); across two processes CI once saw every vertex moved along its grid
+    # edge by up to 7.8e-5 (0.2% of a cell: the density differing by ~1e-5 between the
+    # processes), so here the bound is 1% of a cell, far below what another surface moves.
+    cell = 1.0 / (24 - 1)                                                  # the tiny generator's box is 1 wide
+    assert len(other.vertices) == len(mesh.vertices) and len(other.faces) == len(mesh.faces)
+    np.testing.assert_allclose(other.vertices, mesh.vertices, rtol=0, atol=0.01 * cell)
     assert not np.array_equal(other.visual.vertex_colors, colors)
     for bad, expected in ((["--no-color"], "got --no-color"), ([], "got the scene 'demo', coloured by its field")):
         args = bad + (["--checkpoint", str(generator)] if bad else [])
