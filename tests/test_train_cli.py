@@ -12,7 +12,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import yaml
-from _gan import tiny_config
+from _gan import tiny_config, tiny_generator
 
 from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
@@ -112,8 +112,9 @@ def test_render_from_a_checkpoint(trained, tmp_path):
 def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
     generator = run_dir / "checkpoints" / "step-0000002" / "generator.safetensors"
-    out = tmp_path / "seed1.glb"
-    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", "24", "--out", str(out))
+    out, resolution = tmp_path / "seed1.glb", 24
+    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
+                 "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert f"render3d export-mesh: wrote {out.resolve()}" in result.stdout and "seed 1" in result.stdout
     assert "colours from its renders" in result.stdout
@@ -122,7 +123,7 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     colors = mesh.visual.vertex_colors
     assert colors.shape == (len(mesh.vertices), 4) and len(np.unique(colors[:, :3], axis=0)) > 1
     field = tmp_path / "field.glb"
-    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", "24",
+    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
                  "--colors-from", "field", "--out", str(field))
     assert result.returncode == 0 and "colours from its field" in result.stdout, result.stderr
     other = load_mesh(field)
@@ -130,7 +131,8 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     # (test_mesh_bake); across two processes CI once saw every vertex moved along its grid
     # edge by up to 7.8e-5 (0.2% of a cell: the density differing by ~1e-5 between the
     # processes), so here the bound is 1% of a cell, far below what another surface moves.
-    cell = 1.0 / (24 - 1)                                                  # the tiny generator's box is 1 wide
+    lo, hi = np.array(tiny_generator()["bounds"])
+    cell = float((hi - lo).max()) / (resolution - 1)
     assert len(other.vertices) == len(mesh.vertices) and len(other.faces) == len(mesh.faces)
     np.testing.assert_allclose(other.vertices, mesh.vertices, rtol=0, atol=0.01 * cell)
     assert not np.array_equal(other.visual.vertex_colors, colors)
