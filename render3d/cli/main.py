@@ -8,7 +8,7 @@ import sys
 from . import commands
 
 EPILOG = """examples:
-  render3d demo                      render the built-in scene to outputs/demo/
+  render3d demo                      the shipped VolumeGAN: orbit video, views with depth, meshes in outputs/demo/
   render3d render --scene torus      a grid of views and an orbit video of a scene
   render3d export-mesh --scene demo  a coloured mesh of a scene: outputs/mesh/demo.glb
   render3d preview-mesh MESH.glb     pictures of a mesh file (grid and turntable), no GPU needed
@@ -16,9 +16,11 @@ EPILOG = """examples:
   render3d dataset check PATH        validate a posed-image dataset, list every malformed entry
   render3d dataset synth OUT         write a synthetic posed dataset with ground-truth geometry
   render3d train volumegan/synth64 data.path=DATA --out RUN   train a 3D-aware GAN
+  render3d render --checkpoint RUN   a trained generator's views, depth and orbit video
+  render3d export-mesh --checkpoint RUN --seed 3   a coloured mesh of one generated subject
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
   render3d eval shapes GEN REF       COV, MMD and 1-NNA of shapes against a synthetic dataset's meshes
-  render3d view [TARGET]             orbit a scene, mesh or splats in the browser (port 8080)
+  render3d view [TARGET]             orbit a generator, scene, mesh or splats in the browser (port 8080)
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
 """
