@@ -30,7 +30,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("args, message", [
     (["--port", "0"], "render3d view: --port expected a port number in 1..65535, got 0"),
     (["--resolution", "8"], "render3d view: --resolution expected pixels in 16..4096, got 8"),
-    (["nowhere"], "argument 'target' expected a scene name"),
+    (["nowhere"], "render3d view: viewer.open_source: argument 'target' expected a scene name"),
 ])
 def test_bad_arguments_are_named(args, message):
     result = view(*args)

@@ -72,5 +72,5 @@ def run_view(args) -> int:
     try:
         serve(args.target, host=args.host, port=args.port, resolution=args.resolution)
     except ValueError as error:  # an unknown scene, an unreadable file or checkpoint
-        return report(error)
+        return report(UsageError(f"render3d view: {error}"))
     return 0
