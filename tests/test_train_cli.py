@@ -96,6 +96,39 @@ def test_train_rejects_unknown_keys_and_presets(tmp_path):
         in result.stderr
 
 
+def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, tmp_path, capsys):
+    """Each case fails with exit status 2 and one line naming the key or option, without a
+    traceback and without leaving the --out folder behind."""
+    from render3d.cli.main import main
+
+    data, run_dir, _ = trained                          # 32 px images; the tiny generator makes 16 px
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data)))
+    absent, empty, out = tmp_path / "absent", tmp_path / "empty", tmp_path / "run"
+    empty.mkdir()
+    cases = [
+        ([f"data.path={absent}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
+         f"dataset.json), got '{absent}' (nothing there): pass data.path=PATH, or write a synthetic one with "
+         f"`render3d dataset synth {absent}`"),
+        ([f"data.path={empty}"], f"render3d train: data.path: EG3DDataset: argument 'path' expected a well-formed "
+         f"EG3D dataset, got 1 malformed entries: no entry (dataset.json): no dataset.json in {empty}"),
+        (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
+         "at least the generator's 64 px (smaller ones would be up-sampled), got 32 x 32 in "),
+        (["discriminator.resolution=32"],
+         "render3d train: discriminator.resolution expected the generator's output size 16, got 32"),
+        (["--resume", str(tmp_path)], "render3d train: --resume expected a checkpoint folder (RUN/checkpoints/step-N) "
+         f"or a run folder with checkpoints, got '{tmp_path}' (no complete checkpoint in it)"),
+        (["--resume", str(run_dir), "generator.feature_dim=4"], "render3d train: resume: the checkpoint "
+         f"{run_dir / 'checkpoints' / 'step-0000002'} does not fit this config's networks"),
+    ]
+    for args, message in cases:
+        assert main(["train", str(config), *args, "--out", str(out), "--no-progress"]) == 2, args
+        stderr = capsys.readouterr().err
+        assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert not out.exists(), args
+    assert "size mismatch for feature_head.weight" in stderr
+
+
 def test_render_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
     result = run("render", "grid", "video", "depth", "--checkpoint", str(run_dir), "--seeds", "0-2", "--views", "3",

@@ -55,21 +55,36 @@ def preset_path(name: str) -> Path:
 
 
 def run_train(args) -> int:
-    from render3d.training import load_config, training_loop
+    from render3d.training import SetupError, load_config, training_loop
+    from render3d.training.loop import resume_folder
 
     from ._args import UsageError, check_writable_dir, report
 
+    created = not args.out.exists()
     try:
         config = load_config(preset_path(args.config), args.overrides)
-        check_writable_dir("train", "--out", args.out)
         if args.max_steps is not None and args.max_steps <= 0:
             raise UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}")
+        data = Path(config.data.path)
+        if not data.exists():
+            raise UsageError(f"render3d train: data.path expected an EG3D dataset (a folder or zip with dataset.json), "
+                             f"got {str(data)!r} (nothing there): pass data.path=PATH, or write a synthetic one "
+                             f"with `render3d dataset synth {data}`")
+        if args.resume is not None:
+            resume_folder(args.resume, argument="--resume")
+        check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
-        message = str(error)
-        return report(UsageError(message if message.startswith("render3d") else f"render3d train: {message}"))
+        return report(UsageError(_prefixed(error)))
     try:
         last = training_loop(args.out, config, resume=args.resume, max_steps=args.max_steps,
                              progress=not args.no_progress)
+    except SetupError as error:                         # before the first step: nothing was written
+        if created:
+            try:
+                args.out.rmdir()                        # only if still empty; torchrun's other processes race here
+            except OSError:
+                pass
+        return report(UsageError(_prefixed(error)))
     except KeyboardInterrupt:
         return 130
     except FloatingPointError as error:                 # diverged: the message names the newest checkpoint
@@ -78,3 +93,11 @@ def run_train(args) -> int:
     print(f"render3d train: wrote {last.resolve()}")
     print(f"  generator {(last / 'generator.safetensors').resolve()}")
     return 0
+
+
+def _prefixed(error: Exception) -> str:
+    """The error's message as ``render3d train: ...``."""
+    message = str(error)
+    if message.startswith("render3d"):
+        return message
+    return f"render3d {message}" if message.startswith("train:") else f"render3d train: {message}"

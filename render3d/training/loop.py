@@ -37,7 +37,8 @@ import torch
 from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checkpoint import generator_metadata, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE, generator_metadata, latest_checkpoint,
+                         load_checkpoint, save_checkpoint)
 from .config import TrainConfig, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
@@ -47,6 +48,11 @@ SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
 SNAPSHOT_VIEWS = 4                 # views of each
 VIDEO_FRAMES = 24
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
+
+
+class SetupError(ValueError):
+    """`training_loop`'s inputs cannot be trained on (the dataset, the config's networks, the
+    checkpoint to resume, the process count); raised before the first step, nothing written."""
 
 
 def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
@@ -72,12 +78,16 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     latents = torch.Generator().manual_seed(config.seed)  # what is trained on, same in every process
     local = config.batch // dist.world
     if local * dist.world != config.batch:
-        raise ValueError(f"train: config.batch expected a multiple of the {dist.world} processes, got {config.batch}")
+        raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, got {config.batch}")
 
-    dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
+    try:
+        dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
+    except ValueError as error:
+        raise SetupError(f"train: data.path: {error}") from None
     poses = PoseSampler(config.poses, dataset)
     G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
     D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+    _check_sizes(dataset, G, D)
     loss = LOSSES.build(config.loss_type, config.loss).to(device)
     dist.broadcast_module(G)
     dist.broadcast_module(D)
@@ -92,12 +102,16 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     step, nimg, seconds = 0, 0, 0.0
     resumed = None
     if resume is not None:
-        folder = Path(resume)
-        if (folder / "checkpoints").is_dir():  # a run folder: its newest checkpoint
-            folder = latest_checkpoint(folder) or folder
+        folder = resume_folder(resume)
         configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
                       for name, opt in optimizers.items()}
-        state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+        try:
+            state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+        except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
+            detail = str(error).strip().splitlines()
+            raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
+                             f"(resume with the config it was trained with, {folder / 'state.json'} holds it): "
+                             f"{' '.join(line.strip() for line in detail[:3])}") from None
         resumed = folder
         for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
             for group, values in zip(opt.param_groups, configured[name]):
@@ -349,6 +363,34 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     _add(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
+
+
+def resume_folder(path: str | Path, argument: str = "resume") -> Path:
+    """The checkpoint folder to resume from: `path` itself, or a run folder's newest checkpoint;
+    SetupError, naming `argument`, when it is neither."""
+    path = Path(path)
+    folder = latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
+    if folder is None or not all((folder / name).is_file() for name in (TRAINING_FILE, OPTIMIZER_FILE, STATE_FILE)):
+        found = "nothing there" if not path.exists() else "no complete checkpoint in it"
+        raise SetupError(f"train: {argument} expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder "
+                         f"with checkpoints, got {str(path)!r} ({found})")
+    return folder
+
+
+def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module) -> None:
+    """The images, G's output and D's input must agree: reals larger than G's output are
+    box-filtered down to it, smaller ones would be up-sampled, so they are refused."""
+    size = G.resolutions[-1]
+    if D.resolutions[0] != size:
+        raise SetupError(f"train: discriminator.resolution expected the generator's output size {size}, "
+                         f"got {D.resolutions[0]}")
+    width, height, where = dataset.width, dataset.height, dataset.storage.path
+    if width != height:
+        raise SetupError(f"train: data.path expected square images, got {width} x {height} in {where}")
+    if width < size:
+        raise SetupError(f"train: data.path expected images of at least the generator's {size} px (smaller ones "
+                         f"would be up-sampled), got {width} x {height} in {where}: train at their size "
+                         f"(generator.resolution={width} discriminator.resolution={width}) or use a larger dataset")
 
 
 def _nonfinite_tensors(modules: dict[str, torch.nn.Module]) -> list[str]:
