@@ -68,6 +68,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     Non-finite gradients are replaced and counted (`_optimizer_step`); NONFINITE_PATIENCE
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
+    Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
+    `resume_folder`, and the dataset's and checkpoint's own checks).
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -110,7 +112,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
             detail = str(error).strip().splitlines()
             raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
-                             f"(resume with the config it was trained with, {folder / 'state.json'} holds it): "
+                             f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
                              f"{' '.join(line.strip() for line in detail[:3])}") from None
         resumed = folder
         for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
