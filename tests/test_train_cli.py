@@ -212,15 +212,17 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
 
 
 def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_path):
-    """With a stand-in for the Inception file (same TorchScript interface, colour statistics as
-    features) the image metrics run: the generator's images from the dataset's cameras against
-    the dataset's images."""
+    """With a stand-in for the Inception file (same TorchScript interface, colour statistics and
+    the image width as features) the image metrics run: the generator's images from the
+    dataset's cameras against the dataset's images, box-filtered from 32 px to the generator's
+    16 px (unequal widths would add 16^2 to the FID)."""
     import torch
 
     class Colours(torch.nn.Module):
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-            pixels = x.float().flatten(2)
-            return torch.cat([pixels.mean(-1), pixels.std(-1)], dim=1)
+            pixels = x.float().flatten(2) / 255
+            width = torch.full((len(x), 1), float(x.shape[-1]))
+            return torch.cat([pixels.mean(-1), pixels.std(-1), width], dim=1)
 
     network = tmp_path / "inception-2015-12-05.pt"
     torch.jit.script(Colours()).save(str(network))
@@ -230,8 +232,9 @@ def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_
                  "--points", "128", "--images", "6", "--inception", str(network), "--out", str(out))
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
-    assert record["metrics"]["images/fid"] > 0 and np.isfinite(record["metrics"]["images/kid"])
-    assert record["settings"]["images"] == 6
+    assert 0 < record["metrics"]["images/fid"] < 16 and np.isfinite(record["metrics"]["images/kid"])
+    assert record["settings"]["images"] == 6 and record["settings"]["resolution"] == 16
+    assert record["settings"]["reals"] == "32 px, box-filtered to the generator's 16 px"
 
 
 _start = None

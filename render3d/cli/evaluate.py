@@ -178,7 +178,9 @@ def add_generator(sub) -> None:
     p = sub.add_parser("generator", help="a trained generator against a synthetic dataset: COV/MMD/1-NNA, FID/KID",
                        epilog=GENERATOR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="3D metrics of a generator's shapes against the dataset's meshes, and FID/KID of "
-                                   "its images against the dataset's when Inception weights are present.")
+                                   "its images against the dataset's when Inception weights are present (reals "
+                                   "larger than the generator's output are box-filtered down to it, as in "
+                                   "training).")
     p.add_argument("checkpoint", type=Path, help="generator file, checkpoint folder or run folder")
     p.add_argument("dataset", type=Path, help="synthetic dataset folder")
     p.add_argument("--shapes", type=int, default=32, help="generated shapes (seeds 0..N-1) (default: 32)")
@@ -226,8 +228,10 @@ def run_generator(args) -> int:
               "FID/KID skipped")
         settings["fid"] = "skipped: no Inception weights"
     else:
-        metrics.update(_image_metrics(G, dataset, inception, args.images))
-        settings.update({"images": args.images, "network": str(inception), "cameras": "the dataset's labels, in order"})
+        image_metrics, reals = _image_metrics(G, dataset, inception, args.images)
+        metrics.update(image_metrics)
+        settings.update({"images": args.images, "network": str(inception), "cameras": "the dataset's labels, in order",
+                         "resolution": G.resolutions[-1], "reals": reals})
     inputs = {"checkpoint": str(args.checkpoint.resolve()), "dataset": str(args.dataset.resolve()),
               "training": meta.get("training", {})}
     path = write_results(args.out, metrics, settings, inputs)
@@ -243,16 +247,31 @@ def _find_inception(path: Path | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _image_metrics(G, dataset, inception: Path, count: int) -> dict[str, float]:
+def _image_metrics(G, dataset, inception: Path, count: int) -> tuple[dict[str, float], str]:
+    """FID and KID of the generator's images against the dataset's, and how the reals were
+    treated: at the generator's size, box-filtered down to it when larger (what D saw in
+    training), so that the score does not depend on the datasets' resolution."""
+    import torch
+
     from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid
     from render3d.metrics.generators import generator_images
 
     network = InceptionFeatures(inception)
     count = min(count, len(dataset.labels))
+    size = G.resolutions[-1]
     fake = extract_features(generator_images(G, dataset.labels, seeds=range(count)), network)
-    real = extract_features(ImageFolder(dataset.storage.path, count).batches(32), network)
+    folder = ImageFolder(dataset.storage.path, count)
+    width, height = folder.size
+    batches = folder.batches(32)
+    if width > size and width == height:
+        batches = (torch.nn.functional.adaptive_avg_pool2d(batch, size) for batch in batches)
+        reals = f"{width} px, box-filtered to the generator's {size} px"
+    else:
+        reals = f"{width} x {height} px as they are" + ("" if width == height == size else
+                                                       f" (the generator makes {size} px)")
+    real = extract_features(batches, network)
     kid_mean, _ = kid(real, fake, subset_size=min(1000, count))
-    return {"images/fid": fid(real, fake), "images/kid": kid_mean}
+    return {"images/fid": fid(real, fake), "images/kid": kid_mean}, reals
 
 
 def add_eval(sub) -> None:
