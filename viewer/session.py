@@ -152,15 +152,20 @@ class Session:
             threading.Thread(target=self._orbit, name="render3d-viewer-autoplay", daemon=True).start()
 
     def _orbit(self) -> None:
-        """Turn the camera about the vertical axis through its orbit point until stopped."""
+        """Turn the camera about the vertical axis through its orbit point until stopped.
+
+        The orbit point is the one at the start, held for the whole turn: viser's position
+        setter moves the look-at point along before it is set back, and a camera report from
+        the browser taken in between would otherwise become the next tick's orbit point, so
+        the model would wander off-centre a step at a time."""
         step = math.radians(AUTOPLAY_DEGREES_PER_SECOND * AUTOPLAY_TICK)
         turn = np.array([[math.cos(step), 0, math.sin(step)], [0, 1, 0], [-math.sin(step), 0, math.cos(step)]])
+        pivot = np.array(self.client.camera.look_at)
         while self._autoplay.is_set() and not self._closed.wait(AUTOPLAY_TICK):
             camera = self.client.camera
-            look_at = np.array(camera.look_at)
             with self.client.atomic():
-                camera.position = look_at + turn @ (np.array(camera.position) - look_at)
-                camera.look_at = look_at  # setting the position moved it along
+                camera.position = pivot + turn @ (np.array(camera.position) - pivot)
+                camera.look_at = pivot  # setting the position moved it along
 
     def _toggle_browser_side(self) -> None:
         scene = self.client.scene
