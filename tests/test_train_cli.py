@@ -75,10 +75,12 @@ def test_a_camera_conditioned_generator_works_wherever_a_seed_is_sampled(trained
 
 
 def test_train_writes_a_run_folder(trained):
-    _, run_dir, result = trained
+    data, run_dir, result = trained
     checkpoint = run_dir / "checkpoints" / "step-0000002"
     assert f"render3d train: wrote {checkpoint.resolve()}" in result.stdout
     assert f"train: volumegan at 16 px, batch 4 on 1 cpu process(es), to 0.008 kimg, into {run_dir}" in result.stderr
+    assert f"train: data: 6 images (12 with x-flips) of 32 px in {data}, box-filtered to 16 px; cameras from " \
+        "its labels" in result.stderr
     assert f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`" in result.stderr
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["generator"]["feature_dim"] == 8
     lines = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -98,7 +100,8 @@ def test_train_rejects_unknown_keys_and_presets(tmp_path):
 
 def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, tmp_path, capsys):
     """Each case fails with exit status 2 and one line naming the key or option, without a
-    traceback and without leaving the --out folder behind."""
+    traceback, without leaving the --out folder behind and without touching an existing run
+    (a fresh run into it would have overwritten its checkpoints)."""
     from render3d.cli.main import main
 
     data, run_dir, _ = trained                          # 32 px images; the tiny generator makes 16 px
@@ -120,13 +123,18 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          f"or a run folder with checkpoints, got '{tmp_path}' (no complete checkpoint in it)"),
         (["--resume", str(run_dir), "generator.feature_dim=4"], "render3d train: resume: the checkpoint "
          f"{run_dir / 'checkpoints' / 'step-0000002'} does not fit this config's networks"),
+        (["--out", str(run_dir)], f"render3d train: the run folder {run_dir} already holds checkpoints (newest: "
+         f"step-0000002): continue that run with --resume {run_dir}, or train into another folder"),
     ]
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
     for args, message in cases:
-        assert main(["train", str(config), *args, "--out", str(out), "--no-progress"]) == 2, args
+        assert main(["train", str(config), "--out", str(out), *args, "--no-progress"]) == 2, args
         stderr = capsys.readouterr().err
         assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
         assert not out.exists(), args
-    assert "size mismatch for feature_head.weight" in stderr
+        if args[0] == "--resume":
+            assert "size mismatch for feature_head.weight" in stderr or "no complete checkpoint" in stderr
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
 
 
 def test_render_from_a_checkpoint(trained, tmp_path):

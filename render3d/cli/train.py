@@ -29,7 +29,7 @@ def add_train(sub) -> None:
                        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="YAML file or preset name (e.g. volumegan/synth64)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--out", type=Path, required=True, help="run folder (created)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (created; one that holds checkpoints needs --resume)")
     p.add_argument("--resume", type=Path, default=None,
                    help="checkpoint or run folder to continue from (this config's lr and betas apply)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (with a checkpoint)")

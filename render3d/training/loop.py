@@ -69,7 +69,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
-    `resume_folder`, and the dataset's and checkpoint's own checks).
+    `resume_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
+    that holds checkpoints when `resume` is None.
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -82,6 +83,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     if local * dist.world != config.batch:
         raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, got {config.batch}")
 
+    existing = latest_checkpoint(run_dir) if resume is None else None
+    if existing is not None:                            # a fresh run would overwrite and rotate them out
+        raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
+                         f"continue that run with --resume {run_dir}, or train into another folder")
     try:
         dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
     except ValueError as error:
@@ -144,6 +149,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {dist.world} "
               f"{device.type} process(es), {where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
+        flips = f" ({len(dataset):,} with x-flips)" if dataset.xflip else ""
+        cameras = "its labels" if config.poses.source == "dataset" else "the yaw/pitch prior (poses.*)"
+        filtered = f", box-filtered to {G.resolutions[-1]} px" if dataset.width != G.resolutions[-1] else ""
+        print(f"train: data: {len(dataset.names):,} images{flips} of {dataset.width} px in {dataset.storage.path}"
+              f"{filtered}; cameras from {cameras}", file=sys.stderr)
         if writer.tensorboard:
             print(f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`", file=sys.stderr)
     part = slice(dist.rank * local, (dist.rank + 1) * local)
