@@ -177,6 +177,28 @@ def test_resume_is_bit_exact(data, tmp_path, c_dim):
     assert not torch.equal(moved["G.volume.const"], straight["G.volume.const"])   # training did move the weights
 
 
+def test_resume_after_a_crash_logs_each_step_once(data, tmp_path):
+    """A process that ran past its last checkpoint and died mid-line: resuming drops what it
+    logged after the checkpoint from stats.jsonl and TensorBoard, so steps 1..6 are there once."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tiny_train_config(data, total_kimg=0.024, log_every=1)   # 6 steps of 4 images
+    run = tmp_path / "run"
+    training_loop(run, config, max_steps=3, progress=False)
+    training_loop(run, config, resume=run, max_steps=5, progress=False)
+    shutil.rmtree(run / "checkpoints" / "step-0000005")                # as if it died before writing it
+    with (run / "stats.jsonl").open("a") as stats:
+        stats.write('{"step": 6, "nimg": 2')                           # and in the middle of a line
+    training_loop(run, config, resume=run, progress=False)
+    lines = (run / "stats.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("loss/G")] == [1, 2, 3, 4, 5, 6]
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_two_processes_match_one(data, tmp_path, device):
     """Same global batch of 4: one process, or two with 2 each under torchrun (gloo on CPU,

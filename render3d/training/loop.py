@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import resource
 import signal
@@ -141,7 +142,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                                               generator=torch.Generator().manual_seed(config.seed)))
     view = poses.view_defaults()
     meta = generator_metadata(config.generator_type, config.generator, {"view": view})
-    writer = _Logger(run_dir, config) if dist.main else None
+    writer = _Logger(run_dir, config, step) if dist.main else None
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
     total = int(config.total_kimg * 1000)
@@ -448,6 +449,14 @@ def _plain(value):
     return value
 
 
+def _logged_step(line: str) -> float:
+    """The step of a stats.jsonl line; inf for a line that cannot be read (a write cut off)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 def _progress(enabled: bool, total: int, done: int):
     from tqdm import tqdm
 
@@ -456,9 +465,13 @@ def _progress(enabled: bool, total: int, done: int):
 
 
 class _Logger:
-    """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos."""
+    """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos.
 
-    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
+    Training starts at `step` (the checkpoint's when resuming, else 0): what an earlier process
+    logged after it (it ran past its last checkpoint before it stopped, or it wrote none) is
+    dropped from stats.jsonl and purged from TensorBoard, so each step is there once."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, step: int) -> None:
         import yaml
 
         self.run_dir = run_dir
@@ -470,8 +483,14 @@ class _Logger:
             print("train: tensorboard is not installed; scalars go to stats.jsonl only", file=sys.stderr)
             self.tensorboard = None
         else:
-            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
-        self.stats = open(run_dir / "stats.jsonl", "a")
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
+        stats = run_dir / "stats.jsonl"
+        if stats.exists():
+            kept = [line for line in stats.read_text().splitlines(keepends=True) if _logged_step(line) <= step]
+            temp = stats.with_name(f".{stats.name}.tmp")
+            temp.write_text("".join(kept))
+            os.replace(temp, stats)
+        self.stats = open(stats, "a")
         self.last = (time.perf_counter(), 0, 0, 0.0)
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
