@@ -109,6 +109,11 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
     config.write_text(yaml.safe_dump(tiny_config(data)))
     absent, empty, out = tmp_path / "absent", tmp_path / "empty", tmp_path / "run"
     empty.mkdir()
+    two = tmp_path / "two"                              # checkpoints after steps 1 and 2
+    assert main(["train", str(config), "--out", str(two), "--max-steps", "1", "--no-progress"]) == 0
+    assert main(["train", str(config), "--out", str(two), "--resume", str(two), "--max-steps", "2",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
     cases = [
         ([f"data.path={absent}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
          f"dataset.json), got '{absent}' (nothing there): pass data.path=PATH, or write a synthetic one with "
@@ -125,16 +130,20 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          f"{run_dir / 'checkpoints' / 'step-0000002'} does not fit this config's networks"),
         (["--out", str(run_dir)], f"render3d train: the run folder {run_dir} already holds checkpoints (newest: "
          f"step-0000002): continue that run with --resume {run_dir}, or train into another folder"),
+        (["--out", str(two), "--resume", str(two / "checkpoints" / "step-0000001")],
+         f"render3d train: the run folder {two} holds checkpoints past the one resumed (step-0000001): "
+         f"step-0000002; move them out of {two / 'checkpoints'} or resume into another folder"),
     ]
-    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    before = {run: sorted(p.relative_to(run) for p in run.rglob("*")) for run in (run_dir, two)}
     for args, message in cases:
         assert main(["train", str(config), "--out", str(out), *args, "--no-progress"]) == 2, args
         stderr = capsys.readouterr().err
         assert message in stderr and len(stderr.strip().splitlines()) == 1, stderr
         assert not out.exists(), args
-        if args[0] == "--resume":
-            assert "size mismatch for feature_head.weight" in stderr or "no complete checkpoint" in stderr
-    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+        if "--resume" in args:
+            assert any(text in stderr for text in ("size mismatch for feature_head.weight", "no complete checkpoint",
+                                                   "past the one resumed")), stderr
+    assert {run: sorted(p.relative_to(run) for p in run.rglob("*")) for run in (run_dir, two)} == before
 
 
 def test_render_from_a_checkpoint(trained, tmp_path):

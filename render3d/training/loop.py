@@ -38,8 +38,8 @@ import torch
 from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checkpoint import (OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE, generator_metadata, latest_checkpoint,
-                         load_checkpoint, save_checkpoint)
+from .checkpoint import (OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE, checkpoint_dirs, generator_metadata,
+                         latest_checkpoint, load_checkpoint, save_checkpoint)
 from .config import TrainConfig, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
@@ -71,7 +71,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
     `resume_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
-    that holds checkpoints when `resume` is None.
+    that holds checkpoints when `resume` is None, or checkpoints past the resumed one.
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -120,6 +120,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
                              f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
                              f"{' '.join(line.strip() for line in detail[:3])}") from None
+        later = [p.name for p in checkpoint_dirs(run_dir) if _checkpoint_step(p) > state["step"]]
+        if later:                                       # new checkpoints would interleave with them
+            raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
+                             f"({folder.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
+                             f"or resume into another folder")
         resumed = folder
         for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
             for group, values in zip(opt.param_groups, configured[name]):
@@ -388,6 +393,10 @@ def resume_folder(path: str | Path, argument: str = "resume") -> Path:
         raise SetupError(f"train: {argument} expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder "
                          f"with checkpoints, got {str(path)!r} ({found})")
     return folder
+
+
+def _checkpoint_step(folder: Path) -> int:
+    return int(folder.name.removeprefix("step-"))
 
 
 def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module) -> None:
