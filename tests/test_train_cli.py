@@ -146,6 +146,19 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
     assert {run: sorted(p.relative_to(run) for p in run.rglob("*")) for run in (run_dir, two)} == before
 
 
+def test_under_torchrun_a_refusal_is_said_once(trained, tmp_path):
+    data = trained[0]
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, batch=3)))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "render3d", "train", str(config), "--out", str(tmp_path / "run"), "--no-progress"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.count("render3d train: config.batch expected a multiple of the 2 processes, got 3") == 1, \
+        result.stderr[-3000:]
+    assert not (tmp_path / "run").exists()
+
+
 def test_render_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
     result = run("render", "grid", "video", "depth", "--checkpoint", str(run_dir), "--seeds", "0-2", "--views", "3",

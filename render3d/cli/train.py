@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def run_train(args) -> int:
     from render3d.training import SetupError, load_config, training_loop
     from render3d.training.loop import resume_folder
 
-    from ._args import UsageError, check_writable_dir, report
+    from ._args import UsageError, check_writable_dir
 
     created = not args.out.exists()
     try:
@@ -74,7 +75,7 @@ def run_train(args) -> int:
             resume_folder(args.resume, argument="--resume")
         check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
-        return report(UsageError(_prefixed(error)))
+        return _refuse(error)
     try:
         last = training_loop(args.out, config, resume=args.resume, max_steps=args.max_steps,
                              progress=not args.no_progress)
@@ -84,7 +85,7 @@ def run_train(args) -> int:
                 args.out.rmdir()                        # only if still empty; torchrun's other processes race here
             except OSError:
                 pass
-        return report(UsageError(_prefixed(error)))
+        return _refuse(error)
     except KeyboardInterrupt:
         return 130
     except FloatingPointError as error:                 # diverged: the message names the newest checkpoint
@@ -95,9 +96,14 @@ def run_train(args) -> int:
     return 0
 
 
-def _prefixed(error: Exception) -> str:
-    """The error's message as ``render3d train: ...``."""
+def _refuse(error: Exception) -> int:
+    """Exit status 2 with the error's message as ``render3d train: ...`` on stderr, said once
+    under torchrun: every process checks the same inputs, process 0 reports."""
+    from ._args import UsageError, report
+
     message = str(error)
-    if message.startswith("render3d"):
-        return message
-    return f"render3d {message}" if message.startswith("train:") else f"render3d train: {message}"
+    if not message.startswith("render3d"):
+        message = f"render3d {message}" if message.startswith("train:") else f"render3d train: {message}"
+    if os.environ.get("RANK", "0") != "0":
+        return 2
+    return report(UsageError(message))
