@@ -57,7 +57,7 @@ def preset_path(name: str) -> Path:
 
 def run_train(args) -> int:
     from render3d.training import SetupError, load_config, training_loop
-    from render3d.training.loop import resume_folder
+    from render3d.training.checkpoint import resolve_checkpoint_folder
 
     from ._args import UsageError, check_writable_dir
 
@@ -66,13 +66,8 @@ def run_train(args) -> int:
         config = load_config(preset_path(args.config), args.overrides)
         if args.max_steps is not None and args.max_steps <= 0:
             raise UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}")
-        data = Path(config.data.path)
-        if not data.exists():
-            raise UsageError(f"render3d train: data.path expected an EG3D dataset (a folder or zip with dataset.json), "
-                             f"got {str(data)!r} (nothing there): pass data.path=PATH, or write a synthetic one "
-                             f"with `render3d dataset synth {data}`")
-        if args.resume is not None:
-            resume_folder(args.resume, argument="--resume")
+        if args.resume is not None:                     # named as the option, before --out is made
+            resolve_checkpoint_folder(args.resume, argument="--resume")
         check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
         return _refuse(error)

@@ -90,6 +90,23 @@ def resolve_generator_file(path: str | Path) -> Path:
                      f"a run folder with checkpoints, got {path}")
 
 
+def resolve_checkpoint_folder(path: str | Path, argument: str = "resume") -> Path:
+    """The checkpoint folder to train on from: `path` itself, or a run folder's newest
+    checkpoint; ValueError, naming `argument`, when it is neither."""
+    path = Path(path)
+    folder = latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
+    if folder is None or not all((folder / name).is_file() for name in (TRAINING_FILE, OPTIMIZER_FILE, STATE_FILE)):
+        found = "nothing there" if not path.exists() else "no complete checkpoint in it"
+        raise ValueError(f"train: {argument} expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder "
+                         f"with checkpoints, got {str(path)!r} ({found})")
+    return folder
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The step of a checkpoint folder ``step-NNNNNNN``."""
+    return int(folder.name.removeprefix("step-"))
+
+
 def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
     """(generator in eval mode, metadata) from a generator file, checkpoint or run folder.
 

@@ -38,8 +38,8 @@ import torch
 from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checkpoint import (OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE, checkpoint_dirs, generator_metadata,
-                         latest_checkpoint, load_checkpoint, save_checkpoint)
+from .checkpoint import (STATE_FILE, checkpoint_dirs, checkpoint_step, generator_metadata, latest_checkpoint,
+                         load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
 from .config import TrainConfig, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
@@ -70,7 +70,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
-    `resume_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
+    `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints past the resumed one.
     """
     run_dir = Path(run_dir)
@@ -88,6 +88,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     if existing is not None:                            # a fresh run would overwrite and rotate them out
         raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
                          f"continue that run with --resume {run_dir}, or train into another folder")
+    if not Path(config.data.path).exists():
+        raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
+                         f"{str(config.data.path)!r} (nothing there): pass data.path=PATH, or write a synthetic one "
+                         f"with `render3d dataset synth {config.data.path}`")
     try:
         dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
     except ValueError as error:
@@ -110,7 +114,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     step, nimg, seconds = 0, 0, 0.0
     resumed = None
     if resume is not None:
-        folder = resume_folder(resume)
+        try:
+            folder = resolve_checkpoint_folder(resume)
+        except ValueError as error:
+            raise SetupError(str(error)) from None
         configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
                       for name, opt in optimizers.items()}
         try:
@@ -120,7 +127,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
                              f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
                              f"{' '.join(line.strip() for line in detail[:3])}") from None
-        later = [p.name for p in checkpoint_dirs(run_dir) if _checkpoint_step(p) > state["step"]]
+        later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > state["step"]]
         if later:                                       # new checkpoints would interleave with them
             raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
                              f"({folder.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
@@ -381,22 +388,6 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     _add(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
-
-
-def resume_folder(path: str | Path, argument: str = "resume") -> Path:
-    """The checkpoint folder to resume from: `path` itself, or a run folder's newest checkpoint;
-    SetupError, naming `argument`, when it is neither."""
-    path = Path(path)
-    folder = latest_checkpoint(path) if (path / "checkpoints").is_dir() else path
-    if folder is None or not all((folder / name).is_file() for name in (TRAINING_FILE, OPTIMIZER_FILE, STATE_FILE)):
-        found = "nothing there" if not path.exists() else "no complete checkpoint in it"
-        raise SetupError(f"train: {argument} expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder "
-                         f"with checkpoints, got {str(path)!r} ({found})")
-    return folder
-
-
-def _checkpoint_step(folder: Path) -> int:
-    return int(folder.name.removeprefix("step-"))
 
 
 def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module) -> None:
