@@ -251,10 +251,9 @@ def _image_metrics(G, dataset, inception: Path, count: int) -> tuple[dict[str, f
     """FID and KID of the generator's images against the dataset's, and how the reals were
     treated: at the generator's size, box-filtered down to it when larger (what D saw in
     training), so that the score does not depend on the datasets' resolution."""
-    import torch
-
     from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid
     from render3d.metrics.generators import generator_images
+    from render3d.training.data import resize_reals
 
     network = InceptionFeatures(inception)
     count = min(count, len(dataset.labels))
@@ -264,7 +263,7 @@ def _image_metrics(G, dataset, inception: Path, count: int) -> tuple[dict[str, f
     width, height = folder.size
     batches = folder.batches(32)
     if width > size and width == height:
-        batches = (torch.nn.functional.adaptive_avg_pool2d(batch, size) for batch in batches)
+        batches = (resize_reals(batch, size) for batch in batches)
         reals = f"{width} px, box-filtered to the generator's {size} px"
     else:
         reals = f"{width} x {height} px as they are" + ("" if width == height == size else
