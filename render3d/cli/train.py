@@ -58,6 +58,7 @@ def preset_path(name: str) -> Path:
 def run_train(args) -> int:
     from render3d.training import SetupError, load_config, training_loop
     from render3d.training.checkpoint import resolve_checkpoint_folder
+    from render3d.training.distributed import Distributed
 
     from ._args import UsageError, check_writable_dir
 
@@ -66,20 +67,28 @@ def run_train(args) -> int:
         config = load_config(preset_path(args.config), args.overrides)
         if args.max_steps is not None and args.max_steps <= 0:
             raise UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}")
-        if args.resume is not None:                     # named as the option, before --out is made
+        dist = Distributed.setup(config.device)         # under torchrun: joins the process group
+    except (UsageError, ValueError) as error:
+        return _refuse(error)
+    # Checked by every process on its own machine, refused by all if one refuses (a checkpoint
+    # on one machine only), before --out is made where --resume is wrong.
+    failure = None
+    try:
+        if args.resume is not None:                     # named as the option
             resolve_checkpoint_folder(args.resume, argument="--resume")
         check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
-        return _refuse(error)
+        failure = error
+    message = dist.first_failure(failure)
+    if message is not None:
+        dist.close()
+        _remove_if_empty(args.out, created)
+        return _refuse(UsageError(message))
     try:
         last = training_loop(args.out, config, resume=args.resume, max_steps=args.max_steps,
                              progress=not args.no_progress)
     except SetupError as error:                         # before the first step: nothing was written
-        if created:
-            try:
-                args.out.rmdir()                        # only if still empty; torchrun's other processes race here
-            except OSError:
-                pass
+        _remove_if_empty(args.out, created)
         return _refuse(error)
     except KeyboardInterrupt:
         return 130
@@ -91,9 +100,20 @@ def run_train(args) -> int:
     return 0
 
 
+def _remove_if_empty(folder: Path, created: bool) -> None:
+    """Remove the --out folder this command created, unless something was written to it
+    (torchrun's other processes race here: whoever comes first removes it)."""
+    if created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
 def _refuse(error: Exception) -> int:
     """Exit status 2 with the error's message as ``render3d train: ...`` on stderr, said once
-    under torchrun: every process checks the same inputs, process 0 reports."""
+    under torchrun: the processes agree on a refusal (`Distributed.first_failure`), process 0
+    reports it."""
     from ._args import UsageError, report
 
     message = str(error)

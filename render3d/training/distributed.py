@@ -4,6 +4,7 @@ training loop needs (gloo on CPU, NCCL on GPUs). Without torchrun: one process, 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,20 @@ class Distributed:
         value = torch.tensor([float(flag)], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
+
+    def first_failure(self, error: Exception | None) -> str | None:
+        """The outcome of a check that every process makes on its own, agreed by all: None when
+        it passed everywhere, else the message of the lowest rank that failed it, naming that
+        process and its machine when it is not process 0. Every process must call it."""
+        if self.world == 1:
+            return None if error is None else str(error)
+        outcomes = [None] * self.world
+        dist.all_gather_object(outcomes, None if error is None else (str(error), socket.gethostname()))
+        failed = [(rank, outcome) for rank, outcome in enumerate(outcomes) if outcome is not None]
+        if not failed:
+            return None
+        rank, (message, host) = failed[0]
+        return message if rank == 0 else f"{message} (said by process {rank} of {self.world}, on {host})"
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average the parameters' gradients over processes in one all-reduce (as StyleGAN2-ADA

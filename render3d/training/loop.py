@@ -20,6 +20,7 @@ noise) comes from each process's own torch RNG. Both are saved in checkpoints, s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -72,6 +73,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
     `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints past the resumed one.
+    Under torchrun a process that refuses makes them all refuse (`_refused_together`).
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -81,70 +83,76 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     random.seed(config.seed)
     latents = torch.Generator().manual_seed(config.seed)  # what is trained on, same in every process
     local = config.batch // dist.world
-    if local * dist.world != config.batch:
-        raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, got {config.batch}")
-
-    existing = latest_checkpoint(run_dir) if resume is None else None
-    if existing is not None:                            # a fresh run would overwrite and rotate them out
-        raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
-                         f"continue that run with --resume {run_dir}, or train into another folder")
-    if not Path(config.data.path).exists():
-        raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
-                         f"{str(config.data.path)!r} (nothing there): pass data.path=PATH, or write a synthetic one "
-                         f"with `render3d dataset synth {config.data.path}`")
-    try:
-        dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
-    except ValueError as error:
-        raise SetupError(f"train: data.path: {error}") from None
-    poses = PoseSampler(config.poses, dataset)
-    G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
-    D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
-    _check_sizes(dataset, G, D)
-    loss = LOSSES.build(config.loss_type, config.loss).to(device)
-    dist.broadcast_module(G)
-    dist.broadcast_module(D)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    optimizers = {}
-    for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
-        factor = loss.lazy_factor(name)                 # StyleGAN2's lazy-regularization correction
-        betas = tuple(b ** factor for b in config.betas)
-        optimizers[name] = torch.optim.Adam(net.parameters(), lr=lr * factor, betas=betas, eps=1e-8)
-    modules = {"G": G, "D": D, "G_ema": G_ema, "loss": loss}
-
     step, nimg, seconds = 0, 0, 0.0
     resumed = None
-    if resume is not None:
+    # Every check below is local to the process, with no collective operation: under torchrun one
+    # process's refusal becomes every process's (`_refused_together`) instead of leaving the others
+    # waiting in the first broadcast, as when a dataset or checkpoint is missing on one machine.
+    with _refused_together(dist):
+        if local * dist.world != config.batch:
+            raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, "
+                             f"got {config.batch}")
+
+        existing = latest_checkpoint(run_dir) if resume is None else None
+        if existing is not None:                            # a fresh run would overwrite and rotate them out
+            raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
+                             f"continue that run with --resume {run_dir}, or train into another folder")
+        if not Path(config.data.path).exists():
+            raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
+                             f"{str(config.data.path)!r} (nothing there): pass data.path=PATH, or write a synthetic "
+                             f"one with `render3d dataset synth {config.data.path}`")
         try:
-            folder = resolve_checkpoint_folder(resume)
+            dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
         except ValueError as error:
-            raise SetupError(str(error)) from None
-        configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
-                      for name, opt in optimizers.items()}
-        try:
-            state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
-        except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
-            detail = str(error).strip().splitlines()
-            raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
-                             f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
-                             f"{' '.join(line.strip() for line in detail[:3])}") from None
-        later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > state["step"]]
-        if later:                                       # new checkpoints would interleave with them
-            raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
-                             f"({folder.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
-                             f"or resume into another folder")
-        resumed = folder
-        for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
-            for group, values in zip(opt.param_groups, configured[name]):
-                group.update(values)
-        step, nimg, seconds = state["step"], state["nimg"], state["seconds"]
-        latents.set_state(rng["torch"]["latents"])
-        if not dist.restore_rng(rng["torch"]["processes"]):
-            torch.manual_seed(config.seed + dist.rank + 1_000_003 * step)
-            print(f"train: resumed with {dist.world} processes from a checkpoint of "
-                  f"{len(rng['torch']['processes']['cpu'])}: in-model randomness reseeded, not bit-exact",
-                  file=sys.stderr)
-        np.random.set_state(tuple(rng["numpy"]))
-        random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))
+            raise SetupError(f"train: data.path: {error}") from None
+        poses = PoseSampler(config.poses, dataset)
+        G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
+        D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+        _check_sizes(dataset, G, D)
+        loss = LOSSES.build(config.loss_type, config.loss).to(device)
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        optimizers = {}
+        for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
+            factor = loss.lazy_factor(name)                 # StyleGAN2's lazy-regularization correction
+            betas = tuple(b ** factor for b in config.betas)
+            optimizers[name] = torch.optim.Adam(net.parameters(), lr=lr * factor, betas=betas, eps=1e-8)
+        modules = {"G": G, "D": D, "G_ema": G_ema, "loss": loss}
+
+        if resume is not None:
+            try:
+                folder = resolve_checkpoint_folder(resume)
+            except ValueError as error:
+                raise SetupError(str(error)) from None
+            configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
+                          for name, opt in optimizers.items()}
+            try:
+                state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+            except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
+                detail = str(error).strip().splitlines()
+                raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
+                                 f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
+                                 f"{' '.join(line.strip() for line in detail[:3])}") from None
+            later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > state["step"]]
+            if later:                                       # new checkpoints would interleave with them
+                raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
+                                 f"({folder.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
+                                 f"or resume into another folder")
+            resumed = folder
+            for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
+                for group, values in zip(opt.param_groups, configured[name]):
+                    group.update(values)
+            step, nimg, seconds = state["step"], state["nimg"], state["seconds"]
+            latents.set_state(rng["torch"]["latents"])
+            if not dist.restore_rng(rng["torch"]["processes"]):
+                torch.manual_seed(config.seed + dist.rank + 1_000_003 * step)
+                print(f"train: resumed with {dist.world} processes from a checkpoint of "
+                      f"{len(rng['torch']['processes']['cpu'])}: in-model randomness reseeded, not bit-exact",
+                      file=sys.stderr)
+            np.random.set_state(tuple(rng["numpy"]))
+            random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))
+
+    for module in (G, D, G_ema):                       # one starting point, rank 0's (the same on resume)
+        dist.broadcast_module(module)
 
     sampler = GlobalBatchSampler(len(dataset), config.batch, seed=config.seed, rank=dist.rank, world=dist.world,
                                  start_step=step)
@@ -388,6 +396,24 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     _add(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
+
+
+@contextlib.contextmanager
+def _refused_together(dist: Distributed):
+    """Setup checks that each process makes on its own, with one verdict for all: a SetupError
+    in any process is raised in every process, with the message of the lowest-ranked one that
+    refused (which process, on which machine, when it is not process 0). Without it, under
+    torchrun, the processes that passed would wait for the one that refused in their first
+    collective operation until the timeout. The block must not use collective operations."""
+    refusal = None
+    try:
+        yield
+    except SetupError as error:
+        refusal = error
+    message = dist.first_failure(refusal)
+    if message is not None:
+        dist.close()
+        raise SetupError(message) from None
 
 
 def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module) -> None:
