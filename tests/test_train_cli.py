@@ -136,6 +136,9 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         (["--out", str(two), "--resume", str(two / "checkpoints" / "step-0000001")],
          f"render3d train: the run folder {two} holds checkpoints past the one resumed (step-0000001): "
          f"step-0000002; move them out of {two / 'checkpoints'} or resume into another folder"),
+        (["--out", str(two), "--resume", str(run_dir)], f"render3d train: the run folder {two} holds checkpoints of "
+         f"another run (newest: step-0000002) than the one resumed ({run_dir / 'checkpoints' / 'step-0000002'}): "
+         f"resume into that run's folder (--out {run_dir}) or into a folder without checkpoints"),
     ]
     before = {run: sorted(p.relative_to(run) for p in run.rglob("*")) for run in (run_dir, two)}
     for args, message in cases:

@@ -72,8 +72,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
     `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
-    that holds checkpoints when `resume` is None, or checkpoints past the resumed one.
-    Under torchrun a process that refuses makes them all refuse (`_refused_together`).
+    that holds checkpoints when `resume` is None, or checkpoints of another run or past the resumed
+    one. Under torchrun a process that refuses makes them all refuse (`_refused_together`).
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -123,6 +123,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 folder = resolve_checkpoint_folder(resume)
             except ValueError as error:
                 raise SetupError(str(error)) from None
+            foreign = latest_checkpoint(run_dir) if folder.resolve().parent.parent != run_dir.resolve() else None
+            if foreign is not None:                         # the new checkpoints would rotate them out
+                raise SetupError(f"train: the run folder {run_dir} holds checkpoints of another run (newest: "
+                                 f"{foreign.name}) than the one resumed ({folder}): resume into that run's folder "
+                                 f"(--out {folder.parent.parent}) or into a folder without checkpoints")
             configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
                           for name, opt in optimizers.items()}
             try:
