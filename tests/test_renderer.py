@@ -92,6 +92,26 @@ def test_chunking_does_not_change_the_result():
         torch.testing.assert_close(a[key], b[key])
 
 
+@pytest.mark.parametrize("impl", ["native", "torch"])
+@pytest.mark.parametrize("normals", [False, True])
+def test_marching_in_chunks_where_no_ray_meets_the_grid(impl, normals):
+    """A chunk of rays that all miss the occupied cells (the top rows of an orbit frame at
+    192 px, once) has no samples: it renders the background, and the chunks agree with one."""
+    scene = demo_scene()
+    cameras = orbit(2, radius=3.0, width=24, height=20, pitch=math.pi / 2 - 0.4, fov_degrees=60)
+    grid = OccupancyGrid(BOX, resolution=32)
+    grid.build(scene.density, step_size=0.01, generator=torch.Generator().manual_seed(0))
+    renderers = [VolumeRenderer(near=0.1, far=10, bbox=BOX, occupancy_grid=grid, step_size=0.005, chunk=chunk,
+                                background=1.0, impl=impl).eval() for chunk in (1 << 20, 24)]
+    with torch.no_grad():
+        whole, chunked = (renderer(scene, cameras, normals=normals) for renderer in renderers)
+    top = whole["alpha"][:, :, 0]                       # each chunk of 24 rays is one row of one view
+    assert float(top.max()) == 0 and float(whole["alpha"].max()) > 0.99
+    torch.testing.assert_close(whole["image"][:, :, 0], torch.ones_like(whole["image"][:, :, 0]))  # white background
+    for key in whole:
+        torch.testing.assert_close(whole[key], chunked[key])
+
+
 def test_gradients_reach_field_parameters_and_match_the_twin():
     torch.manual_seed(0)
     field = TriPlaneField(resolution=16, channels=8, bounds=(-1, 1)).double()

@@ -146,7 +146,7 @@ class VolumeRenderer(torch.nn.Module):
         dirs = directions[:, :, None].expand(B, r, S, 3).reshape(B, r * S, 3)
         if not normals:
             density, features = field(points, dirs)
-            return density.reshape(B, r, S), features.reshape(B, r, S, -1), None
+            return density.reshape(B, r, S), features.reshape(B, r, S, features.shape[-1]), None
         differentiable = torch.is_grad_enabled()  # keep the normals' graph only if the caller wants gradients
         with torch.enable_grad():
             if not points.requires_grad:
@@ -156,7 +156,7 @@ class VolumeRenderer(torch.nn.Module):
         normal = -grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         if not differentiable:
             density, features = density.detach(), features.detach()
-        return density.reshape(B, r, S), features.reshape(B, r, S, -1), normal.reshape(B, r, S, 3)
+        return density.reshape(B, r, S), features.reshape(B, r, S, features.shape[-1]), normal.reshape(B, r, S, 3)
 
     def _background(self, channels, with_normals, like):
         if self.background is None:
@@ -216,7 +216,7 @@ class VolumeRenderer(torch.nn.Module):
             t_mid = samples.midpoints()
             ray_o, ray_d = o[samples.ray_ids], d[samples.ray_ids]
             density, features, normal = self._query(field, ray_o[None], ray_d[None], t_mid[None, :, None], normals)
-            density, features = density.reshape(-1), features.reshape(len(samples), -1)
+            density, features = density.reshape(-1), features.reshape(len(samples), features.shape[-1])
             channels = features.shape[-1]
             values = torch.cat([features, normal.reshape(-1, 3)], dim=-1) if normals else features
             result = composite_packed(density, values, samples.t_starts, samples.t_ends, offsets=samples.offsets,
