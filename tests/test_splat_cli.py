@@ -65,6 +65,10 @@ def test_ply_to_ply_keeps_every_coefficient_and_prunes(ply, tmp_path):
     ("opacity", "--min-opacity expected a value in [0, 1)"),
     ("prune-all", "drops all 50 splats"),
     ("not-splats", "lacks the 3DGS properties"),
+    ("not-ply", "expected a PLY file, got {dir}/text.ply, which plyfile cannot read: line 1: expected 'ply'"),
+    ("cut-short", "which plyfile cannot read: element 'vertex': row 49: early end-of-file"),
+    ("odd-splat", "expected a .splat file (records of 32 bytes), got {dir}/odd.splat: 33 bytes, not a multiple of 32"),
+    ("empty-splat", "SPLATS expected Gaussian splats, got {dir}/empty.splat holding none"),
 ])
 def test_bad_input_fails_clearly_and_writes_nothing(ply, tmp_path, case, message):
     _, path = ply
@@ -76,12 +80,20 @@ def test_bad_input_fails_clearly_and_writes_nothing(ply, tmp_path, case, message
         "opacity": (path, "--out", out, "--min-opacity", 1.5),
         "prune-all": (path, "--out", out, "--min-opacity", 0.9999),
         "not-splats": (tmp_path / "mesh.ply", "--out", out),
+        "not-ply": (tmp_path / "text.ply", "--out", out),
+        "cut-short": (tmp_path / "cut.ply", "--out", out),
+        "odd-splat": (tmp_path / "odd.splat", "--out", tmp_path / "out.ply"),
+        "empty-splat": (tmp_path / "empty.splat", "--out", tmp_path / "out.ply"),
     }[case]
+    (tmp_path / "text.ply").write_text("solid cube\n")
+    (tmp_path / "cut.ply").write_bytes(path.read_bytes()[:-10])
+    (tmp_path / "odd.splat").write_bytes(bytes(33))
+    (tmp_path / "empty.splat").write_bytes(b"")
     if case == "not-splats":
         import trimesh
 
         trimesh.creation.icosphere().export(tmp_path / "mesh.ply")
     result = run(*args)
     assert result.returncode == 2
-    assert message in result.stderr, result.stderr
-    assert not out.exists() and not (tmp_path / "out.glb").exists()
+    assert message.format(dir=tmp_path) in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists() and not (tmp_path / "out.glb").exists() and not (tmp_path / "out.ply").exists()

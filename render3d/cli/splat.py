@@ -62,6 +62,9 @@ def run_export_splat(args) -> int:
     except (UsageError, ValueError) as error:
         return report(error)
     count = len(splats["opacities"])
+    if not count:
+        return report(UsageError(f"render3d export-splat: SPLATS expected Gaussian splats, got {args.splats} "
+                                 f"holding none; nothing written"))
     keep = splats["opacities"] >= args.min_opacity
     splats = {name: value[keep] for name, value in splats.items()}
     if not len(splats["opacities"]):

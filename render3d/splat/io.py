@@ -22,6 +22,7 @@ from .._checks import Sizes, check_tensor
 from .sh import SH_C0, rgb_to_sh
 
 _EPS = 1e-7
+SPLAT_RECORD = 32      # bytes per splat in a .splat file
 
 
 def _check_set(fn, means, quats, scales, opacities, sh):
@@ -79,10 +80,14 @@ def save_ply(path, means, quats, scales, opacities, sh) -> Path:
 def load_ply(path) -> dict[str, torch.Tensor]:
     """Read a 3DGS PLY: ``means [N,3]``, ``quats [N,4]`` (as stored), ``scales [N,3]`` (linear),
     ``opacities [N]`` (in [0, 1]), ``sh [N, K, 3]``; the degree follows from the f_rest count."""
-    from plyfile import PlyData
+    from plyfile import PlyData, PlyParseError
 
     fn = "render3d.splat.load_ply"
-    ply = PlyData.read(str(path))
+    try:
+        ply = PlyData.read(str(path))
+    except (PlyParseError, UnicodeDecodeError) as error:      # not a PLY, or cut short
+        raise ValueError(f"{fn}: argument 'path' expected a PLY file, got {path}, which plyfile cannot read: "
+                         f"{error}") from None
     if "vertex" not in ply:
         raise ValueError(f"{fn}: {path} has no 'vertex' element, so it is not a Gaussian-splat PLY")
     v = ply["vertex"].data
@@ -132,7 +137,11 @@ def save_splat(path, means, quats, scales, opacities, sh) -> Path:
 
 def load_splat(path) -> dict[str, torch.Tensor]:
     """Read a `.splat` file back (colours quantised to 8 bits, so ``sh`` is degree 0)."""
-    raw = np.frombuffer(Path(path).read_bytes(), dtype=[("position", "<f4", 3), ("scale", "<f4", 3),
+    data = Path(path).read_bytes()
+    if len(data) % SPLAT_RECORD:
+        raise ValueError(f"render3d.splat.load_splat: argument 'path' expected a .splat file (records of "
+                         f"{SPLAT_RECORD} bytes), got {path}: {len(data):,} bytes, not a multiple of {SPLAT_RECORD}")
+    raw = np.frombuffer(data, dtype=[("position", "<f4", 3), ("scale", "<f4", 3),
                                                         ("rgba", "u1", 4), ("rotation", "u1", 4)])
     rgba = torch.from_numpy(raw["rgba"].astype(np.float32) / 255)
     return {
