@@ -62,6 +62,19 @@ def test_auto_level_finds_the_surface_of_a_sigmoid_density():
     assert mesh.volume == pytest.approx(SPHERE_VOLUME, rel=0.02)
 
 
+def test_auto_level_of_a_grid_with_3_samples_on_its_last_axis_raises_no_warning():
+    """skimage's Otsu takes a [..., 3] array for an RGB image and warns; a grid is no image."""
+    import warnings
+
+    from render3d.mesh.extract import auto_level
+
+    values = np.zeros((5, 4, 3))
+    values[1:4, 1:3, 1] = 200.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < auto_level(values) < 200
+
+
 @pytest.mark.parametrize("resolution", [96, (61, 97, 80)])
 def test_sphere_sits_where_it_is_in_an_anisotropic_box(resolution):
     center, radius = (0.13, -0.21, 0.37), 0.3

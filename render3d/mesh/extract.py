@@ -136,7 +136,7 @@ def auto_level(values: np.ndarray) -> float:
     if values.min() == values.max():
         return float(values.min())
     step = max(1, math.ceil((values.size / (1 << 22)) ** (1 / 3)))
-    return float(threshold_otsu(values[::step, ::step, ::step]))
+    return float(threshold_otsu(values[::step, ::step, ::step].ravel()))  # 1-D: no guess that [..., 3] is RGB
 
 
 def march(values: np.ndarray, level: float, lo: np.ndarray, hi: np.ndarray):
