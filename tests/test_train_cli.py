@@ -123,6 +123,8 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          f"EG3D dataset, got 1 malformed entries: no entry (dataset.json): no dataset.json in {empty}"),
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
          "at least the generator's 64 px (smaller ones would be up-sampled), got 32 x 32 in "),
+        (["progressive.start_resolution=12"], "render3d train: progressive.start_resolution expected 0 or one of "
+         "the generator's resolutions [8, 16], got 12"),
         (["discriminator.resolution=32"],
          "render3d train: discriminator.resolution expected the generator's output size 16, got 32"),
         (["--resume", str(tmp_path)], "render3d train: --resume expected a checkpoint folder (RUN/checkpoints/step-N) "

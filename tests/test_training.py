@@ -44,6 +44,33 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
         resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
 
 
+@pytest.mark.parametrize("override, message", [
+    ("total_kimg=0", "config.total_kimg: expected a positive number, got 0.0"),
+    ("lr_g=-1", "config.lr_g: expected a positive number, got -1.0"),       # Adam's own words, before
+    ("betas=[1.5, 0.9]", "config.betas: expected two numbers in [0, 1), got [1.5, 0.9]"),
+    ("ema_rampup=0", "config.ema_rampup: expected null or a positive number, got 0.0"),
+    ("seed=-3", "config.seed: expected an int in [0, 2**32), got -3"),      # numpy's, before
+    ("device=tpu", "config.device: expected one of ('auto', 'cpu', 'cuda'), got 'tpu'"),  # ran on the CPU
+    ("log_every=0", "config.log_every: expected a positive int, got 0"),     # ZeroDivisionError at step 1
+    ("checkpoint_every=0", "config.checkpoint_every: expected a positive int, got 0"),
+    ("video_every=-1", "config.video_every: expected a non-negative int, got -1"),
+    ("keep_checkpoints=-2", "config.keep_checkpoints: expected a non-negative int, got -2"),
+    ("data.workers=-1", "config.data.workers: expected a non-negative int, got -1"),
+    ("poses.distribution=normal",
+     "config.poses.distribution: expected one of ('gaussian', 'uniform'), got 'normal'"),
+    ("poses.radius=0", "config.poses.radius: expected a positive number, got 0.0"),
+    ("poses.fov_degrees=180", "config.poses.fov_degrees: expected degrees in (0, 180), got 180.0"),
+    ("poses.pitch_spread=-0.1", "config.poses.pitch_spread: expected a non-negative number, got -0.1"),
+    ("progressive.fade_kimg=-1", "config.progressive.fade_kimg: expected a non-negative number, got -1.0"),
+])
+def test_values_that_would_fail_mid_run_are_refused_with_their_key(data, override, message):
+    """Each used to pass the config and fail later: at the first step, after the run folder was
+    made, or in another library's words (or, for device, to run on the CPU unasked)."""
+    with pytest.raises(ValueError) as error:
+        resolve_config(apply_overrides(tiny_config(data), [override]))
+    assert str(error.value) == message
+
+
 def test_overrides_reach_nested_typed_configs(data):
     config = resolve_config(apply_overrides(tiny_config(data), ["generator.feature_dim=4", "loss.r1_gamma=3",
                                                                  "betas=[0.5, 0.9]", "poses.source=prior"]))

@@ -13,6 +13,8 @@ from render3d.config import apply_overrides, from_dict, load_yaml, to_dict
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 POSE_SOURCES = ("dataset", "prior")
+POSE_DISTRIBUTIONS = ("gaussian", "uniform")
+DEVICES = ("auto", "cpu", "cuda")
 ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES}
 
 
@@ -21,6 +23,9 @@ class DataConfig:
     path: str = ""                  # EG3D dataset: folder or zip with dataset.json
     xflip: bool = True              # add mirrored copies (with mirrored cameras)
     workers: int = 0                # DataLoader worker processes (0: load in the training process)
+
+    def __post_init__(self) -> None:
+        _expect("config.data.workers", self.workers >= 0, "a non-negative int", self.workers)
 
 
 @dataclass
@@ -40,8 +45,13 @@ class PoseConfig:
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
-        if self.source not in POSE_SOURCES:
-            raise ValueError(f"poses.source: expected one of {POSE_SOURCES}, got {self.source!r}")
+        _expect("config.poses.source", self.source in POSE_SOURCES, f"one of {POSE_SOURCES}", self.source)
+        _expect("config.poses.distribution", self.distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}",
+                self.distribution)
+        for name in ("yaw_spread", "pitch_spread"):
+            _expect(f"config.poses.{name}", getattr(self, name) >= 0, "a non-negative number", getattr(self, name))
+        _expect("config.poses.radius", self.radius > 0, "a positive number", self.radius)
+        _expect("config.poses.fov_degrees", 0 < self.fov_degrees < 180, "degrees in (0, 180)", self.fov_degrees)
 
 
 @dataclass
@@ -53,6 +63,13 @@ class ProgressiveConfig:
     start_resolution: int = 0
     stage_kimg: float = 750.0
     fade_kimg: float = 750.0
+
+    def __post_init__(self) -> None:                    # which resolutions: checked against the generator's
+        _expect("config.progressive.start_resolution", self.start_resolution >= 0, "0 or one of the generator's "
+                "resolutions", self.start_resolution)
+        for name in ("stage_kimg", "fade_kimg"):
+            value = getattr(self, name)
+            _expect(f"config.progressive.{name}", value >= 0, "a non-negative number", value)
 
 
 @dataclass
@@ -79,7 +96,30 @@ class TrainConfig:
     image_every: int = 500          # steps between image grids (0: only at the end)
     video_every: int = 2000         # steps between orbit videos (0: only at the end)
     checkpoint_every: int = 1000    # steps between checkpoints
-    keep_checkpoints: int = 3       # newest checkpoints kept (older ones are deleted)
+    keep_checkpoints: int = 3       # newest checkpoints kept (older ones are deleted; 0: keep all)
+
+    def __post_init__(self) -> None:
+        """Values the training loop would fail on only later (mid-run, or in torch's or numpy's
+        own words) are refused here, named as their override keys."""
+        _expect("config.batch", self.batch >= 1, "a positive int", self.batch)
+        _expect("config.total_kimg", self.total_kimg > 0, "a positive number", self.total_kimg)
+        for name in ("lr_g", "lr_d"):
+            _expect(f"config.{name}", getattr(self, name) > 0, "a positive number", getattr(self, name))
+        _expect("config.betas", all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)", list(self.betas))
+        _expect("config.ema_kimg", self.ema_kimg >= 0, "a non-negative number", self.ema_kimg)
+        _expect("config.ema_rampup", self.ema_rampup is None or self.ema_rampup > 0, "null or a positive number",
+                self.ema_rampup)
+        _expect("config.seed", 0 <= self.seed < 2**32, "an int in [0, 2**32)", self.seed)
+        _expect("config.device", self.device in DEVICES, f"one of {DEVICES}", self.device)
+        for name in ("log_every", "checkpoint_every"):
+            _expect(f"config.{name}", getattr(self, name) >= 1, "a positive int", getattr(self, name))
+        for name in ("image_every", "video_every", "keep_checkpoints"):
+            _expect(f"config.{name}", getattr(self, name) >= 0, "a non-negative int", getattr(self, name))
+
+
+def _expect(key: str, ok: bool, expected: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{key}: expected {expected}, got {value!r}")
 
 
 def resolve_config(data: dict) -> TrainConfig:
@@ -90,8 +130,6 @@ def resolve_config(data: dict) -> TrainConfig:
         value = getattr(config, role)
         if not isinstance(value, entry.config):
             setattr(config, role, from_dict(entry.config, value or {}, path=role))
-    if config.batch < 1:
-        raise ValueError(f"config.batch: expected a positive int, got {config.batch}")
     return config
 
 

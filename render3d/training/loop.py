@@ -108,7 +108,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         poses = PoseSampler(config.poses, dataset)
         G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
         D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
-        _check_sizes(dataset, G, D)
+        _check_sizes(dataset, G, D, config.progressive.start_resolution)
         loss = LOSSES.build(config.loss_type, config.loss).to(device)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
@@ -421,10 +421,14 @@ def _refused_together(dist: Distributed):
         raise SetupError(message) from None
 
 
-def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module) -> None:
+def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
     """The images, G's output and D's input must agree: reals larger than G's output are
-    box-filtered down to it, smaller ones would be up-sampled, so they are refused."""
+    box-filtered down to it, smaller ones would be up-sampled, so they are refused. Progressive
+    growing starts at one of G's resolutions."""
     size = G.resolutions[-1]
+    if 0 < start_resolution < size and start_resolution not in G.resolutions:
+        raise SetupError(f"train: progressive.start_resolution expected 0 or one of the generator's resolutions "
+                         f"{G.resolutions}, got {start_resolution}")
     if D.resolutions[0] != size:
         raise SetupError(f"train: discriminator.resolution expected the generator's output size {size}, "
                          f"got {D.resolutions[0]}")
