@@ -232,6 +232,11 @@ def test_config_rejects_bad_values():
         VolumeGANConfig(neural_resolution=12)
     with pytest.raises(ValueError, match="argument 'density_activation' expected one of"):
         VolumeGANConfig(density_activation="sigmoid")
+    with pytest.raises(ValueError, match="argument 'pe_frequencies' expected a non-negative int, got -1"):
+        VolumeGANConfig(pe_frequencies=-1)                 # failed in torch.arange at the first render
+    with pytest.raises(ValueError, match=r"argument 'bounds' expected \[min corner, max corner\] with min < max on "
+                                         r"every axis, got \[\[0, 0, 0\], \[1, 1, 0\]\]"):
+        VolumeGANConfig(bounds=((0, 0, 0), (1, 1, 0)))     # failed in ray_aabb at the first render
 
 
 @pytest.mark.parametrize("impl", ["torch", "native"])

@@ -102,6 +102,13 @@ class StyleGAN2Discriminator(nn.Module):
                               if cfg.c_dim > 0 else None)
         self.register_buffer("resample_filter", make_filter(), persistent=False)
 
+    def check_batch(self, batch: int) -> None:
+        """ValueError unless batches of `batch` images form whole minibatch-stddev groups."""
+        group = self.config.mbstd_group
+        if batch % min(group, batch):
+            raise ValueError(f"discriminator.mbstd_group expected a divisor of the {batch} images that each process "
+                             f"scores per step (or a number above it), got {group}")
+
     def trunk(self, image: torch.Tensor, *, blend: float = 1.0) -> torch.Tensor:
         """``image [B, 3, r, r]`` -> features ``[B, C, 4, 4]`` after the last residual block.
 

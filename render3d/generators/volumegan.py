@@ -79,6 +79,12 @@ class VolumeGANConfig:
         if not self.volume_channels or self.mlp_layers < 1:
             raise ValueError(f"{fn}: arguments 'volume_channels', 'mlp_layers' expected at least one stage and "
                              f"one layer, got {self.volume_channels!r}, {self.mlp_layers}")
+        if self.pe_frequencies < 0:
+            raise ValueError(f"{fn}: argument 'pe_frequencies' expected a non-negative int, got {self.pe_frequencies}")
+        lo, hi = self.bounds
+        if not all(a < b for a, b in zip(lo, hi)):
+            raise ValueError(f"{fn}: argument 'bounds' expected [min corner, max corner] with min < max on every "
+                             f"axis, got {[list(lo), list(hi)]}")
 
 
 def positional_encoding(x: torch.Tensor, frequencies: int) -> torch.Tensor:

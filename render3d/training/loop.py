@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from render3d.datasets import EG3DDataset
+from render3d.datasets.eg3d import LABEL_LENGTH
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 from .checkpoint import (STATE_FILE, checkpoint_dirs, checkpoint_step, generator_metadata, latest_checkpoint,
@@ -106,10 +107,15 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         except ValueError as error:
             raise SetupError(f"train: data.path: {error}") from None
         poses = PoseSampler(config.poses, dataset)
-        G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
-        D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+        try:                                            # settings that only the components themselves check
+            G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
+            D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+            loss = LOSSES.build(config.loss_type, config.loss).to(device)
+            if hasattr(D, "check_batch"):               # e.g. minibatch-stddev groups
+                D.check_batch(local)
+        except ValueError as error:
+            raise SetupError(f"train: {error}") from None
         _check_sizes(dataset, G, D, config.progressive.start_resolution)
-        loss = LOSSES.build(config.loss_type, config.loss).to(device)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
         for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
@@ -424,7 +430,12 @@ def _refused_together(dist: Distributed):
 def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
     """The images, G's output and D's input must agree: reals larger than G's output are
     box-filtered down to it, smaller ones would be up-sampled, so they are refused. Progressive
-    growing starts at one of G's resolutions."""
+    growing starts at one of G's resolutions; camera conditioning takes the whole label."""
+    for role, net in (("generator", G), ("discriminator", D)):
+        c_dim = net.config.c_dim
+        if c_dim not in (0, LABEL_LENGTH):
+            raise SetupError(f"train: {role}.c_dim expected 0 (no camera conditioning) or {LABEL_LENGTH} (the "
+                             f"camera labels' length, as EG3D), got {c_dim}")
     size = G.resolutions[-1]
     if 0 < start_resolution < size and start_resolution not in G.resolutions:
         raise SetupError(f"train: progressive.start_resolution expected 0 or one of the generator's resolutions "
