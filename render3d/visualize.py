@@ -157,6 +157,9 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
     if path.suffix == ".mp4":
         # H.264 in yuv420p wants even sizes.
         h, w = array.shape[1] - array.shape[1] % 2, array.shape[2] - array.shape[2] % 2
+        if not h or not w:                              # ffmpeg would only log an error and write nothing
+            raise ValueError(f"render3d.visualize.save_video: argument 'frames' expected frames of at least 2 x 2 "
+                             f"pixels for an MP4, got {array.shape[2]} x {array.shape[1]}")
         try:
             with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                                     ffmpeg_log_level="error", pixelformat="yuv420p") as writer:

@@ -82,6 +82,25 @@ def test_unwritable_output_fails_before_any_work(command, exported, tmp_path):
     assert list(tmp_path.iterdir()) == [blocker]
 
 
+@pytest.mark.parametrize("command, message", [
+    (["render", "video", "--scene", "sphere", "--video-size", "1"], "--video-size expected at least 2 pixels, got 1"),
+    (["preview-mesh", "{mesh}", "--size", "1"], "--size expected at least 2 pixels, got 1"),
+    (["export-mesh", "--scene", "sphere", "--level", "nan"], "argument --level: expected 'auto' or a finite number, "
+     "got 'nan'"),
+    (["render", "--checkpoint", "{checkpoint}", "--truncation", "nan"],
+     "argument --truncation: expected a finite number, got 'nan'"),
+])
+def test_numbers_that_cannot_work_are_refused_before_any_work(command, message, exported, tmp_path):
+    """A 1 px video made ffmpeg log an error while the command said it wrote the file; a NaN
+    truncation ended in a traceback about NaN densities."""
+    from render3d import DEMO_CHECKPOINT
+
+    args = [a.format(mesh=exported[0], checkpoint=DEMO_CHECKPOINT) for a in command]
+    result = run(*args, "--out", str(tmp_path / ("x.glb" if command[0] == "export-mesh" else "out")), timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "%|" not in result.stderr and list(tmp_path.iterdir()) in ([], [tmp_path / "out"])
+
+
 def test_bad_names_list_the_valid_ones(tmp_path):
     result = run("export-mesh", "--scene", "teapot", "--out", str(tmp_path / "x.glb"), timeout=120)
     assert result.returncode == 2

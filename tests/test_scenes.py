@@ -58,3 +58,13 @@ def test_render_views_and_orbit_of_a_scene():
     assert frames.shape == (3, 3, 16, 16) and float(frames.std()) > 0.05
     with pytest.raises(ValueError, match="render_views: argument 'scene' expected a render3d.volume.scenes.Scene"):
         render_views(scene.field, scene.framing.cameras(1, 8))
+
+
+def test_an_mp4_of_frames_under_2_pixels_is_refused(tmp_path):
+    """ffmpeg only logs an error for them and leaves no usable file."""
+    from render3d.visualize import save_video
+
+    with pytest.raises(ValueError, match=r"save_video: argument 'frames' expected frames of at least 2 x 2 pixels "
+                                         r"for an MP4, got 1 x 5"):
+        save_video(torch.zeros(3, 3, 5, 1), tmp_path / "thin.mp4")
+    assert save_video(torch.zeros(3, 3, 5, 1), tmp_path / "thin.gif").is_file()   # a GIF takes them

@@ -69,6 +69,9 @@ def test_styles_from_seeds_condition_on_the_front_view():
     with pytest.raises(ValueError, match=r"styles_from_seeds: argument 'view' expected the generator's metadata "
                                          r"view \(it is camera-conditioned, c_dim=25\), got None"):
         styles_from_seeds(C, [3])
+    with pytest.raises(ValueError, match=r"styles_from_seeds: argument 'truncation' expected a finite number, "
+                                         r"got nan"):
+        styles_from_seeds(G, [3], truncation=float("nan"))   # NaN styles, then NaN densities deep in a render
 
 
 def test_synthesis_rejects_bad_arguments():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -10,6 +12,17 @@ from pathlib import Path
 
 class UsageError(Exception):
     """A bad command-line argument; the message is printed as it is."""
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (``float`` alone takes 'nan' and 'inf')."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def report(error: Exception) -> int:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from render3d import DEMO_CHECKPOINT
 
+from ._args import finite_float
+
 
 def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
              frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7) -> dict[str, Path]:
@@ -56,7 +58,7 @@ def add_demo(sub) -> None:
     p.add_argument("--frames", type=int, default=48, help="frames of the orbit video (default: 48)")
     p.add_argument("--fps", type=int, default=24, help="video frame rate (default: 24)")
     p.add_argument("--mesh-resolution", type=int, default=96, help="marching-cubes grid per side (default: 96)")
-    p.add_argument("--truncation", type=float, default=0.7, help="truncation psi (default: 0.7)")
+    p.add_argument("--truncation", type=finite_float, default=0.7, help="truncation psi (default: 0.7)")
     p.set_defaults(run=_run)
 
 

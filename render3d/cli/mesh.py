@@ -7,6 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ._args import finite_float
+
 EXPORT_EPILOG = """examples:
   render3d export-mesh --scene demo --out outputs/mesh/demo.glb
   render3d export-mesh --scene sphere --field sdf --resolution 512 --out sphere.ply
@@ -29,9 +31,9 @@ def _level(text: str):
     if text == "auto":
         return text
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+        return finite_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a finite number, got {text!r}") from None
 
 
 def add_export_mesh(sub) -> None:
@@ -46,7 +48,7 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="mesh a trained generator's subject instead of a scene (generator file, checkpoint or run)")
     p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the subject's seed (default: 0)")
-    p.add_argument("--truncation", type=float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--truncation", type=finite_float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb or seed<N>.glb)")
     p.add_argument("--resolution", type=int, default=None,
@@ -181,6 +183,8 @@ def run_preview_mesh(args) -> int:
     out = args.out or args.mesh.parent
     try:
         check_positive("preview-mesh", args, ("size", "views", "frames", "fps"))
+        if args.size < 2:                               # the turntable's H.264 frames are whole 2 x 2 blocks
+            raise UsageError(f"render3d preview-mesh: --size expected at least 2 pixels, got {args.size}")
         if not args.mesh.is_file():
             raise UsageError(f"render3d preview-mesh: MESH expected an existing mesh file, got {args.mesh}")
         check_writable_dir("preview-mesh", "--out", out)

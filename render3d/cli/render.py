@@ -7,6 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
+from ._args import finite_float
+
 OUTPUTS = ("grid", "video", "depth")
 
 EPILOG = """outputs:
@@ -41,7 +43,7 @@ def add_render(sub) -> None:
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
     p.add_argument("--checkpoint", type=Path, default=None, help="render a trained generator instead of a scene")
     p.add_argument("--seeds", default="0-3", help="with --checkpoint: subjects to render (default: 0-3)")
-    p.add_argument("--truncation", type=float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--truncation", type=finite_float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: outputs/render/<scene>, or outputs/render/generator)")
     p.add_argument("--size", type=int, default=256,
@@ -66,6 +68,8 @@ def run_render(args) -> int:
             if unknown:
                 raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}")
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
+            if args.video_size < 2:                     # H.264 frames are whole 2 x 2 blocks
+                raise UsageError(f"render3d render: --video-size expected at least 2 pixels, got {args.video_size}")
             check_writable_dir("render", "--out", out)
             if args.checkpoint is not None:
                 return _render_generator(args, outputs, out)

@@ -25,6 +25,8 @@ def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: 
     front view's (`view_cameras(view, 1, ...)`'s, `view` being the generator's metadata
     "view"), so that every picture of a subject shows the same subject."""
     seeds = [int(s) for s in seeds]
+    if not math.isfinite(truncation):
+        raise ValueError(f"styles_from_seeds: argument 'truncation' expected a finite number, got {truncation}")
     device = next(G.parameters()).device if device is None else device
     z = latents_from_seeds(seeds, G.z_dim, device)
     c = None
