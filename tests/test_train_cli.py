@@ -281,6 +281,21 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     assert step >= 1 and f"train: stopped after step {step}; wrote {checkpoint}" in stderr
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--mesh-resolution", "1", "--mesh-resolution expected an int >= 2, got 1"),   # a traceback after loading, before
+    ("--shapes", "0", "--shapes expected a positive number, got 0"),
+])
+def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, option, value, message):
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "absent"), option, value,
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"render3d eval generator: {message}"
+    assert not out.exists()
+
+
 def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_path):
     """With a stand-in for the Inception file (same TorchScript interface, colour statistics and
     the image width as features) the image metrics run: the generator's images from the

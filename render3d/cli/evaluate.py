@@ -58,8 +58,8 @@ def run_images(args) -> int:
     if not _writable(prog, args.out.parent):
         return 2
     try:
-        network = InceptionFeatures(args.inception, device=args.device)
         sets = {"real": ImageFolder(args.real, args.max_images), "fake": ImageFolder(args.fake, args.max_images)}
+        network = InceptionFeatures(args.inception, device=args.device)   # after the inputs: the cheaper fix first
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -207,6 +207,8 @@ def run_generator(args) -> int:
         if getattr(args, name) <= 0:
             return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected a positive number, "
                                      f"got {getattr(args, name)}"))
+    if args.mesh_resolution < 2:                        # marching cubes needs two samples per side
+        return report(UsageError(f"{prog}: --mesh-resolution expected an int >= 2, got {args.mesh_resolution}"))
     if not _writable(prog, args.out.parent):
         return 2
     try:
