@@ -45,6 +45,17 @@ def test_ply_round_trip_and_layout(tmp_path, degree):
         torch.testing.assert_close(back[key], value, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("degree", [0, 3])
+def test_an_empty_set_round_trips(tmp_path, degree):
+    """A set pruned to nothing writes a valid file with no splats and reads back as one (the
+    PLY writer and reader failed to reshape zero rows)."""
+    data = gaussian_set(n=0, degree=degree)
+    back = load_ply(save_ply(tmp_path / "none.ply", **data))
+    assert {key: tuple(value.shape) for key, value in back.items()} == {key: tuple(value.shape)
+                                                                         for key, value in data.items()}
+    assert len(load_splat(save_splat(tmp_path / "none.splat", **gaussian_set(n=0, degree=0)))["means"]) == 0
+
+
 def test_splat_round_trip_and_format(tmp_path):
     data = gaussian_set(n=50, degree=0)
     data["sh"] = rgb_to_sh(torch.rand(50, 1, 3, generator=torch.Generator().manual_seed(1)))

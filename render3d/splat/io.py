@@ -64,7 +64,7 @@ def save_ply(path, means, quats, scales, opacities, sh) -> Path:
     columns = {"x": means[:, 0], "y": means[:, 1], "z": means[:, 2]}
     columns.update({name: torch.zeros(n) for name in ("nx", "ny", "nz")})
     columns.update({f"f_dc_{c}": sh[:, 0, c] for c in range(3)})
-    rest = sh[:, 1:, :].transpose(1, 2).reshape(n, -1)  # channel-major
+    rest = sh[:, 1:, :].transpose(1, 2).reshape(n, 3 * (sh.shape[1] - 1))  # channel-major
     columns.update({f"f_rest_{i}": rest[:, i] for i in range(rest.shape[1])})
     o = opacities.clamp(_EPS, 1 - _EPS)
     columns["opacity"] = torch.log(o / (1 - o))
@@ -104,7 +104,7 @@ def load_ply(path) -> dict[str, torch.Tensor]:
     n = len(v)
     dc = column("f_dc_0", "f_dc_1", "f_dc_2")[:, None, :]
     if rest_names:
-        rest = column(*rest_names).reshape(n, 3, -1).transpose(1, 2)
+        rest = column(*rest_names).reshape(n, 3, len(rest_names) // 3).transpose(1, 2)
         sh = torch.cat([dc, rest], dim=1)
     else:
         sh = dc
