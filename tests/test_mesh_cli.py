@@ -101,6 +101,26 @@ def test_numbers_that_cannot_work_are_refused_before_any_work(command, message, 
     assert "%|" not in result.stderr and list(tmp_path.iterdir()) in ([], [tmp_path / "out"])
 
 
+@pytest.mark.parametrize("command, message", [
+    (["render", "--checkpoint", "{checkpoint}", "--size", "512"],
+     "render3d render: --size applies to scenes only, not to --checkpoint"),      # a generator renders at its size
+    (["render", "--scene", "torus", "--seeds", "0-3", "--truncation", "0.5"],
+     "render3d render: --seeds, --truncation apply to --checkpoint only, not to scenes"),
+    (["render", "--scene", "torus", "--checkpoint", "{checkpoint}"],
+     "render3d render: --scene and --checkpoint expected one of them, got both"),
+    (["export-mesh", "--scene", "torus", "--seed", "3"],
+     "render3d export-mesh: --seed applies to --checkpoint only, not to scenes"),
+])
+def test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys):
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+
+    out = tmp_path / ("x.glb" if command[0] == "export-mesh" else "out")
+    assert main([a.format(checkpoint=DEMO_CHECKPOINT) for a in command] + ["--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not out.exists()
+
+
 def test_bad_names_list_the_valid_ones(tmp_path):
     result = run("export-mesh", "--scene", "teapot", "--out", str(tmp_path / "x.glb"), timeout=120)
     assert result.returncode == 2

@@ -30,11 +30,29 @@ def report(error: Exception) -> int:
     return 2
 
 
+def split_scene_options(command: str, args, scene: dict, generator: dict) -> None:
+    """--scene or --checkpoint chooses what is used; options that only the other one takes are
+    refused (rather than ignored), then the chosen one's defaults filled in. `scene` and
+    `generator` map option names (argparse dests whose default is None) to their defaults."""
+    with_checkpoint = args.checkpoint is not None
+    if with_checkpoint and args.scene is not None:
+        raise UsageError(f"render3d {command}: --scene and --checkpoint expected one of them, got both")
+    chosen, other = (generator, scene) if with_checkpoint else (scene, generator)
+    given = [f"--{name.replace('_', '-')}" for name in other if getattr(args, name) is not None]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        where = "to scenes only, not to --checkpoint" if with_checkpoint else "to --checkpoint only, not to scenes"
+        raise UsageError(f"render3d {command}: {', '.join(given)} {verb} {where}")
+    for name, default in {**chosen, **({} if with_checkpoint else {"scene": "demo"})}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def check_positive(command: str, args, names) -> None:
-    """Each ``args.<name>`` must be > 0 (option ``--name`` with dashes)."""
+    """Each ``args.<name>`` that is set must be > 0 (option ``--name`` with dashes)."""
     for name in names:
         value = getattr(args, name)
-        if value <= 0:
+        if value is not None and value <= 0:
             raise UsageError(f"render3d {command}: --{name.replace('_', '-')} expected a positive number, got {value}")
 
 

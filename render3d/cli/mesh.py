@@ -43,12 +43,12 @@ def add_export_mesh(sub) -> None:
                     "smoothing, optional decimation), colour its vertices from the field and write it.",
         epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--scene", default="demo", help="a built-in scene (default: demo; see --list-scenes)")
+    p.add_argument("--scene", default=None, help="a built-in scene (default: demo; see --list-scenes)")
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="mesh a trained generator's subject instead of a scene (generator file, checkpoint or run)")
-    p.add_argument("--seed", type=int, default=0, help="with --checkpoint: the subject's seed (default: 0)")
-    p.add_argument("--truncation", type=finite_float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="with --checkpoint: the subject's seed (default: 0)")
+    p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb or seed<N>.glb)")
     p.add_argument("--resolution", type=int, default=None,
@@ -75,11 +75,15 @@ def run_export_mesh(args) -> int:
     from render3d.mesh.export import check_writable, mesh_format
     from render3d.volume import describe_scenes, make_scene, scene_names
 
-    from ._args import UsageError, report
+    from ._args import UsageError, report, split_scene_options
 
     if args.list_scenes:
         print(describe_scenes())
         return 0
+    try:
+        split_scene_options("export-mesh", args, {}, {"seed": 0, "truncation": 1.0})
+    except UsageError as error:
+        return report(error)
     name = f"seed{args.seed}" if args.checkpoint is not None else args.scene
     out = args.out or Path("outputs/mesh") / f"{name}.glb"
     if args.resolution is None:

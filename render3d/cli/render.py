@@ -39,14 +39,14 @@ def add_render(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("outputs", nargs="*", metavar="OUTPUT", help=f"any of {', '.join(OUTPUTS)} (default: grid video)")
-    p.add_argument("--scene", default="demo", help="a built-in scene (default: demo; see --list-scenes)")
+    p.add_argument("--scene", default=None, help="a built-in scene (default: demo; see --list-scenes)")
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
     p.add_argument("--checkpoint", type=Path, default=None, help="render a trained generator instead of a scene")
-    p.add_argument("--seeds", default="0-3", help="with --checkpoint: subjects to render (default: 0-3)")
-    p.add_argument("--truncation", type=finite_float, default=1.0, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--seeds", default=None, help="with --checkpoint: subjects to render (default: 0-3)")
+    p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: outputs/render/<scene>, or outputs/render/generator)")
-    p.add_argument("--size", type=int, default=256,
+    p.add_argument("--size", type=int, default=None,
                    help="pixels per side of the views (default: 256; a generator renders at its own size)")
     p.add_argument("--views", type=int, default=4, help="views for grid and depth (default: 4)")
     p.add_argument("--video-size", type=int, default=192, help="pixels per side of the video (default: 192)")
@@ -58,8 +58,12 @@ def add_render(sub) -> None:
 
 
 def run_render(args) -> int:
-    from ._args import UsageError, check_positive, check_writable_dir, report
+    from ._args import UsageError, check_positive, check_writable_dir, report, split_scene_options
 
+    try:
+        split_scene_options("render", args, {"size": 256}, {"seeds": "0-3", "truncation": 1.0})
+    except UsageError as error:
+        return report(error)
     outputs = args.outputs or ["grid", "video"]
     out = args.out or Path("outputs/render") / ("generator" if args.checkpoint else args.scene)
     if not args.list_scenes:
