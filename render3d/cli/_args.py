@@ -43,7 +43,9 @@ def split_scene_options(command: str, args, scene: dict, generator: dict) -> Non
         verb = "applies" if len(given) == 1 else "apply"
         where = "to scenes only, not to --checkpoint" if with_checkpoint else "to --checkpoint only, not to scenes"
         raise UsageError(f"render3d {command}: {', '.join(given)} {verb} {where}")
-    for name, default in {**chosen, **({} if with_checkpoint else {"scene": "demo"})}.items():
+    if not with_checkpoint and args.scene is None:
+        args.scene = "demo"
+    for name, default in chosen.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
 

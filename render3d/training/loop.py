@@ -71,7 +71,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     Non-finite gradients are replaced and counted (`_optimizer_step`); NONFINITE_PATIENCE
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
-    Inputs that cannot be trained on raise SetupError before the first step (`_check_sizes`,
+    Inputs that cannot be trained on raise SetupError before the first step (`_check_fit`,
     `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints of another run or past the resumed
     one. Under torchrun a process that refuses makes them all refuse (`_refused_together`).
@@ -115,7 +115,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 D.check_batch(local)
         except ValueError as error:
             raise SetupError(f"train: {error}") from None
-        _check_sizes(dataset, G, D, config.progressive.start_resolution)
+        _check_fit(dataset, G, D, config.progressive.start_resolution)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
         for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
@@ -427,7 +427,7 @@ def _refused_together(dist: Distributed):
         raise SetupError(message) from None
 
 
-def _check_sizes(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
+def _check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
     """The images, G's output and D's input must agree: reals larger than G's output are
     box-filtered down to it, smaller ones would be up-sampled, so they are refused. Progressive
     growing starts at one of G's resolutions; camera conditioning takes the whole label."""
