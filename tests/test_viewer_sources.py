@@ -88,6 +88,11 @@ def test_targets_pick_their_source(splat_file, mesh_file, tmp_path, generator):
     text.write_text("hello")
     with pytest.raises(ValueError, match=r"expected a generator \(.safetensors\), a 3DGS PLY or a mesh file"):
         open_source(str(text))
+    none = save_ply(tmp_path / "none.ply", torch.zeros(0, 3), torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0),
+                    torch.zeros(0, 1, 3))                   # a 3DGS PLY pruned to nothing: failed in torch.quantile
+    with pytest.raises(ValueError, match=r"viewer.SplatSource: argument 'path' expected Gaussian splats, got "
+                                         r".*none.ply holding none"):
+        open_source(str(none))
 
 
 @pytest.mark.parametrize("target", ["sphere", "splats", "mesh", "generator"])

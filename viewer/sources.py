@@ -364,6 +364,9 @@ class SplatSource(Source):
 
         self.path, self.name = Path(path), Path(path).stem
         self.splats = load_ply(self.path)
+        if not len(self.splats["means"]):                   # nothing to frame or draw
+            raise ValueError(f"viewer.SplatSource: argument 'path' expected Gaussian splats, got {self.path} "
+                             f"holding none")
         self.sh_degree = int(round(self.splats["sh"].shape[1] ** 0.5)) - 1
         self.background = torch.tensor(background)
         means = self.splats["means"]
