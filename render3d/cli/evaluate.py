@@ -203,7 +203,7 @@ def run_generator(args) -> int:
     from ._args import UsageError, load_checkpoint_generator, report
 
     prog = "render3d eval generator"
-    for name in ("shapes", "mesh_resolution", "points", "images"):
+    for name in ("shapes", "points", "images"):
         if getattr(args, name) <= 0:
             return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected a positive number, "
                                      f"got {getattr(args, name)}"))

@@ -22,7 +22,8 @@ from .._checks import Sizes, check_tensor
 from .sh import SH_C0, rgb_to_sh
 
 _EPS = 1e-7
-SPLAT_RECORD = 32      # bytes per splat in a .splat file
+# One splat of a .splat file (32 bytes, no header; see the module docstring).
+SPLAT_RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rotation", "u1", 4)])
 
 
 def _check_set(fn, means, quats, scales, opacities, sh):
@@ -125,8 +126,7 @@ def save_splat(path, means, quats, scales, opacities, sh) -> Path:
     order = torch.argsort(-(scales.prod(-1) * opacities), stable=True)
     q = torch.nn.functional.normalize(quats, dim=-1)[order]
     rgba = torch.cat([0.5 + SH_C0 * sh[order, 0, :], opacities[order, None]], dim=-1)
-    records = np.empty(len(order), dtype=[("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4),
-                                          ("rotation", "u1", 4)])
+    records = np.empty(len(order), dtype=SPLAT_RECORD)
     records["position"] = means[order].detach().cpu().float().numpy()
     records["scale"] = scales[order].detach().cpu().float().numpy()
     records["rgba"] = (rgba.clamp(0, 1) * 255).round().detach().cpu().numpy().astype(np.uint8)
@@ -138,11 +138,11 @@ def save_splat(path, means, quats, scales, opacities, sh) -> Path:
 def load_splat(path) -> dict[str, torch.Tensor]:
     """Read a `.splat` file back (colours quantised to 8 bits, so ``sh`` is degree 0)."""
     data = Path(path).read_bytes()
-    if len(data) % SPLAT_RECORD:
-        raise ValueError(f"render3d.splat.load_splat: argument 'path' expected a .splat file (records of "
-                         f"{SPLAT_RECORD} bytes), got {path}: {len(data):,} bytes, not a multiple of {SPLAT_RECORD}")
-    raw = np.frombuffer(data, dtype=[("position", "<f4", 3), ("scale", "<f4", 3),
-                                                        ("rgba", "u1", 4), ("rotation", "u1", 4)])
+    size = SPLAT_RECORD.itemsize
+    if len(data) % size:
+        raise ValueError(f"render3d.splat.load_splat: argument 'path' expected a .splat file (records of {size} "
+                         f"bytes), got {path}: {len(data):,} bytes, not a multiple of {size}")
+    raw = np.frombuffer(data, dtype=SPLAT_RECORD)
     rgba = torch.from_numpy(raw["rgba"].astype(np.float32) / 255)
     return {
         "means": torch.from_numpy(raw["position"].copy()),
