@@ -169,7 +169,7 @@ def add_dataset(sub) -> None:
     p = sub.add_parser("dataset", help="check posed-image datasets; write a synthetic one with ground truth",
                        description="Posed-image datasets.", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="examples:\n  render3d dataset check data/ffhq.zip\n"
-                              "  render3d dataset synth outputs/synth --objects 100 --views 8")
+                              "  render3d dataset synth outputs/synth --subjects 100 --views 8")
     inner = p.add_subparsers(dest="dataset_command", metavar="COMMAND")
     add_check(inner)
     add_synth(inner)

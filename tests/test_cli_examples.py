@@ -1,0 +1,77 @@
+"""Every example command we print in `--help` epilogs and show in the README parses: a
+renamed or misspelt option in an example is a user's first error message."""
+
+import argparse
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from render3d.cli.main import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    """The parser and every sub-parser under it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _parsers(child)
+
+
+def _command(line: str) -> list[str] | None:
+    """The render3d arguments of one example line, or None when the line runs something else.
+    An epilog's description follows the command after two or more spaces; a README line's
+    after `#`; environment variables may come first; `[X]` is an optional placeholder, written as X."""
+    line = re.split(r"\s{2,}|\s#", line.strip())[0].replace("[", "").replace("]", "")
+    line = re.sub(r"^([A-Z_][A-Z0-9_]*=\S*\s+)+", "", line)          # environment variables first
+    if not line.startswith(("render3d ", "torchrun ")):
+        return None
+    words = shlex.split(line)
+    if "render3d" not in words or "..." in words:
+        return None
+    return words[words.index("render3d") + 1:]
+
+
+def _examples() -> list[tuple[str, list[str]]]:
+    found = []
+    for parser in _parsers(build_parser()):
+        for line in (parser.epilog or "").splitlines():
+            if line.startswith("  ") and (words := _command(line)) is not None:
+                found.append((parser.prog, words))
+    readme = (REPO / "README.md").read_text()
+    for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S):
+        for line in block.splitlines():
+            if (words := _command(line)) is not None:
+                found.append(("README.md", words))
+    return found
+
+
+EXAMPLES = _examples()
+OPTIONS = {option for parser in _parsers(build_parser()) for action in parser._actions
+           for option in action.option_strings}
+
+
+def test_the_examples_are_found():
+    sources = {source for source, _ in EXAMPLES}
+    assert "README.md" in sources and "render3d" in sources and "render3d dataset synth" in sources
+    assert len(EXAMPLES) > 40
+
+
+@pytest.mark.parametrize("source,words", EXAMPLES, ids=[" ".join(w) for _, w in EXAMPLES])
+def test_example_parses(source, words):
+    # spelt out in full: argparse would also take an abbreviation, which hides a renamed option
+    for word in words:
+        assert not word.startswith("--") or word.split("=")[0] in OPTIONS, \
+            f"{source}: `render3d {' '.join(words)}`: {word} is not an option"
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(words)
+    except (SystemExit, argparse.ArgumentError) as error:
+        pytest.fail(f"{source}: `render3d {' '.join(words)}` does not parse: {error}")
+    # as main() does: only `train` takes the extra key=value overrides
+    assert not extra or (getattr(args, "overrides", None) is not None and all("=" in e for e in extra)), \
+        f"{source}: `render3d {' '.join(words)}`: unrecognized {extra}"
