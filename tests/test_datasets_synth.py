@@ -144,3 +144,29 @@ def test_synth_command_writes_the_dataset(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "x"),
                           "--resolution", "512"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "argument 'resolution' expected 32 to 256 pixels, got 512" in bad.stderr
+
+
+@pytest.mark.parametrize("option,said", [
+    (["--mesh-resolution", "1"], "SynthConfig: argument 'mesh_resolution' expected 8 or more grid points per side, got 1"),
+    (["--seed", "-5"], "SynthConfig: argument 'seed' expected a non-negative number, got -5"),
+    (["--radius", "-1"], "PoseDistribution: argument 'radius' expected a positive finite distance, got -1.0"),
+    (["--fov", "nan"], "PoseDistribution: argument 'fov_degrees' expected degrees in (0, 180), got nan"),
+    (["--pitch-mean", "200"], "PoseDistribution: argument 'pitch_mean' expected radians in [0, pi]"),
+    (["--yaw-spread", "inf"], "PoseDistribution: argument 'yaw_spread' expected finite non-negative radians, got inf"),
+])
+def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, option, said):
+    # each of these used to fail inside the workers, after the progress bar started, or with a
+    # ZeroDivisionError (a 1-point marching-cubes grid) or numpy's unnamed seed complaint
+    assert main(["dataset", "synth", str(tmp_path / "out"), "--workers", "1", *option]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "synth objects" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_too_coarse_for_an_object_is_named():
+    from render3d.datasets.procedural import mesh_object, random_object
+
+    obj = random_object(np.random.default_rng(0))
+    assert len(mesh_object(obj, 8).faces) > 0
+    with pytest.raises(ValueError, match="mesh_object: argument 'resolution' .* got 2 points per side and no surface"):
+        mesh_object(obj, 2)

@@ -114,7 +114,8 @@ def add_synth(sub) -> None:
     p.add_argument("--resolution", type=int, default=64, help="pixels per side, 32 to 256 (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--supersample", type=int, default=3, help="odd rays per pixel side, anti-aliasing (default: 3)")
-    p.add_argument("--mesh-resolution", type=int, default=96, help="marching-cubes grid per object (default: 96)")
+    p.add_argument("--mesh-resolution", type=int, default=96,
+                   help="marching-cubes grid points per side of each object, 8 or more (default: 96)")
     p.add_argument("--objects-per-scene", type=int, nargs=2, default=(2, 4), metavar=("MIN", "MAX"),
                    help="objects in each scene (default: 2 4)")
     poses = p.add_argument_group("camera poses (default: the kind's)")

@@ -191,6 +191,9 @@ def mesh_object(obj: ProceduralObject, resolution: int = 96) -> ObjectMesh:
     with torch.no_grad():
         sdf = torch.cat([obj.sdf(chunk) for chunk in grid.split(1 << 18)]).reshape(*counts.tolist())
     vertices, faces = mcubes.marching_cubes(-sdf.numpy().astype(np.float64), 0.0)  # outward faces
+    if len(faces) == 0:
+        raise ValueError(f"mesh_object: argument 'resolution' expected a grid fine enough to catch the object, "
+                         f"got {resolution} points per side and no surface")
     vertices = vertices * step + lo
     points = torch.from_numpy(vertices).float().requires_grad_(True)
     gradient, = torch.autograd.grad(obj.sdf(points).sum(), points)

@@ -38,6 +38,8 @@ from render3d.datasets.eg3d import EG3DDataset, write_labels
 KINDS = ("objects", "scenes")
 GROUND_TRUTH_FILE = "ground_truth.json"
 FORMAT = "render3d-synthetic"
+# Coarser marching-cubes grids miss whole objects (below 6, some come out empty).
+MIN_MESH_RESOLUTION = 8
 
 
 @dataclass
@@ -55,6 +57,26 @@ class PoseDistribution:
     radius: float = 2.4
     fov_degrees: float = 32.0
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        fn = "PoseDistribution"
+        for name in ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread"):
+            value = getattr(self, name)
+            ok = math.isfinite(value) and (value >= 0 if name.endswith("spread") else True)
+            if name == "pitch_mean":
+                ok = ok and 0 <= value <= math.pi
+            if not ok:
+                expected = {"pitch_mean": "radians in [0, pi] (0 looks down from +y, pi up from below)",
+                            "yaw_mean": "finite radians"}.get(name, "finite non-negative radians")
+                raise ValueError(f"{fn}: argument '{name}' expected {expected}, got {value!r} "
+                                 f"({math.degrees(value):.6g} degrees)")
+        check_choice(fn, "distribution", self.distribution, ("uniform", "gaussian"))
+        if not (math.isfinite(self.radius) and self.radius > 0):
+            raise ValueError(f"{fn}: argument 'radius' expected a positive finite distance, got {self.radius!r}")
+        if not 0 < self.fov_degrees < 180:
+            raise ValueError(f"{fn}: argument 'fov_degrees' expected degrees in (0, 180), got {self.fov_degrees!r}")
+        if len(self.pivot) != 3 or not all(math.isfinite(v) for v in self.pivot):
+            raise ValueError(f"{fn}: argument 'pivot' expected 3 finite coordinates, got {self.pivot!r}")
 
     def sample(self, n: int, resolution: int, generator: torch.Generator) -> Cameras:
         """n cameras (float64) rendering `resolution`^2 pixels."""
@@ -79,7 +101,7 @@ class SynthConfig:
 
     kind: "objects" or "scenes"; subjects: how many objects (or scenes); views: images of each;
     resolution: pixels per side, 32 to 256 (64); seed (0); supersample: odd rays per pixel side
-    for anti-aliasing (3); mesh_resolution: marching-cubes grid per object (96);
+    for anti-aliasing (3); mesh_resolution: marching-cubes grid per object, 8 or more (96);
     objects_per_scene: (min, max) for scenes ((2, 4)); floor_half: the floor's half-width (1.0);
     background: RGB in [0, 1] (white); poses: the camera distribution (DEFAULT_POSES[kind]).
     """
@@ -99,8 +121,12 @@ class SynthConfig:
     def __post_init__(self) -> None:
         fn = "SynthConfig"
         check_choice(fn, "kind", self.kind, KINDS)
-        for name in ("subjects", "views", "mesh_resolution"):
+        for name in ("subjects", "views"):
             check_positive(fn, name, getattr(self, name))
+        check_positive(fn, "seed", self.seed, allow_zero=True)
+        if self.mesh_resolution < MIN_MESH_RESOLUTION:
+            raise ValueError(f"{fn}: argument 'mesh_resolution' expected {MIN_MESH_RESOLUTION} or more grid points "
+                             f"per side, got {self.mesh_resolution!r}")
         if not 32 <= self.resolution <= 256:
             raise ValueError(f"{fn}: argument 'resolution' expected 32 to 256 pixels, got {self.resolution!r}")
         if self.supersample < 1 or self.supersample % 2 == 0:
