@@ -122,6 +122,18 @@ def test_eval_shapes_command_on_a_synthetic_dataset(synthetic, tmp_path, capsys)
     assert json.loads(out.read_text())["metrics"] == {"coverage": 1.0, "mmd": 0.0, "one_nn_accuracy": 0.0}
 
 
+
+@pytest.mark.parametrize("given,said", [("missing", "does not exist"), ("mesh.ply", "is a file, not a folder"),
+                                        ("empty", "holds no shapes")])
+def test_eval_shapes_says_what_is_wrong_with_a_set(synthetic, tmp_path, capsys, given, said):
+    trimesh.creation.box().export(tmp_path / "mesh.ply")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no shapes here")
+    out = tmp_path / "shapes.json"
+    assert main(["eval", "shapes", str(tmp_path / given), str(synthetic), "--out", str(out)]) == 2
+    assert f"{tmp_path / given} {said} (expected a synthetic dataset" in capsys.readouterr().err
+    assert not out.exists()
+
 def _view(dataset, index):
     item = dataset[index]
     camera = dataset.cameras(item["label"][None]).to(dtype=torch.float64)

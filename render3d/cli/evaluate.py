@@ -116,7 +116,9 @@ def _shape_files(prog: str, path: Path) -> list[Path] | None:
     else:
         files = []
     if not files:
-        print(f"{prog}: {path} holds no shapes (expected a synthetic dataset or a folder of meshes or .npy points)",
+        found = ("does not exist" if not path.exists() else "is a file, not a folder" if path.is_file()
+                 else "holds no shapes")
+        print(f"{prog}: {path} {found} (expected a synthetic dataset or a folder of meshes or .npy points)",
               file=sys.stderr)
         return None
     return files
