@@ -31,6 +31,11 @@ def free_port() -> int:
     (["--port", "0"], "render3d view: --port expected a port number in 1..65535, got 0"),
     (["--resolution", "8"], "render3d view: --resolution expected pixels in 16..4096, got 8"),
     (["nowhere"], "render3d view: viewer.open_source: argument 'target' expected a scene name"),
+    # an address that does not resolve, or one of another machine: viser tried port after port forever
+    (["--host", "999.1.1.1"], "render3d view: viewer.serve: argument 'host' expected a name or address of this "
+                              "machine, got '999.1.1.1', which does not resolve"),
+    (["--host", "192.0.2.1"], "render3d view: viewer.serve: argument 'host' expected a name or address of this "
+                              "machine, got '192.0.2.1' (192.0.2.1), which it cannot listen on"),
 ])
 def test_bad_arguments_are_named(args, message):
     result = view(*args)

@@ -42,6 +42,23 @@ def connect_lines(host: str, port: int) -> list[str]:
     ]
 
 
+def check_host(fn: str, host: str) -> None:
+    """Raise a ValueError naming `fn` unless this machine can listen on `host` (viser would
+    otherwise try port after port on it forever)."""
+    try:
+        infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ValueError(f"{fn}: argument 'host' expected a name or address of this machine, got {host!r}, "
+                         f"which does not resolve ({getattr(error, 'strerror', None) or error})") from None
+    family, kind, protocol, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.bind(address)
+    except OSError as error:
+        raise ValueError(f"{fn}: argument 'host' expected a name or address of this machine, got {host!r} "
+                         f"({address[0]}), which it cannot listen on ({error.strerror})") from None
+
+
 class Viewer:
     """Serve `source` on `host`:`port` (viser picks the next free port if it is taken; see
     `port`). Starts at once; `stop` ends the server and every browser's render thread.
@@ -51,6 +68,7 @@ class Viewer:
                  resolution: int = 256, rest_seconds: float = 0.2) -> None:
         import viser
 
+        check_host("Viewer", host)
         self.source = source
         self.sessions: dict[int, Session] = {}
         self._lock = threading.Lock()
@@ -102,6 +120,7 @@ class Viewer:
 def serve(target: str | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
           resolution: int = 256) -> None:
     """`render3d view`: open TARGET (see `open_source`), serve it until Ctrl-C."""
+    check_host("viewer.serve", host)            # before a checkpoint takes its seconds to load
     source = open_source(target)
     if not is_loopback(host):
         log.warning("render3d view: serving on %s, beyond this machine: anyone who can reach port %d can see the "
