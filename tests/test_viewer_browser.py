@@ -100,6 +100,21 @@ def full_frame(session, check=lambda frame: True):
     return frame if frame is not None and frame.level == "full" and check(frame) else None
 
 
+def settled_frame(session, check, what: str, quiet: float = 0.5):
+    """A full-size frame passing `check`, of the browser's camera once it has stayed where it is
+    for `quiet` seconds: a key pressed on a slider also turns viser's camera while it is held,
+    and smoothly for a while after, so the first frame of a new setting can be of a camera
+    that is still moving."""
+    def settled():
+        frame = full_frame(session, check)
+        if frame is None or frame.view != session.view():
+            return None
+        time.sleep(quiet)
+        return frame if session.last_frame is frame and frame.view == session.view() else None
+
+    return wait_for(settled, what)
+
+
 def test_orbit_mode_seed_and_mesh_download_in_chromium(viewer, browser, tmp_path):
     page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
     page.goto(f"http://127.0.0.1:{viewer.port}")
@@ -221,7 +236,7 @@ def test_generator_seed_snapshot_video_autoplay_and_reset_in_chromium(generator_
     seed = page.locator('[role=slider][aria-valuemax="9999"]').first  # "Seed" (then "Interpolate to seed")
     seed.focus()
     seed.press("ArrowRight")
-    frame = wait_for(lambda: full_frame(session, lambda f: f.view.settings["seed"] == 1), "a frame of seed 1")
+    frame = settled_frame(session, lambda f: f.view.settings["seed"] == 1, "a frame of seed 1, the camera at rest")
     new_picture(page, first, "the picture of seed 1")
 
     snapshot = download(page, "Snapshot (PNG)", tmp_path)
