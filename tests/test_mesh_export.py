@@ -138,3 +138,7 @@ def test_load_mesh_reports_unreadable_files(tmp_path):
     bad.write_bytes(b"not a mesh")
     with pytest.raises(ValueError, match="load_mesh: argument 'path' expected a mesh file trimesh can read"):
         load_mesh(bad)
+    nan = tmp_path / "nan.obj"                          # preview-mesh used to fail in Framing.around
+    nan.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv nan 0 0\nf 1 2 3\nf 1 2 4\n")
+    with pytest.raises(ValueError, match="expected finite vertex coordinates, got 1 of 4 vertices not finite in"):
+        load_mesh(nan)

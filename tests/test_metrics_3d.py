@@ -89,6 +89,22 @@ def test_load_points_from_meshes_and_arrays(tmp_path):
         np.testing.assert_allclose(np.linalg.norm(points, axis=1), 0.5, atol=0.01)
 
 
+def test_load_points_names_the_file_it_cannot_use(tmp_path):
+    # each of these used to end in a traceback from trimesh, numpy or scipy's KD-tree
+    (tmp_path / "torn.ply").write_text("ply\n")
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv nan 0 0\nf 1 2 3\nf 1 2 4\n")
+    (tmp_path / "flat.obj").write_text("v 0 0 0\nv 0 0 0\nv 0 0 0\nf 1 2 3\n")
+    np.save(tmp_path / "text.npy", np.array([["x", "y", "z"]]))
+    np.save(tmp_path / "inf.npy", np.array([[0.0, 0.0, np.inf], [1.0, 0.0, 0.0]]))
+    for name, said in (("torn.ply", "which cannot be read (IndexError"), ("nan.obj", "with 1 of 4 points not finite"),
+                       ("flat.obj", "a mesh whose 1 faces have no area"), ("text.npy", "holding <U1 values"),
+                       ("inf.npy", "with 1 of 2 points not finite")):
+        with pytest.raises(ValueError) as error:
+            load_points(tmp_path / name, 10)
+        assert f"load_points: argument 'path' expected a mesh or points [N, 3], got {tmp_path / name}" in str(error.value)
+        assert said in str(error.value), name
+
+
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     from render3d.datasets.synth import PoseDistribution, SynthConfig, generate_synthetic

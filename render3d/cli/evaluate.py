@@ -145,8 +145,9 @@ def run_shapes(args) -> int:
     for name, paths in files.items():
         paths = files[name] = paths[:args.max_shapes]
         try:
-            points[name] = [normalize_points(load_points(p, args.points, args.seed), args.normalize)
-                            for p in tqdm(paths, desc=f"{name} shapes", unit="shape")]
+            with tqdm(paths, desc=f"{name} shapes", unit="shape") as bar:   # closed before a message
+                points[name] = [normalize_points(load_points(p, args.points, args.seed), args.normalize)
+                                for p in bar]
         except ValueError as exc:
             print(f"{prog}: {exc}", file=sys.stderr)
             return 2

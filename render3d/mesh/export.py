@@ -176,7 +176,12 @@ def load_mesh(path):
     parts = [p for p in parts if len(p.faces)]
     if not parts:
         raise ValueError(f"{fn}: argument 'path' expected a file with triangles, got none in {path}")
-    return parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
+    mesh = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
+    if not np.isfinite(mesh.vertices).all():
+        bad = int((~np.isfinite(mesh.vertices).all(1)).sum())
+        raise ValueError(f"{fn}: argument 'path' expected finite vertex coordinates, got {bad} of "
+                         f"{len(mesh.vertices)} vertices not finite in {path}")
+    return mesh
 
 
 def _colored_copy(mesh, transform: np.ndarray):

@@ -31,19 +31,30 @@ def load_points(path: str | Path, count: int, seed: int = 0) -> np.ndarray:
     (with replacement only if they hold fewer than `count` points)."""
     path = Path(path)
     rng = np.random.default_rng(seed)
-    if path.suffix == ".npy":
-        points = np.load(path)
-    else:
-        import trimesh
+    expected = f"load_points: argument 'path' expected a mesh or points [N, 3], got {path}"
+    try:
+        if path.suffix == ".npy":
+            points = np.load(path)                      # no pickles: allow_pickle stays False
+        else:
+            import trimesh
 
-        loaded = trimesh.load(path, process=False, force="mesh" if path.suffix != ".ply" else None)
-        if isinstance(loaded, trimesh.Trimesh) and len(loaded.faces):
-            return sample_surface(loaded, count, seed)
-        points = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))))
-    points = np.asarray(points, dtype=np.float64)
+            loaded = trimesh.load(path, process=False, force="mesh" if path.suffix != ".ply" else None)
+            points = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))))
+    except Exception as exc:  # numpy and trimesh raise many kinds on unreadable input
+        raise ValueError(f"{expected}, which cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        points = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{expected} holding {points.dtype} values") from None
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-        raise ValueError(f"load_points: argument 'path' expected a mesh or points [N, 3], got {path} with "
-                         f"shape {list(points.shape)}")
+        raise ValueError(f"{expected} with shape {list(points.shape)}")
+    if not np.isfinite(points).all():
+        bad = int((~np.isfinite(points).all(1)).sum())
+        raise ValueError(f"{expected} with {bad} of {len(points)} points not finite")
+    if path.suffix != ".npy" and isinstance(loaded, trimesh.Trimesh) and len(loaded.faces):
+        if not loaded.area > 0:
+            raise ValueError(f"{expected}, a mesh whose {len(loaded.faces)} faces have no area")
+        return sample_surface(loaded, count, seed)
     return points[rng.choice(len(points), count, replace=len(points) < count)]
 
 
