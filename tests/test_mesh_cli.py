@@ -139,6 +139,16 @@ def test_no_surface_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.glb").exists()
 
 
+def test_sizes_beyond_memory_are_named_not_a_traceback(tmp_path):
+    # 10^7 px a side: more bytes than a 47-bit address space, refused even where memory is overcommitted
+    # (export-mesh's grid: see test_mesh_extract)
+    result = run("render", "grid", "--scene", "sphere", "--size", "10000000", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.search(r"render3d render: out of memory \(DefaultCPUAllocator: can't allocate memory: you tried to "
+                     r"allocate \d+ bytes.*\); what was asked for needs more memory than this machine has: ask for "
+                     r"less", result.stderr), result.stderr
+
+
 def test_help_shows_examples():
     for command in ("export-mesh", "preview-mesh", "render"):
         result = run(command, "--help", timeout=60)

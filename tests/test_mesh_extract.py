@@ -162,6 +162,9 @@ def test_nan_densities_are_reported_with_count_and_place():
     ({"field_type": "occupancy"}, "argument 'field_type' expected one of 'density', 'sdf', got 'occupancy'"),
     ({"clean": "yes"}, "argument 'clean' expected True, False or a mapping of clean_mesh keywords"),
     ({"chunk": 0}, "argument 'chunk' expected a positive number, got 0"),
+    # numpy's MemoryError for the grid, named (export-mesh --resolution 100000 ended in a traceback)
+    ({"resolution": 10**6}, r"argument 'resolution' expected a grid that fits in memory, got 1000000: "
+                            r"1000000 x 1000000 x 1000000 samples, 3\.725e\+09 GiB"),
     ({"color_fn": lambda p: p[:, :2]}, r"argument 'color_fn' expected to map points \[N, 3\] to RGB \[N, 3\], "
                                        r"got \[\d+, 2\]"),
 ])

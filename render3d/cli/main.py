@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from . import commands
@@ -50,7 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except (MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise
+        # A traceback says nothing more here: name what ran out, and what to ask for instead.
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = re.sub(r"^\[enforce fail at [^\]]*\] err == 0\. ", "", message)   # torch's allocator
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
+        print(f"render3d {args.command}: out of memory ({message}); what was asked for needs more memory than this "
+              f"machine has: ask for less (smaller sizes or resolution, fewer views or frames, a smaller batch){notes}",
+              file=sys.stderr)
+        return 1
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed: numpy's or Python's MemoryError, torch's
+    CPU allocator refusing, or a CUDA out-of-memory error."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(error))
 
 
 if __name__ == "__main__":

@@ -97,7 +97,11 @@ def sample_grid(fn: PointFn, bbox, resolution, *, chunk: int = DEFAULT_CHUNK, de
     nx, ny, nz = grid_shape(caller, resolution, lo, hi)
     axes = [torch.linspace(0.0, 1.0, n, dtype=torch.float64) * (h - l) + l for n, l, h in zip((nx, ny, nz), lo, hi)]
     axes = [a.to(device=device, dtype=dtype) for a in axes]
-    values = np.empty((nx, ny, nz), dtype=np.float32)
+    try:
+        values = np.empty((nx, ny, nz), dtype=np.float32)
+    except MemoryError:
+        raise ValueError(f"{caller}: argument 'resolution' expected a grid that fits in memory, got {resolution}: "
+                         f"{nx} x {ny} x {nz} samples, {nx * ny * nz * 4 / 2**30:.4g} GiB") from None
     # Whole x-slabs per call when a slab fits in a chunk, otherwise blocks of rows of one slab.
     slabs = max(1, chunk // (ny * nz))
     rows = min(ny, max(1, chunk // nz))
