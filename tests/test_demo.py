@@ -2,6 +2,7 @@
 depth and coloured meshes for the seeds, the paths printed; failures before any work on an
 unwritable output folder, bad sizes or a missing checkpoint."""
 
+import re
 import subprocess
 import sys
 
@@ -41,9 +42,27 @@ def test_the_demo_checkpoint_has_solid_surfaces():
     assert (depth[solid] - distance_to_box_centre).abs().max() < 0.5 * 3**0.5  # within the [-0.5, 0.5]^3 box
 
 
+def test_orbit_video_of_many_subjects_wraps_into_rows():
+    """Up to 8 subjects stand side by side; more start another row, the short last row filled
+    with white, each tile the subject's own orbit."""
+    import torch
+
+    from render3d.generators.sampling import ORBIT_COLUMNS, latents_from_seeds, orbit_frames
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    ws = G.mapping(latents_from_seeds(list(range(ORBIT_COLUMNS + 2)), G.z_dim))
+    frames = orbit_frames(G, ws, meta["view"], 2, 64)
+    assert frames.shape == (2, 3, 128, 64 * ORBIT_COLUMNS)
+    assert torch.equal(frames[:, :, :64, :], orbit_frames(G, ws[:ORBIT_COLUMNS], meta["view"], 2, 64))
+    assert torch.equal(frames[:, :, 64:, 64:128], orbit_frames(G, ws[ORBIT_COLUMNS + 1:], meta["view"], 2, 64))
+    assert (frames[:, :, 64:, 128:] == 1).all()
+
+
 def test_demo_writes_video_views_and_meshes(tmp_path):
     result = demo("--out", str(tmp_path), "--seeds", "0-1", "--views", "3", "--frames", "4", "--mesh-resolution", "32")
     assert result.returncode == 0, result.stderr
+    for bar in ("orbit: 100%| 4/4", "views: 100%| 6/6", "meshes: 100%| 2/2"):   # progress is shown
+        assert bar in re.sub(r"\|[^|]*\|", "|", result.stderr), bar
     video, grid = tmp_path / "orbit.mp4", tmp_path / "views.png"
     meshes = [tmp_path / "seed0.glb", tmp_path / "seed1.glb"]
     for path in (video, grid, *meshes):

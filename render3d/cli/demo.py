@@ -2,7 +2,7 @@
 objects dataset (assets/volumegan_synth64.safetensors; how it was trained:
 bench/results/demo_checkpoint.json). For a few seeds it writes
 
-    orbit.mp4      one turn around each subject, side by side
+    orbit.mp4      one turn around each subject, side by side (rows of up to 8)
     views.png      per seed a row of views around the subject and a row of their depth maps
     seed<N>.glb    each subject's coloured mesh (marching cubes on the generator's density,
                    vertex colours from its colour), world units, +Y up
@@ -19,8 +19,12 @@ from ._args import finite_float
 
 
 def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
-             frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7) -> dict[str, Path]:
-    """Write the demo outputs for `seeds` into `out`; returns {label: path}."""
+             frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7,
+             progress: bool = False) -> dict[str, Path]:
+    """Write the demo outputs for `seeds` into `out`; returns {label: path}. `progress`:
+    progress bars for the video, the views and the meshes."""
+    from tqdm import tqdm
+
     from render3d.generators.sampling import (extract_generator_mesh, orbit_frames, render_views, styles_from_seeds,
                                               view_cameras, views_grid_image)
     from render3d.mesh import export_mesh
@@ -32,10 +36,11 @@ def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3
     ws = styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
     size = G.resolutions[-1]
     written: dict[str, Path] = {}
-    written["video"] = save_video(orbit_frames(G, ws, meta["view"], frames, size), out / "orbit.mp4", fps=fps)
-    grid = views_grid_image(render_views(G, ws, view_cameras(meta["view"], views, size)))
+    written["video"] = save_video(orbit_frames(G, ws, meta["view"], frames, size, progress=progress),
+                                  out / "orbit.mp4", fps=fps)
+    grid = views_grid_image(render_views(G, ws, view_cameras(meta["view"], views, size), progress=progress))
     written["grid"] = save_image(grid, out / "views.png")
-    for i, seed in enumerate(seeds):
+    for i, seed in enumerate(tqdm(seeds, desc="meshes", unit="mesh", disable=not progress)):
         mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution, view=meta["view"])
         written[f"mesh {seed}"] = export_mesh(mesh, out / f"seed{seed}.glb")[0]
     return written
@@ -79,7 +84,7 @@ def _run(args) -> int:
         return report(error)
     started = time.perf_counter()
     written = run_demo(args.out, args.checkpoint, seeds=seeds, views=args.views, frames=args.frames, fps=args.fps,
-                       mesh_resolution=args.mesh_resolution, truncation=args.truncation)
+                       mesh_resolution=args.mesh_resolution, truncation=args.truncation, progress=True)
     print(f"render3d demo: done in {time.perf_counter() - started:.0f} s")
     for label, path in written.items():
         print(f"  {label:<7} {path.resolve()}")

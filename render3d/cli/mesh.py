@@ -150,7 +150,7 @@ def _export_generator_mesh(args, out: Path) -> int:
     try:
         mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=clean,
                                       color=None if args.no_color else args.colors_from or "renders",
-                                      view=meta["view"])
+                                      view=meta["view"], progress=True)
     except ValueError as error:  # no surface at that level
         return report(error)
     written = export_mesh(mesh, out)

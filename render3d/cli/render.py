@@ -28,7 +28,7 @@ examples:
 With --checkpoint (a generator file, a checkpoint folder or a run folder) the subjects are the
 generator's for the given seeds, seen from the training cameras' radius, FOV and mean pitch;
 the grid has a row of views and a row of depth maps per seed, the video shows the seeds side
-by side, depth.npz holds depth and alpha [S,V,n,n] at the generator's neural resolution.
+by side (in rows of up to 8), depth.npz holds depth and alpha [S,V,n,n] at the generator's neural resolution.
 """
 
 
@@ -133,7 +133,7 @@ def _render_generator(args, outputs: list[str], out: Path) -> int:
     written: list[Path] = []
     if "grid" in outputs or "depth" in outputs:
         cameras = view_cameras(view, args.views, G.resolutions[-1])
-        views = render_views(G, ws, cameras)
+        views = render_views(G, ws, cameras, progress=True)
         if "grid" in outputs:
             written.append(save_image(views_grid_image(views), out / "views.png"))
         if "depth" in outputs:
@@ -144,7 +144,7 @@ def _render_generator(args, outputs: list[str], out: Path) -> int:
             depth_rows = [depth_to_rgb(views["depth"][s], views["alpha"][s]) for s in range(len(seeds))]
             written.append(save_image(make_grid(depth_rows), out / "depth.png"))
     if "video" in outputs:
-        frames = orbit_frames(G, ws, view, args.frames, G.resolutions[-1])
+        frames = orbit_frames(G, ws, view, args.frames, G.resolutions[-1], progress=True)
         written.append(save_video(frames, out / ("orbit.gif" if args.gif else "orbit.mp4"), fps=args.fps))
     print(f"render3d render: {args.checkpoint} seeds {args.seeds}: wrote "
           f"{', '.join(str(p.resolve()) for p in written)}; {time.perf_counter() - started:.1f} s")

@@ -57,15 +57,23 @@ def view_framing(view: dict) -> Framing:
 
 
 @torch.no_grad()
-def render_views(G, ws: torch.Tensor, cameras: Cameras, *, noise_mode: str = "const") -> dict[str, torch.Tensor]:
+def render_views(G, ws: torch.Tensor, cameras: Cameras, *, noise_mode: str = "const",
+                 progress: bool = False) -> dict[str, torch.Tensor]:
     """Every ws ``[S, num_ws, w_dim]`` from every camera (one at a time, bounded memory) ->
-    ``image [S, V, 3, H, W]`` in [0, 1], ``depth [S, V, 1, n, n]``, ``alpha [S, V, 1, n, n]``."""
+    ``image [S, V, 3, H, W]`` in [0, 1], ``depth [S, V, 1, n, n]``, ``alpha [S, V, 1, n, n]``.
+    `progress`: a progress bar over the S x V pictures."""
+    from tqdm import tqdm
+
     out = {"image": [], "depth": [], "alpha": []}
-    for s in range(len(ws)):
-        rows = [G.synthesis(ws[s:s + 1], cameras[v], noise_mode=noise_mode) for v in range(len(cameras))]
-        out["image"].append(torch.cat([((r["image"] + 1) / 2).clamp(0, 1) for r in rows]))
-        out["depth"].append(torch.cat([r["depth"] for r in rows]))
-        out["alpha"].append(torch.cat([r["alpha"] for r in rows]))
+    with tqdm(total=len(ws) * len(cameras), desc="views", unit="view", disable=not progress) as bar:
+        for s in range(len(ws)):
+            rows = []
+            for v in range(len(cameras)):
+                rows.append(G.synthesis(ws[s:s + 1], cameras[v], noise_mode=noise_mode))
+                bar.update()
+            out["image"].append(torch.cat([((r["image"] + 1) / 2).clamp(0, 1) for r in rows]))
+            out["depth"].append(torch.cat([r["depth"] for r in rows]))
+            out["alpha"].append(torch.cat([r["alpha"] for r in rows]))
     return {k: torch.stack(v).cpu() for k, v in out.items()}
 
 
@@ -84,18 +92,29 @@ def views_grid_image(views: dict[str, torch.Tensor], *, with_depth: bool = True)
     return make_grid(rows)
 
 
+ORBIT_COLUMNS = 8   # subjects side by side in an orbit video; more start another row
+
+
 @torch.no_grad()
 def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noise_mode: str = "const",
-                 pitch_swing: float = 0.15) -> torch.Tensor:
-    """Frames ``[frames, 3, H, W]`` in [0, 1] of one full turn around each subject (subjects side
-    by side), the pitch swinging once by +- `pitch_swing` radians over the turn."""
+                 pitch_swing: float = 0.15, progress: bool = False) -> torch.Tensor:
+    """Frames ``[frames, 3, H, W]`` in [0, 1] of one full turn around each subject, the pitch
+    swinging once by +- `pitch_swing` radians over the turn. Subjects stand side by side, in
+    rows of up to `ORBIT_COLUMNS` (a short last row is filled with white). `progress`: a
+    progress bar over the frames."""
+    from tqdm import tqdm
+
     cameras = spiral(frames, radius=view["radius"], width=size, height=size, pitch_range=pitch_swing, pitch_cycles=1,
                      pitch_mean=view["pitch"], pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"],
                      device=ws.device)
+    columns = min(len(ws), ORBIT_COLUMNS)
     out = []
-    for i in range(frames):
-        images = [G.synthesis(ws[s:s + 1], cameras[i], noise_mode=noise_mode)["image"] for s in range(len(ws))]
-        out.append(((torch.cat(images, dim=-1)[0] + 1) / 2).clamp(0, 1))
+    for i in tqdm(range(frames), desc="orbit", unit="frame", disable=not progress):
+        images = [((G.synthesis(ws[s:s + 1], cameras[i], noise_mode=noise_mode)["image"][0] + 1) / 2).clamp(0, 1)
+                  for s in range(len(ws))]
+        images += [torch.ones_like(images[0])] * (-len(images) % columns)
+        out.append(torch.cat([torch.cat(images[r:r + columns], dim=-1) for r in range(0, len(images), columns)],
+                             dim=-2))
     return torch.stack(out).cpu()
 
 
@@ -113,7 +132,8 @@ def bake_cameras(view: dict, size: int, device="cpu") -> Cameras:
 
 
 def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level="auto", clean=True,
-                           color: str | None = "renders", view: dict | None = None, chunk: int = 1 << 16):
+                           color: str | None = "renders", view: dict | None = None, chunk: int = 1 << 16,
+                           progress: bool = False):
     """A trimesh of one subject (``ws [1, num_ws, w_dim]``) through `render3d.mesh.extract_mesh`
     on `G.density` over the generator's box, with vertex colours from `color`:
 
@@ -127,6 +147,8 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
       without the compositing along rays and the neural renderer's filters it is patchier and
       more saturated than the renders).
     - None: no colours.
+
+    `progress`: progress bars over the density grid and the views colours are baked from.
 
     ``mesh.metadata["render3d"]["colors"]`` records which.
     """
@@ -147,11 +169,15 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
 
     with torch.no_grad():
         mesh = extract_mesh(density, G.bbox, resolution, level, color_fn=rgb if color == "field" else None,
-                            clean=clean, chunk=chunk)
+                            clean=clean, chunk=chunk, progress=progress)
         if color == "renders":
+            from tqdm import tqdm
+
             size = G.resolutions[-1]
             cameras = bake_cameras(view, size, device=ws.device)
-            outputs = [G.synthesis(ws, cameras[i], noise_mode="const") for i in range(len(cameras))]
+            outputs = [G.synthesis(ws, cameras[i], noise_mode="const")
+                       for i in tqdm(range(len(cameras)), desc="colour views", unit="view", disable=not progress,
+                                     leave=False)]
             images = torch.cat([((o["image"] + 1) / 2).clamp(0, 1) for o in outputs])
             alpha = torch.cat([o["alpha"] for o in outputs])
             colors, seen = bake_vertex_colors(mesh, images, cameras, alpha=alpha)
