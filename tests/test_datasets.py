@@ -2,6 +2,7 @@
 and the checker that reports every malformed entry."""
 
 import json
+import re
 import math
 import subprocess
 import sys
@@ -162,6 +163,7 @@ def test_check_command_lists_every_problem_and_fails(tmp_path):
                          "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "6 entries, 6 well formed, 0 problems" in ok.stdout and "look-at" in ok.stdout
+    assert re.search(r"entries: +\d+%.*/6 \[", ok.stderr)            # every image is read: progress shown
     assert Image.open(out / "cameras.png").size[0] > 0 and str((out / "cameras.png").resolve()) in ok.stdout
     labels = cameras.to_eg3d_label().tolist()
     labels[0][16] = float("nan")

@@ -56,7 +56,7 @@ def run_check(args) -> int:
     if not _writable(prog, out):
         return 2
     try:
-        report = check_dataset(args.path)
+        report = check_dataset(args.path, progress=True)
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

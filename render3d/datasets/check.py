@@ -92,24 +92,33 @@ def detect_format(path: str | Path) -> str:
     return "eg3d"
 
 
-def check_dataset(path: str | Path) -> DatasetReport:
+def check_dataset(path: str | Path, *, progress: bool = False) -> DatasetReport:
     """Validate every entry of an EG3D dataset (folder or zip) or a nerfstudio transforms.json.
 
     Finds: a missing or unreadable image, a label that is not 25 finite numbers, a non-rigid
     rotation, bad intrinsics, duplicates, images without an entry, and images whose size
     differs from the most common one (or, for transforms.json, from its w, h). Never raises
-    for a malformed entry: each becomes a `Problem`.
+    for a malformed entry: each becomes a `Problem`. `progress`: a progress bar over the
+    entries (every image is read).
     """
-    return _check_transforms(Path(path)) if detect_format(path) == "transforms" else _check_eg3d(Path(path))
+    if detect_format(path) == "transforms":
+        return _check_transforms(Path(path), progress)
+    return _check_eg3d(Path(path), progress)
 
 
-def _check_eg3d(path: Path) -> DatasetReport:
+def _entries(items, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(items, desc="entries", unit="entry", disable=not progress, leave=False)
+
+
+def _check_eg3d(path: Path, progress: bool = False) -> DatasetReport:
     storage = Storage(path, "check_dataset")
     names, labels, problems = read_labels(storage)
     report = DatasetReport(str(path), "eg3d", len(names), problems)
     bad = {p.index for p in problems}
     sizes: dict[int, tuple[int, int]] = {}
-    for i, name in enumerate(names):
+    for i, name in enumerate(_entries(names, progress)):
         if i in bad:
             continue
         try:
@@ -142,7 +151,7 @@ def _check_sizes(report: DatasetReport, sizes: dict[int, tuple[int, int]], names
         del sizes[i]
 
 
-def _check_transforms(path: Path) -> DatasetReport:
+def _check_transforms(path: Path, progress: bool = False) -> DatasetReport:
     file = path if path.is_file() else path / TRANSFORMS_FILE
     try:
         meta = json.loads(file.read_text())
@@ -154,7 +163,7 @@ def _check_transforms(path: Path) -> DatasetReport:
                              [Problem(None, TRANSFORMS_FILE, "expected a dict with a 'frames' list")])
     report = DatasetReport(str(path), "transforms", len(frames))
     names, cameras, sizes = [], {}, {}
-    for i, frame in enumerate(frames):
+    for i, frame in enumerate(_entries(frames, progress)):
         name = frame.get("file_path") if isinstance(frame, dict) else None
         names.append(name)
         if not isinstance(name, str):
