@@ -81,6 +81,18 @@ class VolumeGANConfig:
                              f"one layer, got {self.volume_channels!r}, {self.mlp_layers}")
         if self.pe_frequencies < 0:
             raise ValueError(f"{fn}: argument 'pe_frequencies' expected a non-negative int, got {self.pe_frequencies}")
+        for name in ("w_dim", "mapping_layers", "mlp_width", "feature_dim", "renderer_fmap_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{fn}: argument '{name}' expected a positive int, got {getattr(self, name)}")
+        if min(self.volume_channels) < 1:
+            raise ValueError(f"{fn}: argument 'volume_channels' expected positive ints, got {self.volume_channels!r}")
+        if self.n_fine < 0 or not self.mapping_lr_mul > 0:
+            raise ValueError(f"{fn}: arguments 'n_fine', 'mapping_lr_mul' expected a non-negative int and a positive "
+                             f"number, got {self.n_fine}, {self.mapping_lr_mul}")
+        if self.renderer_fmap_base < self.resolution:   # the output layer's channels, base // resolution, are 0
+            raise ValueError(f"{fn}: argument 'renderer_fmap_base' expected at least resolution={self.resolution} "
+                             f"(the neural renderer has min(base // res, max) channels at res), "
+                             f"got {self.renderer_fmap_base}")
         lo, hi = self.bounds
         if not all(a < b for a, b in zip(lo, hi)):
             raise ValueError(f"{fn}: argument 'bounds' expected [min corner, max corner] with min < max on every "
