@@ -240,6 +240,36 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match=r"argument 'bounds' expected \[min corner, max corner\] with min < max on "
                                          r"every axis, got \[\[0, 0, 0\], \[1, 1, 0\]\]"):
         VolumeGANConfig(bounds=((0, 0, 0), (1, 1, 0)))     # failed in ray_aabb at the first render
+    # each of these built a network that failed on its first step (0 channels, ZeroDivisionError)
+    for key, value, expected in (("feature_dim", 0, "expected a positive int, got 0"),
+                                 ("renderer_fmap_max", 0, "expected a positive int, got 0"),
+                                 ("volume_channels", (8, 0), r"expected positive ints, got \(8, 0\)"),
+                                 ("renderer_fmap_base", 128, "expected at least resolution=256")):
+        with pytest.raises(ValueError, match=f"VolumeGANConfig: argument '{key}' {expected}"):
+            VolumeGANConfig(**{key: value})
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("channel_base", 32, "expected at least resolution=64"),
+    ("channel_max", 0, "expected an int >= 1, got 0"),
+    ("mbstd_group", 0, "expected an int >= 1, got 0"),
+    ("mbstd_channels", 3, "expected a divisor of the 512 channels at 4 x 4, got 3"),
+    ("cmap_dim", -1, "expected an int >= 0, got -1"),
+])
+def test_discriminator_config_rejects_networks_that_cannot_run(key, value, expected):
+    with pytest.raises(ValueError, match=f"StyleGAN2DiscriminatorConfig: argument '{key}' {expected}"):
+        StyleGAN2DiscriminatorConfig(resolution=64, **{key: value})
+
+
+def test_discriminator_without_minibatch_stddev():
+    """mbstd_channels=0 leaves the layer out, as StyleGAN2-ADA's mbstd_num_channels=0: the
+    scores of a batch are those of its images one at a time, whatever the group size."""
+    D = make_discriminator(mbstd_channels=0, mbstd_group=3)
+    D.check_batch(4)                                   # no groups to fill
+    images = torch.randn(4, 3, SIZE, SIZE)
+    torch.testing.assert_close(D(images), torch.cat([D(image[None]) for image in images]))
+    with_mbstd = make_discriminator()
+    assert with_mbstd.epilogue_conv.weight.shape[1] == D.epilogue_conv.weight.shape[1] + 1
 
 
 @pytest.mark.parametrize("impl", ["torch", "native"])

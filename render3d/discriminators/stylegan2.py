@@ -34,7 +34,7 @@ class StyleGAN2DiscriminatorConfig:
     channel_base: int = 32768       # channels at resolution r: min(channel_base / r, channel_max)
     channel_max: int = 512
     mbstd_group: int = 4            # minibatch-stddev group size (consecutive samples; min with the batch)
-    mbstd_channels: int = 1         # feature groups of the minibatch stddev
+    mbstd_channels: int = 1         # feature groups of the minibatch stddev (0: no minibatch stddev)
     c_dim: int = 0                  # camera label size for projection conditioning (0: unconditional; EG3D: 25)
     cmap_dim: int = 0               # projection embedding size (0: channels at 4x4)
     mapping_layers: int = 2         # layers of the label's mapping network
@@ -47,6 +47,18 @@ class StyleGAN2DiscriminatorConfig:
         if not self.c_noise >= 0:
             raise ValueError(f"StyleGAN2DiscriminatorConfig: argument 'c_noise' expected a number >= 0, "
                              f"got {self.c_noise}")
+        fn = "StyleGAN2DiscriminatorConfig"
+        for name, least in (("channel_max", 1), ("mbstd_group", 1), ("mbstd_channels", 0), ("cmap_dim", 0),
+                            ("mapping_layers", 1 if self.c_dim > 0 else 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{fn}: argument '{name}' expected an int >= {least}, got {getattr(self, name)}")
+        if self.channel_base < self.resolution:         # channels at the input size, base // resolution, are 0
+            raise ValueError(f"{fn}: argument 'channel_base' expected at least resolution={self.resolution} (the "
+                             f"channels at size r are min(channel_base // r, channel_max)), got {self.channel_base}")
+        c4 = min(self.channel_base // 4, self.channel_max)
+        if self.mbstd_channels and c4 % self.mbstd_channels:
+            raise ValueError(f"{fn}: argument 'mbstd_channels' expected a divisor of the {c4} channels at 4 x 4, "
+                             f"got {self.mbstd_channels}")
 
 
 def minibatch_stddev(x: torch.Tensor, group: int, channels: int = 1) -> torch.Tensor:
@@ -105,7 +117,7 @@ class StyleGAN2Discriminator(nn.Module):
     def check_batch(self, batch: int) -> None:
         """ValueError unless batches of `batch` images form whole minibatch-stddev groups."""
         group = self.config.mbstd_group
-        if batch % min(group, batch):
+        if self.config.mbstd_channels and batch % min(group, batch):
             raise ValueError(f"discriminator.mbstd_group expected a divisor of the {batch} images that each process "
                              f"scores per step (or a number above it), got {group}")
 
@@ -130,7 +142,8 @@ class StyleGAN2Discriminator(nn.Module):
 
     def head(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Trunk features ``[B, C, 4, 4]`` (and labels ``c [B, c_dim]``) -> scores ``[B]``."""
-        x = minibatch_stddev(x, self.config.mbstd_group, self.config.mbstd_channels)
+        if self.config.mbstd_channels:
+            x = minibatch_stddev(x, self.config.mbstd_group, self.config.mbstd_channels)
         x = self.epilogue_fc(self.epilogue_conv(x).flatten(1))
         out = self.out(x)
         if self.label_mapping is None:
