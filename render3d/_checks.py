@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 FLOATING = (torch.float32, torch.float64)
@@ -128,3 +129,20 @@ def check_positive(fn: str, name: str, value, *, allow_zero: bool = False) -> No
     if not ok:
         what = "a non-negative number" if allow_zero else "a positive number"
         raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value!r}")
+
+
+def check_box(fn: str, name: str, box) -> tuple[np.ndarray, np.ndarray]:
+    """``(min_xyz, max_xyz)`` (numbers, sequences or tensors) -> two float64 arrays of 3,
+    finite, max > min on every axis."""
+    try:
+        lo, hi = (np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu(), dtype=np.float64).reshape(-1)
+                  for b in box)
+    except (TypeError, ValueError, RuntimeError):
+        lo = hi = np.zeros(0)
+    if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise ValueError(f"{fn}: argument '{name}' expected (min_xyz, max_xyz) with 3 finite numbers each, "
+                         f"got {box!r}")
+    if not (hi > lo).all():
+        raise ValueError(f"{fn}: argument '{name}' expected max > min on every axis, got min {lo.tolist()}, "
+                         f"max {hi.tolist()}")
+    return lo, hi

@@ -159,9 +159,18 @@ def test_bad_configuration():
         VolumeRenderer(near=2.0, far=1.0)
     with pytest.raises(ValueError, match="argument 'spacing' expected one of 'linear', 'disparity'"):
         VolumeRenderer(spacing="log")
+    # an inverted box rendered nothing, silently; no cameras raised ZeroDivisionError
+    with pytest.raises(ValueError, match=r"VolumeRenderer: argument 'bbox' expected max > min on every axis, got "
+                                         r"min \[1.0, -1.0, -1.0\], max \[-1.0, 1.0, 1.0\]"):
+        VolumeRenderer(bbox=([1, -1, -1], [-1, 1, 1]))
+    with pytest.raises(ValueError, match="argument 'bbox' expected \\(min_xyz, max_xyz\\) with 3 finite numbers"):
+        VolumeRenderer(bbox=([0, 0], [1, 1]))
     renderer = VolumeRenderer()
     with pytest.raises(ValueError, match=r"render_rays: argument 'directions' expected shape \[B, R, 3\]"):
         renderer.render_rays(demo_scene(), torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match=r"render_rays: arguments 'origins', 'directions' expected at least one ray, "
+                                         r"got shape \[0, 64, 3\]"):
+        renderer(demo_scene(), orbit(1, radius=3.0, width=8, height=8, fov_degrees=60)[:0])
 
 
 def test_nan_densities_from_the_field_are_reported():

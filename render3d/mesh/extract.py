@@ -28,28 +28,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from .._checks import check_choice, check_positive
+from .._checks import check_box, check_choice, check_positive
 
 FIELD_TYPES = ("density", "sdf")
 DEFAULT_CHUNK = 1 << 20  # points per call of the field: ~12 MB of float32 points
 
 PointFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def parse_bbox(fn: str, bbox) -> tuple[np.ndarray, np.ndarray]:
-    """``(min_xyz, max_xyz)`` (numbers, sequences or tensors) -> two float64 arrays of 3,
-    max > min on every axis."""
-    try:
-        lo, hi = (np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu(), dtype=np.float64).reshape(-1)
-                  for b in bbox)
-    except (TypeError, ValueError, RuntimeError):
-        lo = hi = np.zeros(0)
-    if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-        raise ValueError(f"{fn}: argument 'bbox' expected (min_xyz, max_xyz) with 3 finite numbers each, got {bbox!r}")
-    if not (hi > lo).all():
-        raise ValueError(f"{fn}: argument 'bbox' expected max > min on every axis, got min {lo.tolist()}, "
-                         f"max {hi.tolist()}")
-    return lo, hi
 
 
 def grid_shape(fn: str, resolution, lo: np.ndarray, hi: np.ndarray) -> tuple[int, int, int]:
@@ -93,7 +77,7 @@ def sample_grid(fn: PointFn, bbox, resolution, *, chunk: int = DEFAULT_CHUNK, de
     from tqdm import tqdm
 
     check_positive(caller, "chunk", chunk)
-    lo, hi = parse_bbox(caller, bbox)
+    lo, hi = check_box(caller, "bbox", bbox)
     nx, ny, nz = grid_shape(caller, resolution, lo, hi)
     axes = [torch.linspace(0.0, 1.0, n, dtype=torch.float64) * (h - l) + l for n, l, h in zip((nx, ny, nz), lo, hi)]
     axes = [a.to(device=device, dtype=dtype) for a in axes]
@@ -233,7 +217,7 @@ def extract_mesh(
                          f"got {clean!r}")
     if not isinstance(level, str):
         _level(fn, level, field_type, np.zeros(1))  # a bad fixed level fails before sampling
-    lo, hi = parse_bbox(fn, bbox)
+    lo, hi = check_box(fn, "bbox", bbox)
     values = sample_grid(density_fn, (lo, hi), resolution, chunk=chunk, device=device, dtype=dtype,
                          progress=progress, caller=fn, name="density_fn")
     level_value, level_mode = _level(fn, level, field_type, values)

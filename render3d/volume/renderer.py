@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import Sizes, check_choice, check_positive, check_tensor
+from .._checks import Sizes, check_box, check_choice, check_positive, check_tensor
 from ..rays import (
     OccupancyGrid,
     SPACINGS,
@@ -71,7 +71,7 @@ class VolumeRenderer(torch.nn.Module):
         check_choice(fn, "impl", impl, ("auto", "native", "torch"))
         self.n_coarse, self.n_fine = n_coarse, n_fine
         self.near, self.far = float(near), float(far)
-        self.bbox = None if bbox is None else (tuple(float(v) for v in bbox[0]), tuple(float(v) for v in bbox[1]))
+        self.bbox = None if bbox is None else tuple(tuple(corner.tolist()) for corner in check_box(fn, "bbox", bbox))
         self.spacing, self.weight_smoothing = spacing, weight_smoothing
         self.background = background
         self.chunk = chunk
@@ -119,6 +119,9 @@ class VolumeRenderer(torch.nn.Module):
         check_tensor(fn, "directions", directions, ("B", "R", 3), sizes=sizes, like=origins, like_name="origins")
         jitter = self.training if jitter is None else jitter
         B, R = sizes["B"], sizes["R"]
+        if B == 0 or R == 0:        # nothing to call the field on, so no feature size to return
+            raise ValueError(f"{fn}: arguments 'origins', 'directions' expected at least one ray, got shape "
+                             f"{list(origins.shape)}")
         use_grid = self.occupancy_grid is not None and not self.training
         step = max(1, self.chunk // B)
         pieces = []
