@@ -3,6 +3,7 @@ gradients), float64 gradcheck on the C++ code, gsplat's projection reference, an
 dense per-pixel reference, analytic cases, batching, and bad input."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -361,3 +362,13 @@ def test_bad_input():
         render(*args[:5], cameras, mode="mip")
     with pytest.raises(ValueError, match=r"argument 'sh_degree' expected 0, 1, 2 or 3, got 4"):
         render(*args[:4], torch.zeros(2, 5, 25, 3, dtype=torch.float64), cameras, sh_degree=4)
+    # no cameras failed inside the projection; alpha_max of 1 divides by a transmittance of 0 backwards
+    with pytest.raises(ValueError, match=r"arguments 'cam2world', 'intrinsics' expected at least one camera"):
+        render(*args[:5], cameras[:0])
+    for setting, got in (({"alpha_max": 1.0}, "1.0, "), ({"alpha_min": 0.9995}, "0.999, 0.9995, "),
+                         ({"transmittance_eps": 1.0}, ", 1.0, 0.3")):
+        with pytest.raises(ValueError, match=r"expected 0 <= alpha_min < alpha_max < 1, transmittance_eps in \[0, 1\) "
+                                             r"and eps2d >= 0, got .*" + re.escape(got)):
+            render(*args[:5], cameras, **setting)
+    with pytest.raises(ValueError, match=r"argument 'far_plane' expected a number greater than near_plane=0.01, got 0"):
+        render(*args[:5], cameras, far_plane=0.0)

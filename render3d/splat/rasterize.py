@@ -79,6 +79,8 @@ def rasterize(
     check_tensor(fn, "intrinsics", intrinsics, ("B", 3, 3), sizes=sizes, like=cam2world, like_name="cam2world")
     check_tensor(fn, "means", means, ("G", "N", 3), sizes=sizes, like=cam2world, like_name="cam2world")
     B, G = sizes["B"], sizes["G"]
+    if B == 0:
+        raise ValueError(f"{fn}: arguments 'cam2world', 'intrinsics' expected at least one camera, got [0, 4, 4]")
     if G not in (1, B):
         raise ValueError(f"{fn}: argument 'means' expected a leading size of 1 or B={B} (one set per camera), got {G}")
     like = dict(sizes=sizes, like=means, like_name="means")
@@ -107,6 +109,15 @@ def rasterize(
     check_choice(fn, "mode", mode, MODES)
     check_choice(fn, "radius_mode", radius_mode, RADIUS_MODES)
     check_positive(fn, "near_plane", near_plane)
+    if not far_plane > near_plane:
+        raise ValueError(f"{fn}: argument 'far_plane' expected a number greater than near_plane={near_plane}, "
+                         f"got {far_plane}")
+    # alpha of 1 or more: a transmittance of 0 (which the backward pass divides by) or below; alpha_min at or
+    # above alpha_max skips every splat
+    if not (0 < alpha_max < 1 and 0 <= alpha_min < alpha_max and 0 <= transmittance_eps < 1 and eps2d >= 0):
+        raise ValueError(f"{fn}: arguments 'alpha_max', 'alpha_min', 'transmittance_eps', 'eps2d' expected "
+                         f"0 <= alpha_min < alpha_max < 1, transmittance_eps in [0, 1) and eps2d >= 0, got "
+                         f"{alpha_max}, {alpha_min}, {transmittance_eps}, {eps2d}")
     if check_values:
         _check_values(fn, means, quats, scales, covars, opacities, features, cam2world, intrinsics)
 
