@@ -148,9 +148,8 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
       more saturated than the renders).
     - None: no colours.
 
-    `progress`: progress bars over the density grid and the views colours are baked from.
-
-    ``mesh.metadata["render3d"]["colors"]`` records which.
+    ``mesh.metadata["render3d"]["colors"]`` records which. `progress`: progress bars over the
+    density grid and the views the colours are baked from.
     """
     from render3d.mesh import bake_vertex_colors, extract_mesh, vertex_colors
 
