@@ -149,10 +149,10 @@ def test_synth_command_writes_the_dataset(tmp_path):
 @pytest.mark.parametrize("option,said", [
     (["--mesh-resolution", "1"], "SynthConfig: argument 'mesh_resolution' expected 8 or more grid points per side, got 1"),
     (["--seed", "-5"], "SynthConfig: argument 'seed' expected a non-negative number, got -5"),
-    (["--radius", "-1"], "PoseDistribution: argument 'radius' expected a positive finite distance, got -1.0"),
+    (["--radius", "-1"], "PoseDistribution: argument 'radius' expected a positive finite number, got -1.0"),
     (["--fov", "nan"], "PoseDistribution: argument 'fov_degrees' expected degrees in (0, 180), got nan"),
     (["--pitch-mean", "200"], "PoseDistribution: argument 'pitch_mean' expected radians in [0, pi]"),
-    (["--yaw-spread", "inf"], "PoseDistribution: argument 'yaw_spread' expected finite non-negative radians, got inf"),
+    (["--yaw-spread", "inf"], "PoseDistribution: argument 'yaw_spread' expected a finite non-negative number (radians), got inf (inf degrees)"),
 ])
 def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, option, said):
     # each of these used to fail inside the workers, after the progress bar started, or with a

@@ -58,9 +58,13 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
     ("data.workers=-1", "config.data.workers: expected a non-negative int, got -1"),
     ("poses.distribution=normal",
      "config.poses.distribution: expected one of ('gaussian', 'uniform'), got 'normal'"),
-    ("poses.radius=0", "config.poses.radius: expected a positive number, got 0.0"),
+    ("poses.radius=0", "config.poses.radius: expected a positive finite number, got 0.0"),
     ("poses.fov_degrees=180", "config.poses.fov_degrees: expected degrees in (0, 180), got 180.0"),
-    ("poses.pitch_spread=-0.1", "config.poses.pitch_spread: expected a non-negative number, got -0.1"),
+    ("poses.pitch_spread=-0.1", "config.poses.pitch_spread: expected a finite non-negative number (radians), got -0.1"),
+    # the prior's checks are the synthetic dataset's (cameras.pose_prior_problem): these passed before
+    ("poses.yaw_spread=.inf", "config.poses.yaw_spread: expected a finite non-negative number (radians), got inf"),
+    ("poses.pitch_mean=4", "config.poses.pitch_mean: expected radians in [0, pi] (0 looks down from +y, pi up from "
+                           "below), got 4.0"),
     ("progressive.fade_kimg=-1", "config.progressive.fade_kimg: expected a non-negative number, got -1.0"),
 ])
 def test_values_that_would_fail_mid_run_are_refused_with_their_key(data, override, message):

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 
 from render3d._checks import check_choice, check_positive
-from render3d.cameras import Cameras, sample_yaw_pitch
+from render3d.cameras import Cameras, pose_prior_problem, sample_yaw_pitch
 from render3d.datasets.eg3d import EG3DDataset, write_labels
 
 KINDS = ("objects", "scenes")
 GROUND_TRUTH_FILE = "ground_truth.json"
 FORMAT = "render3d-synthetic"
+ANGLES = ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread")    # radians here, degrees on the command line
 # Coarser marching-cubes grids miss whole objects (below 6, some come out empty).
 MIN_MESH_RESOLUTION = 8
 
@@ -59,24 +60,15 @@ class PoseDistribution:
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
-        fn = "PoseDistribution"
-        for name in ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread"):
-            value = getattr(self, name)
-            ok = math.isfinite(value) and (value >= 0 if name.endswith("spread") else True)
-            if name == "pitch_mean":
-                ok = ok and 0 <= value <= math.pi
-            if not ok:
-                expected = {"pitch_mean": "radians in [0, pi] (0 looks down from +y, pi up from below)",
-                            "yaw_mean": "finite radians"}.get(name, "finite non-negative radians")
-                raise ValueError(f"{fn}: argument '{name}' expected {expected}, got {value!r} "
-                                 f"({math.degrees(value):.6g} degrees)")
-        check_choice(fn, "distribution", self.distribution, ("uniform", "gaussian"))
-        if not (math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"{fn}: argument 'radius' expected a positive finite distance, got {self.radius!r}")
-        if not 0 < self.fov_degrees < 180:
-            raise ValueError(f"{fn}: argument 'fov_degrees' expected degrees in (0, 180), got {self.fov_degrees!r}")
+        problem = pose_prior_problem(distribution=self.distribution, yaw_mean=self.yaw_mean,
+                                     yaw_spread=self.yaw_spread, pitch_mean=self.pitch_mean,
+                                     pitch_spread=self.pitch_spread, radius=self.radius, fov_degrees=self.fov_degrees)
+        if problem is not None:
+            name, expected, value = problem
+            degrees = f" ({math.degrees(value):.6g} degrees)" if name in ANGLES else ""  # the CLI takes degrees
+            raise ValueError(f"PoseDistribution: argument '{name}' expected {expected}, got {value!r}{degrees}")
         if len(self.pivot) != 3 or not all(math.isfinite(v) for v in self.pivot):
-            raise ValueError(f"{fn}: argument 'pivot' expected 3 finite coordinates, got {self.pivot!r}")
+            raise ValueError(f"PoseDistribution: argument 'pivot' expected 3 finite coordinates, got {self.pivot!r}")
 
     def sample(self, n: int, resolution: int, generator: torch.Generator) -> Cameras:
         """n cameras (float64) rendering `resolution`^2 pixels."""

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from render3d.cameras import pose_prior_problem
 from render3d.config import apply_overrides, from_dict, load_yaml, to_dict
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 POSE_SOURCES = ("dataset", "prior")
-POSE_DISTRIBUTIONS = ("gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES}
 
@@ -46,12 +46,12 @@ class PoseConfig:
 
     def __post_init__(self) -> None:
         _expect("config.poses.source", self.source in POSE_SOURCES, f"one of {POSE_SOURCES}", self.source)
-        _expect("config.poses.distribution", self.distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}",
-                self.distribution)
-        for name in ("yaw_spread", "pitch_spread"):
-            _expect(f"config.poses.{name}", getattr(self, name) >= 0, "a non-negative number", getattr(self, name))
-        _expect("config.poses.radius", self.radius > 0, "a positive number", self.radius)
-        _expect("config.poses.fov_degrees", 0 < self.fov_degrees < 180, "degrees in (0, 180)", self.fov_degrees)
+        problem = pose_prior_problem(distribution=self.distribution, yaw_mean=self.yaw_mean,
+                                     yaw_spread=self.yaw_spread, pitch_mean=self.pitch_mean,
+                                     pitch_spread=self.pitch_spread, radius=self.radius, fov_degrees=self.fov_degrees)
+        if problem is not None:
+            name, expected, value = problem
+            _expect(f"config.poses.{name}", False, expected, value)
 
 
 @dataclass
