@@ -28,7 +28,8 @@ examples:
 With --checkpoint (a generator file, a checkpoint folder or a run folder) the subjects are the
 generator's for the given seeds, seen from the training cameras' radius, FOV and mean pitch;
 the grid has a row of views and a row of depth maps per seed, the video shows the seeds side
-by side (in rows of up to 8), depth.npz holds depth and alpha [S,V,n,n] at the generator's neural resolution.
+by side (in rows of up to 8), depth.npz holds depth and alpha [S,V,n,n] at the generator's
+neural resolution.
 """
 
 
