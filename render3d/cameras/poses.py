@@ -120,23 +120,23 @@ def _to_yaw_pitch(fn: str, cameras: Cameras, center, convention: str) -> tuple[t
 POSE_DISTRIBUTIONS = ("gaussian", "uniform")
 
 
-def pose_prior_problem(*, distribution: str, yaw_mean: float, yaw_spread: float, pitch_mean: float,
-                       pitch_spread: float, radius: float, fov_degrees: float) -> tuple[str, str, object] | None:
+def pose_prior_problem(prior) -> tuple[str, str, object] | None:
     """The first setting of a yaw/pitch camera prior (as `sample_yaw_pitch` draws it, EG3D's
-    convention) that cannot work, as (name, what was expected, value); None when all can. The
-    configs that hold such a prior raise it in their own words."""
+    convention) that cannot work, as (name, what was expected, value); None when all can.
+    `prior`: anything with distribution, yaw_mean, yaw_spread, pitch_mean, pitch_spread,
+    radius and fov_degrees attributes; the configs that hold one raise in their own words."""
+    p = prior
     checks = (
-        ("distribution", distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}"),
-        ("yaw_mean", math.isfinite(yaw_mean), "a finite number (radians)"),
-        ("yaw_spread", math.isfinite(yaw_spread) and yaw_spread >= 0, "a finite non-negative number (radians)"),
-        ("pitch_mean", 0 <= pitch_mean <= math.pi, "radians in [0, pi] (0 looks down from +y, pi up from below)"),
-        ("pitch_spread", math.isfinite(pitch_spread) and pitch_spread >= 0, "a finite non-negative number (radians)"),
-        ("radius", math.isfinite(radius) and radius > 0, "a positive finite number"),
-        ("fov_degrees", 0 < fov_degrees < 180, "degrees in (0, 180)"),
+        ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}"),
+        ("yaw_mean", math.isfinite(p.yaw_mean), "a finite number (radians)"),
+        ("yaw_spread", math.isfinite(p.yaw_spread) and p.yaw_spread >= 0, "a finite non-negative number (radians)"),
+        ("pitch_mean", 0 <= p.pitch_mean <= math.pi, "radians in [0, pi] (0 looks down from +y, pi up from below)"),
+        ("pitch_spread", math.isfinite(p.pitch_spread) and p.pitch_spread >= 0,
+         "a finite non-negative number (radians)"),
+        ("radius", math.isfinite(p.radius) and p.radius > 0, "a positive finite number"),
+        ("fov_degrees", 0 < p.fov_degrees < 180, "degrees in (0, 180)"),
     )
-    values = {"distribution": distribution, "yaw_mean": yaw_mean, "yaw_spread": yaw_spread, "pitch_mean": pitch_mean,
-              "pitch_spread": pitch_spread, "radius": radius, "fov_degrees": fov_degrees}
-    return next(((name, expected, values[name]) for name, ok, expected in checks if not ok), None)
+    return next(((name, expected, getattr(p, name)) for name, ok, expected in checks if not ok), None)
 
 
 def sample_yaw_pitch(batch: int, *, yaw_spread: float, pitch_spread: float, radius: float, width: int,

@@ -60,9 +60,7 @@ class PoseDistribution:
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
-        problem = pose_prior_problem(distribution=self.distribution, yaw_mean=self.yaw_mean,
-                                     yaw_spread=self.yaw_spread, pitch_mean=self.pitch_mean,
-                                     pitch_spread=self.pitch_spread, radius=self.radius, fov_degrees=self.fov_degrees)
+        problem = pose_prior_problem(self)
         if problem is not None:
             name, expected, value = problem
             degrees = f" ({math.degrees(value):.6g} degrees)" if name in ANGLES else ""  # the CLI takes degrees

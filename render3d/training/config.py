@@ -46,9 +46,7 @@ class PoseConfig:
 
     def __post_init__(self) -> None:
         _expect("config.poses.source", self.source in POSE_SOURCES, f"one of {POSE_SOURCES}", self.source)
-        problem = pose_prior_problem(distribution=self.distribution, yaw_mean=self.yaw_mean,
-                                     yaw_spread=self.yaw_spread, pitch_mean=self.pitch_mean,
-                                     pitch_spread=self.pitch_spread, radius=self.radius, fov_degrees=self.fov_degrees)
+        problem = pose_prior_problem(self)
         if problem is not None:
             name, expected, value = problem
             _expect(f"config.poses.{name}", False, expected, value)
