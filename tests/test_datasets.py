@@ -114,6 +114,42 @@ def test_malformed_entries_are_all_reported(tmp_path):
         EG3DDataset(tmp_path)
 
 
+def _damage(folder, names):
+    """names[1] cut short after its header (PNG), names[2] rewritten as a JPEG and cut in
+    half, names[3] not an image at all; the two cut files still report their size."""
+    data = (folder / names[1]).read_bytes()
+    (folder / names[1]).write_bytes(data[:len(data) - 20])
+    Image.open(folder / names[2]).convert("RGB").save(folder / names[2], format="JPEG")
+    data = (folder / names[2]).read_bytes()
+    (folder / names[2]).write_bytes(data[:len(data) // 2])
+    (folder / names[3]).write_bytes(b"not an image")
+    return {1: "(OSError: ", 2: "(OSError: ", 3: "(UnidentifiedImageError: cannot identify image file)"}
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "zip"])
+def test_damaged_images_are_reported(tmp_path, packed):
+    """`dataset check` reads every image whole: a truncated file whose header is intact (which
+    `EG3DDataset` accepts and training met only when its batch came) is reported, as are
+    files that are not images, in a folder or a zip, EG3D or transforms.json."""
+    cameras, _, names = _write_dataset(tmp_path / "data")
+    reasons = _damage(tmp_path / "data", names)
+    path = _zip(tmp_path / "data", tmp_path / "data.zip") if packed else tmp_path / "data"
+    report = check_dataset(path)
+    found = {p.index: p.message for p in report.problems}
+    assert sorted(found) == [1, 2, 3] and len(report.cameras) == 3
+    for index, reason in reasons.items():
+        assert found[index].startswith(f"the file cannot be decoded as an image, it is damaged or truncated {reason}")
+    with pytest.raises(ValueError, match=re.escape(f"EG3DDataset: entry 3 ({names[3]}) cannot be decoded as an image, "
+                                                   f"it is damaged or truncated (UnidentifiedImageError: ")):
+        EG3DDataset(path)[3]
+    (tmp_path / "data" / "transforms.json").write_text(json.dumps(cameras.to_transforms_json(names)))
+    report = check_dataset(tmp_path / "data" / "transforms.json")
+    assert sorted(p.index for p in report.problems) == [1, 2, 3]
+    with pytest.raises(ValueError, match=re.escape(f"TransformsDataset: frame 3 ({tmp_path / 'data' / names[3]}) "
+                                                   f"cannot be decoded as an image")):
+        TransformsDataset(tmp_path / "data")[3]
+
+
 def test_resolution_mismatch_raises(tmp_path):
     _write_dataset(tmp_path)
     with pytest.raises(ValueError, match=rf"argument 'resolution' expected the images' size, got 32 while entry 0 "

@@ -34,7 +34,7 @@ def add_check(sub) -> None:
         "check", help="validate a dataset: every malformed entry, counts, sizes, pose statistics, camera picture",
         description="Validate an EG3D dataset (a folder or zip with dataset.json) or a nerfstudio transforms.json. "
                     "Every malformed entry (missing file, wrong label length, non-rigid rotation, NaN, bad "
-                    "intrinsics, unlabelled image, wrong size) is listed with its index and file name. Writes "
+                    "intrinsics, unlabelled image, wrong size, damaged or truncated image) is listed with its index and file name. Writes "
                     "cameras.png (frustums, yaw/pitch histogram) and report.json to --out.",
         epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,7 +62,7 @@ def run_check(args) -> int:
         return 2
     summary = report.to_dict()
     print(f"{report.path} ({report.format}): {report.entries} entries, {summary['well_formed']} well formed, "
-          f"{len(report.problems)} problems")
+          f"{len(report.problems)} problem{'' if len(report.problems) == 1 else 's'}")
     sizes = ", ".join(f"{size} ({n})" for size, n in summary["image_sizes"].items()) or "none readable"
     print(f"image sizes: {sizes}")
     stats = summary["statistics"]

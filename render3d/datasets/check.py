@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 
 from render3d.cameras import Cameras
 from render3d.datasets.eg3d import LABEL_FILE, Problem, read_labels
-from render3d.datasets.storage import Storage, image_size
+from render3d.datasets.storage import Storage, verified_image_size
 from render3d.datasets.transforms import TRANSFORMS_FILE, resolve_frame_path
 
 FORMATS = ("eg3d", "transforms")
@@ -122,9 +123,9 @@ def _check_eg3d(path: Path, progress: bool = False) -> DatasetReport:
         if i in bad:
             continue
         try:
-            sizes[i] = image_size(storage.read(name))
-        except Exception as exc:  # PIL raises many types for a corrupt file
-            problems.append(Problem(i, name, f"cannot read the image: {exc}"))
+            sizes[i] = _image_size(lambda: storage.read(name))
+        except ValueError as exc:
+            problems.append(Problem(i, name, str(exc)))
     storage.close()
     _check_sizes(report, sizes, names, expected=None)
     good = sorted(sizes)
@@ -149,6 +150,16 @@ def _check_sizes(report: DatasetReport, sizes: dict[int, tuple[int, int]], names
                                                         f"{expected[0]} x {expected[1]}"))
     for i in [i for i, s in sizes.items() if s != expected]:
         del sizes[i]
+
+
+def _image_size(read: Callable[[], bytes]) -> tuple[int, int]:
+    """(width, height) of the image that `read` returns, checked whole (a truncated file
+    fails training only when its turn comes); ValueError saying what is wrong."""
+    try:
+        data = read()
+    except Exception as exc:                # OSError; a zip member's BadZipFile (CRC) or zlib.error
+        raise ValueError(f"cannot read the image: {exc}") from None
+    return verified_image_size(data)
 
 
 def _check_transforms(path: Path, progress: bool = False) -> DatasetReport:
@@ -181,9 +192,9 @@ def _check_transforms(path: Path, progress: bool = False) -> DatasetReport:
             report.problems.append(Problem(i, name, "file not found"))
             continue
         try:
-            sizes[i] = image_size(image.read_bytes())
-        except Exception as exc:  # PIL raises many types for a corrupt file
-            report.problems.append(Problem(i, name, f"cannot read the image: {exc}"))
+            sizes[i] = _image_size(image.read_bytes)
+        except ValueError as exc:
+            report.problems.append(Problem(i, name, str(exc)))
     expected = None
     if cameras:
         first = next(iter(cameras.values()))

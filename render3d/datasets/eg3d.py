@@ -183,7 +183,8 @@ class EG3DDataset(torch.utils.data.Dataset):
         if not 0 <= item < len(self):
             raise IndexError(f"EG3DDataset: index {item} out of range for {len(self)} items")
         index, flip = item % len(self.names), item >= len(self.names)
-        image = decode_image(self.storage.read(self.names[index]))
+        image = decode_image(self.storage.read(self.names[index]),
+                             name=f"EG3DDataset: entry {index} ({self.names[index]})")
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"EG3DDataset: entry {index} ({self.names[index]}) expected an image of "
                              f"{self.width} x {self.height}, got {image.shape[1]} x {image.shape[0]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -69,18 +70,43 @@ class Storage:
             self._zip = None
 
 
-def decode_image(data: bytes, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def decode_image(data: bytes, background: tuple[int, int, int] = (255, 255, 255), *,
+                 name: str = "the image") -> np.ndarray:
     """Image file bytes -> uint8 [H, W, 3] RGB. Grey is repeated; an image with transparency
     (RGBA, LA, palette) is composited over `background` (uint8 RGB), as nerfstudio does
-    with Blender renders."""
+    with Blender renders. Bytes that do not decode (a truncated or corrupted file) raise
+    ValueError naming `name`."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (*background, 255))
-            return np.asarray(Image.alpha_composite(canvas, rgba).convert("RGB"))
-        return np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                canvas = Image.new("RGBA", rgba.size, (*background, 255))
+                return np.asarray(Image.alpha_composite(canvas, rgba).convert("RGB"))
+            return np.asarray(image.convert("RGB"))
+    except Exception as error:              # PIL raises many types for a damaged file
+        raise ValueError(_damaged(name, error)) from None
+
+
+def verified_image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of image file bytes that decode whole: ValueError when the file is
+    damaged or truncated, which the header alone does not show. A PNG's chunk checksums are
+    checked (PIL's `verify`, a twentieth of decoding it); other formats are decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            size = image.size
+            image.verify() if image.format == "PNG" else image.load()
+            return size
+    except Exception as error:              # PIL raises many types for a damaged file
+        raise ValueError(_damaged("the file", error)) from None
+
+
+def _damaged(name: str, error: Exception) -> str:
+    reason = re.sub(r" <_io\.BytesIO object at \w+>", "", str(error))   # PIL names the buffer
+    return f"{name} cannot be decoded as an image, it is damaged or truncated ({type(error).__name__}: {reason})"
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -84,7 +84,8 @@ class TransformsDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"TransformsDataset: index {index} out of range for {len(self)} frames")
-        image = decode_image(self.files[index].read_bytes(), self._background)
+        image = decode_image(self.files[index].read_bytes(), self._background,
+                             name=f"TransformsDataset: frame {index} ({self.files[index]})")
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"TransformsDataset: frame {index} ({self.files[index]}) expected an image of "
                              f"{self.width} x {self.height} (w, h of transforms.json), got "
