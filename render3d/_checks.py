@@ -146,3 +146,19 @@ def check_box(fn: str, name: str, box) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{fn}: argument '{name}' expected max > min on every axis, got min {lo.tolist()}, "
                          f"max {hi.tolist()}")
     return lo, hi
+
+
+def check_device(fn: str, name: str, device) -> torch.device:
+    """A torch device this process can use: a valid spelling ('cpu', 'cuda', 'cuda:1'), and
+    CUDA only when torch sees a CUDA device (with that index)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{fn}: argument '{name}' expected a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r}") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index or 0) >= count:
+            raise ValueError(f"{fn}: argument '{name}' expected a device this machine has, got {device!r} while "
+                             f"torch sees {count} CUDA device(s)")
+    return parsed

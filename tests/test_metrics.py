@@ -2,6 +2,7 @@
 folders they read, and `render3d eval images`."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -134,21 +135,28 @@ def test_image_folder_batches_and_size_check(tmp_path):
     assert [len(b) for b in batches] == [2, 2, 1]
     torch.testing.assert_close(torch.cat(batches), images, atol=1 / 255, rtol=0)
     Image.new("RGB", (16, 16)).save(tmp_path / "a" / "zzz.png")
-    with pytest.raises(ValueError, match=r"expected every image to be 32 x 32 \(as 000.png\), got 16 x 16 for zzz.png"):
+    with pytest.raises(ValueError, match=re.escape(f"expected every image in {tmp_path / 'a'} to be 32 x 32 (as "
+                                                   f"000.png), got 16 x 16 for zzz.png")):
+        list(ImageFolder(tmp_path / "a").batches(8))
+    (tmp_path / "a" / "zzz.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=re.escape(f"ImageFolder: zzz.png in {tmp_path / 'a'} cannot be decoded as an "
+                                                   f"image, it is damaged or truncated (UnidentifiedImageError: cannot "
+                                                   f"identify image file)")):
         list(ImageFolder(tmp_path / "a").batches(8))
 
 
+class _Projection(torch.nn.Module):  # a fixed random projection of 4x4-pooled pixels
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(48, 24, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 4).flatten(1)
+        return pooled @ self.weight
+
+
 def test_eval_images_command_writes_results_with_settings(tmp_path, capsys):
-    class Detector(torch.nn.Module):  # a fixed random projection of 4x4-pooled pixels
-        def __init__(self):
-            super().__init__()
-            self.weight = torch.nn.Parameter(torch.randn(48, 24, generator=torch.Generator().manual_seed(0)))
-
-        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-            pooled = torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 4).flatten(1)
-            return pooled @ self.weight
-
-    torch.jit.script(Detector()).save(str(tmp_path / "net.pt"))
+    torch.jit.script(_Projection()).save(str(tmp_path / "net.pt"))
     _write_images(tmp_path / "real", _images(24, seed=0))
     _write_images(tmp_path / "fake", _images(24, seed=1))
     out = tmp_path / "results.json"
@@ -164,3 +172,33 @@ def test_eval_images_command_writes_results_with_settings(tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert code == 2 and "inception-2015-12-05.pt" in stderr
     assert "features" not in stderr  # failed before reading any image
+
+
+@pytest.mark.parametrize("case, message", [
+    ("one image", "FID and KID need at least 2 images in each set, got: FAKE ({fake}) holds 1"),
+    ("damaged image", "ImageFolder: 001.png in {fake} cannot be decoded as an image, it is damaged or truncated "
+                      "(UnidentifiedImageError: cannot identify image file)"),
+    ("--max-images 1", "--max-images expected an integer >= 2, got 1"),
+    ("--kid-subset-size 1", "--kid-subset-size expected an integer >= 2, got 1"),
+    ("--device gpu", "InceptionFeatures: argument 'device' expected a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+                     "got 'gpu'"),
+    ("--device cuda:7", "InceptionFeatures: argument 'device' expected a device this machine has, got 'cuda:7' while "
+                        "torch sees {cuda} CUDA device(s)"),
+])
+def test_eval_images_refuses_what_it_cannot_score(tmp_path, capsys, case, message):
+    """Sets FID/KID cannot be computed on, damaged images and devices that do not exist are
+    refused with exit status 2 and one line; they were tracebacks (a lone image failed in KID
+    after both sets were read)."""
+    torch.jit.script(_Projection()).save(str(tmp_path / "net.pt"))
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    _write_images(real, _images(4, seed=0))
+    _write_images(fake, _images(1 if case == "one image" else 4, seed=1))
+    if case == "damaged image":
+        (fake / "001.png").write_bytes(b"not an image")
+    options = case.split() if case.startswith("--") else []
+    code = main(["eval", "images", str(real), str(fake), "--inception", str(tmp_path / "net.pt"), *options,
+                 "--out", str(tmp_path / "out" / "results.json")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("render3d")]
+    assert code == 2
+    assert lines == ["render3d eval images: " + message.format(fake=fake, cuda=torch.cuda.device_count())]
+    assert not (tmp_path / "out" / "results.json").exists()

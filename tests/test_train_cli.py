@@ -2,6 +2,7 @@
 user runs them: on a tiny synthetic dataset with ground-truth meshes and a tiny VolumeGAN."""
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -282,8 +283,10 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--mesh-resolution", "1", "--mesh-resolution expected an int >= 2, got 1"),   # a traceback after loading, before
-    ("--shapes", "0", "--shapes expected a positive number, got 0"),
+    ("--mesh-resolution", "1", "--mesh-resolution expected an integer >= 2, got 1"),   # a traceback after loading, before
+    ("--shapes", "0", "--shapes expected an integer >= 1, got 0"),
+    ("--images", "1", "--images expected an integer >= 2, got 1"),     # a traceback in KID after the shapes
+    ("--max-reference", "0", "--max-reference expected an integer >= 1, got 0"),
 ])
 def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, option, value, message):
     from render3d import DEMO_CHECKPOINT
@@ -293,6 +296,35 @@ def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, op
     assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "absent"), option, value,
                  "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"render3d eval generator: {message}"
+    assert not out.exists()
+
+
+def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):
+    """A reference mesh that cannot be read, a dataset without object meshes and a checkpoint
+    that is not one are one line each with exit status 2 (the first two were tracebacks), naming
+    the positional CHECKPOINT, not an option."""
+    from render3d.cli.main import main
+
+    data, run_dir, _ = trained
+    copy = tmp_path / "synth"
+    shutil.copytree(data, copy)
+    truth = json.loads((copy / "ground_truth.json").read_text())
+    mesh = copy / truth["objects"][1]["mesh"]
+    mesh.write_text("junk")
+    out = tmp_path / "eval.json"
+    args = ["--shapes", "1", "--mesh-resolution", "8", "--points", "16", "--out", str(out)]
+    assert main(["eval", "generator", str(run_dir), str(copy), *args]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"render3d eval generator: load_points: argument 'path' expected a mesh or points [N, 3], got {mesh}, which "
+        f"cannot be read (")
+    (copy / "ground_truth.json").write_text(json.dumps({**truth, "objects": []}))
+    assert main(["eval", "generator", str(run_dir), str(copy), *args]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"render3d eval generator: {copy} holds no shapes (expected a synthetic dataset or a folder of meshes or .npy "
+        f"points)")
+    assert main(["eval", "generator", str(tmp_path / "nowhere"), str(data), *args]) == 2
+    assert capsys.readouterr().err.startswith("render3d eval generator: CHECKPOINT load_generator: argument 'path' "
+                                              "expected a generator.safetensors file")
     assert not out.exists()
 
 

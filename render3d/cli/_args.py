@@ -84,12 +84,12 @@ def parse_seeds(command: str, text: str) -> list[int]:
     return seeds
 
 
-def load_checkpoint_generator(command: str, path: Path, device: str = "cpu"):
-    """(generator, metadata) from a generator file, checkpoint or run folder; UsageError if
-    it is none of these."""
+def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", argument: str = "--checkpoint"):
+    """(generator, metadata) from a generator file, checkpoint or run folder; UsageError,
+    naming the command line's `argument`, if it is none of these."""
     from render3d.training import load_generator
 
     try:
         return load_generator(path, device)
     except (ValueError, OSError) as error:
-        raise UsageError(f"render3d {command}: --checkpoint {error}") from None
+        raise UsageError(f"render3d {command}: {argument} {error}") from None

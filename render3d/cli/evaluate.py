@@ -50,24 +50,30 @@ def run_images(args) -> int:
     from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid, write_results
 
     prog = "render3d eval images"
-    for name in ("batch", "kid_subsets", "kid_subset_size") + (("max_images",) if args.max_images is not None else ()):
-        if getattr(args, name) <= 0:
-            print(f"{prog}: --{name.replace('_', '-')} expected a positive number, got {getattr(args, name)}",
-                  file=sys.stderr)
+    # FID's covariances and KID's unbiased estimate need two images of each set at least.
+    least = {"batch": 1, "kid_subsets": 1, "kid_subset_size": 2, "max_images": 2}
+    for name, low in least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            print(f"{prog}: --{name.replace('_', '-')} expected an integer >= {low}, got {value}", file=sys.stderr)
             return 2
     if not _writable(prog, args.out.parent):
         return 2
     try:
         sets = {"real": ImageFolder(args.real, args.max_images), "fake": ImageFolder(args.fake, args.max_images)}
+        few = [f"{name.upper()} ({images.storage.path}) holds {len(images)}" for name, images in sets.items()
+               if len(images) < 2]
+        if few:
+            raise ValueError(f"FID and KID need at least 2 images in each set, got: {'; '.join(few)}")
         network = InceptionFeatures(args.inception, device=args.device)   # after the inputs: the cheaper fix first
-    except ValueError as exc:
+        features = {}
+        for name, images in sets.items():
+            with tqdm(images.batches(args.batch), total=-(-len(images) // args.batch), desc=f"{name} features",
+                      unit="batch") as batches:          # closed before a message
+                features[name] = extract_features(batches, network)
+    except ValueError as exc:                           # a damaged image, or one of another size, says which
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    features = {}
-    for name, images in sets.items():
-        batches = tqdm(images.batches(args.batch), total=-(-len(images) // args.batch), desc=f"{name} features",
-                       unit="batch")
-        features[name] = extract_features(batches, network)
     kid_mean, kid_std = kid(features["real"], features["fake"], subsets=args.kid_subsets,
                             subset_size=args.kid_subset_size)
     metrics = {"fid": fid(features["real"], features["fake"]), "kid": kid_mean, "kid_std": kid_std}
@@ -206,21 +212,23 @@ def run_generator(args) -> int:
     from ._args import UsageError, load_checkpoint_generator, report
 
     prog = "render3d eval generator"
-    for name in ("shapes", "points", "images"):
-        if getattr(args, name) <= 0:
-            return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected a positive number, "
-                                     f"got {getattr(args, name)}"))
-    if args.mesh_resolution < 2:                        # marching cubes needs two samples per side
-        return report(UsageError(f"{prog}: --mesh-resolution expected an int >= 2, got {args.mesh_resolution}"))
+    # marching cubes needs two samples per side; FID's covariances and KID two images at least
+    least = {"shapes": 1, "points": 1, "images": 2, "mesh_resolution": 2, "max_reference": 1}
+    for name, low in least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected an integer >= {low}, got {value}"))
     if not _writable(prog, args.out.parent):
         return 2
     try:
-        G, meta = load_checkpoint_generator("eval generator", args.checkpoint)
+        G, meta = load_checkpoint_generator("eval generator", args.checkpoint, argument="CHECKPOINT")
         dataset = SyntheticDataset(args.dataset, with_geometry=False)
-    except (UsageError, ValueError) as error:
+        files = _shape_files(prog, args.dataset)
+        if files is None:                               # said why
+            return 2
+        reference = [load_points(f, args.points, seed=0) for f in files[:args.max_reference]]
+    except (UsageError, ValueError) as error:           # a damaged reference mesh names itself
         return report(error if isinstance(error, UsageError) else UsageError(f"{prog}: {error}"))
-    files = _shape_files(prog, args.dataset)[:args.max_reference]
-    reference = [load_points(f, args.points, seed=0) for f in files]
     print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
     metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference, view=meta["view"],
                                                          resolution=args.mesh_resolution, points=args.points,
@@ -232,6 +240,9 @@ def run_generator(args) -> int:
         print(f"{prog}: no Inception weights found (--inception, $RENDER3D_INCEPTION, ~/.cache/render3d/): "
               "FID/KID skipped")
         settings["fid"] = "skipped: no Inception weights"
+    elif len(dataset.labels) < 2:
+        print(f"{prog}: the dataset holds {len(dataset.labels)} image, FID/KID need 2 at least: skipped")
+        settings["fid"] = f"skipped: the dataset holds {len(dataset.labels)} image"
     else:
         image_metrics, reals = _image_metrics(G, dataset, inception, args.images)
         metrics.update(image_metrics)

@@ -44,6 +44,9 @@ class InceptionFeatures(torch.nn.Module):
 
     def __init__(self, path: str | Path | None = None, device: str | torch.device = "cpu") -> None:
         super().__init__()
+        from render3d._checks import check_device
+
+        device = check_device("InceptionFeatures", "device", device)
         path = Path(path) if path is not None else default_inception_path()
         if not path.is_file():
             raise ValueError(
@@ -58,7 +61,7 @@ class InceptionFeatures(torch.nn.Module):
             raise ValueError(f"InceptionFeatures: argument 'path' expected a TorchScript file ({INCEPTION_FILE}), "
                              f"got {path} which torch.jit.load cannot read: {str(exc).splitlines()[0]}") from exc
         self.path = path
-        self.device = torch.device(device)
+        self.device = device
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -157,9 +160,10 @@ class ImageFolder:
         for start in range(0, len(self.names), batch_size):
             images = []
             for name in self.names[start:start + batch_size]:
-                image = decode_image(self.storage.read(name))
+                image = decode_image(self.storage.read(name), name=f"ImageFolder: {name} in {self.storage.path}")
                 if image.shape[1::-1] != self.size:
-                    raise ValueError(f"ImageFolder: expected every image to be {self.size[0]} x {self.size[1]} "
-                                     f"(as {self.names[0]}), got {image.shape[1]} x {image.shape[0]} for {name}")
+                    raise ValueError(f"ImageFolder: expected every image in {self.storage.path} to be {self.size[0]} "
+                                     f"x {self.size[1]} (as {self.names[0]}), got {image.shape[1]} x "
+                                     f"{image.shape[0]} for {name}")
                 images.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
             yield torch.stack(images).float() / 255
