@@ -1,10 +1,12 @@
 """What training does when things go wrong: NaN or inf gradients (replaced and counted, as in
 StyleGAN2-ADA), a run that diverges (stopped, no checkpoint of the diverged weights written, the
-newest good one named), any other crash (the error names the checkpoint to resume from), and
-resuming with new learning rates."""
+newest good one named), any other crash (the error names the checkpoint to resume from), a
+damaged checkpoint (named, with the run's earlier ones), and resuming with new learning rates."""
 
 import json
 import math
+import re
+import shutil
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from safetensors.torch import load_file
 from render3d.cli.main import main
 from render3d.losses.stylegan2 import StyleGAN2Loss
 from render3d.training import loop, training_loop
-from render3d.training.checkpoint import OPTIMIZER_FILE, TRAINING_FILE
+from render3d.training.checkpoint import OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +112,82 @@ def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch
     config = tiny_train_config(data, total_kimg=0.016, checkpoint_every=2, image_every=3, log_every=1)
     with pytest.raises(RuntimeError, match="disk full") as caught:
         training_loop(tmp_path, config, progress=False)
-    assert caught.value.__notes__ == [f"train: failed after step 3. The newest checkpoint is "
-                                      f"{tmp_path / 'checkpoints' / 'step-0000002'}: resume from it with a lower "
-                                      f"lr_g/lr_d or a higher loss.r1_gamma."]
+    newest = tmp_path / "checkpoints" / "step-0000002"
+    assert caught.value.__notes__ == [f"train: failed after step 3. The newest checkpoint is {newest}: resume from "
+                                      f"it (--resume {newest})."]
     assert len((tmp_path / "stats.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_damaged_image_stops_training_naming_it(tmp_path, capsys, workers):
+    """An image that `EG3DDataset` opens (its header is fine) but cannot decode, found when its
+    batch comes, stops `render3d train` with exit status 1, one line naming the entry and the
+    newest checkpoint, without the traceback (from a DataLoader worker too)."""
+    data = write_tiny_dataset(tmp_path / "data", count=4)
+    image = data / "images" / "0002.png"
+    image.write_bytes(image.read_bytes()[:60])
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.2, checkpoint_every=1)))
+    run = tmp_path / "run"
+    status = main(["train", str(path), "--out", str(run), "--no-progress", f"data.workers={workers}"])
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("train: ") or "failed" in line]
+    assert status == 1
+    assert err[0] == (f"render3d train: data.path: EG3DDataset: entry 2 (images/0002.png) cannot be decoded as an image, "
+                      f"it is damaged or truncated (OSError: image file is truncated); `render3d dataset check {data}` "
+                      f"finds every such image")
+    assert re.fullmatch(r"train: failed after step (\d+)\. (No checkpoint was written\.|The newest checkpoint is .*"
+                        r"step-\d+: resume from it \(--resume .*step-\d+\)\.)", err[1]) and len(err) == 2
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(data, tmp_path_factory):
+    """A run folder with the checkpoints of steps 1 and 2."""
+    run = tmp_path_factory.mktemp("two_checkpoints")
+    training_loop(run, tiny_train_config(data, total_kimg=0.008, checkpoint_every=1), progress=False)
+    assert _checkpoints(run) == ["step-0000001", "step-0000002"]
+    return run
+
+
+@pytest.mark.parametrize("name, damage, reason", [
+    (TRAINING_FILE, lambda path: path.write_bytes(path.read_bytes()[:100]), "SafetensorError: Error while deserializing"),
+    (TRAINING_FILE, lambda path: path.write_bytes(path.read_bytes()[:-100]), "SafetensorError: Error while deserial"),
+    (OPTIMIZER_FILE, lambda path: path.write_bytes(path.read_bytes()[:100]), "RuntimeError: PytorchStreamReader"),
+    (OPTIMIZER_FILE, lambda path: path.write_text("hi"), "KeyError: 105"),
+    (STATE_FILE, lambda path: path.write_text(path.read_text()[:50]), "JSONDecodeError: "),
+])
+def test_a_damaged_checkpoint_is_named_with_the_earlier_ones(data, two_checkpoints, tmp_path, name, damage, reason):
+    """A truncated or garbled checkpoint file refuses to resume, naming the file, what its reader
+    said, and the run's earlier checkpoints (they were tracebacks, or read as "does not fit
+    this config's networks"). Nothing is written. Moving the damaged one out, as the message
+    says, resumes from the earlier one."""
+    run = tmp_path / "run"
+    shutil.copytree(two_checkpoints, run)
+    damaged = run / "checkpoints" / "step-0000002"
+    damage(damaged / name)
+    config = tiny_train_config(data, total_kimg=0.016)
+    with pytest.raises(loop.SetupError) as caught:
+        training_loop(run, config, resume=run, progress=False)
+    assert str(caught.value).startswith(f"train: resume: {damaged / name} cannot be read, it is damaged or truncated "
+                                        f"({reason}")
+    assert str(caught.value).endswith(f"). Earlier checkpoints of this run: step-0000001; move step-0000002 out of "
+                                      f"{run / 'checkpoints'} and resume again to continue from step-0000001")
+    assert _checkpoints(run) == ["step-0000001", "step-0000002"]
+    shutil.move(damaged, tmp_path / "damaged")
+    last = training_loop(run, config, resume=run, max_steps=2, progress=False)
+    assert last.name == "step-0000002" and json.loads((last / STATE_FILE).read_text())["nimg"] == 8
+
+
+def test_a_checkpoint_without_its_counters_is_named(data, two_checkpoints, tmp_path):
+    """A state.json that parses but lacks the counters and RNG states is not a checkpoint to
+    resume from; the only checkpoint left says so, and that none is earlier."""
+    run = tmp_path / "run"
+    shutil.copytree(two_checkpoints, run)
+    shutil.rmtree(run / "checkpoints" / "step-0000001")
+    (run / "checkpoints" / "step-0000002" / STATE_FILE).write_text('{"step": 2}')
+    with pytest.raises(loop.SetupError, match=re.escape(
+            f"is not a whole render3d checkpoint: it lacks state.json 'nimg', state.json 'seconds', state.json "
+            f"'numpy_rng', state.json 'python_rng'. No earlier checkpoint of this run remains")):
+        training_loop(run, tiny_train_config(data, total_kimg=0.016), resume=run, progress=False)
 
 
 def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path, capsys):

@@ -56,7 +56,7 @@ def preset_path(name: str) -> Path:
 
 
 def run_train(args) -> int:
-    from render3d.training import SetupError, load_config, training_loop
+    from render3d.training import DataError, SetupError, load_config, training_loop
     from render3d.training.checkpoint import resolve_checkpoint_folder
     from render3d.training.distributed import Distributed
 
@@ -94,6 +94,9 @@ def run_train(args) -> int:
         return 130
     except FloatingPointError as error:                 # diverged: the message names the newest checkpoint
         print(f"render3d {error}", file=sys.stderr)
+        return 1
+    except DataError as error:                          # a damaged image: its note names the newest checkpoint
+        print("\n".join([f"render3d {error}", *getattr(error, "__notes__", ())]), file=sys.stderr)
         return 1
     print(f"render3d train: wrote {last.resolve()}")
     print(f"  generator {(last / 'generator.safetensors').resolve()}")

@@ -2,9 +2,10 @@
 
 from .checkpoint import latest_checkpoint, load_generator, save_generator
 from .config import TrainConfig, config_dict, load_config, resolve_config
-from .loop import SetupError, training_loop
+from .loop import DataError, SetupError, training_loop
 
 __all__ = [
+    "DataError",
     "SetupError",
     "TrainConfig",
     "config_dict",

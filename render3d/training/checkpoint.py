@@ -163,19 +163,49 @@ def save_checkpoint(run_dir: str | Path, step: int, *, modules: dict[str, torch.
     return final
 
 
-def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
-    """Load weights and optimizer states in place; returns (state.json, rng states)."""
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupted or not what it is named."""
+
+
+STATE_KEYS = ("step", "nimg", "seconds", "numpy_rng", "python_rng")
+
+
+def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """(tensors, optimizer.pt's contents, state.json) of a checkpoint folder; DamagedCheckpoint
+    naming the file that cannot be read, before anything is loaded into a network."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    tensors = load_file(str(folder / TRAINING_FILE))
+    readers = {TRAINING_FILE: lambda path: load_file(str(path)),
+               OPTIMIZER_FILE: lambda path: torch.load(path, weights_only=True),
+               STATE_FILE: lambda path: json.loads(path.read_text())}
+    contents = {}
+    for name, reader in readers.items():
+        try:
+            contents[name] = reader(folder / name)
+        except Exception as error:                  # whatever the reader raises: the file is not what it should be
+            first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
+            raise DamagedCheckpoint(f"{folder / name} cannot be read, it is damaged or truncated "
+                                    f"({type(error).__name__}: {first})") from None
+    saved, state = contents[OPTIMIZER_FILE], contents[STATE_FILE]
+    missing = [f"{OPTIMIZER_FILE} {key!r}" for key in ("optimizers", "torch_rng")
+               if not isinstance(saved, dict) or key not in saved]
+    missing += [f"{STATE_FILE} {key!r}" for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise DamagedCheckpoint(f"{folder} is not a whole render3d checkpoint: it lacks {', '.join(missing)}")
+    return contents[TRAINING_FILE], saved, state
+
+
+def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
+    """Load weights and optimizer states in place; returns (state.json, rng states).
+    DamagedCheckpoint when a file cannot be read (nothing is loaded then); RuntimeError,
+    ValueError or KeyError when the contents do not fit `modules` and `optimizers`."""
+    tensors, saved, state = read_checkpoint(folder)
     for name, module in modules.items():
         prefix = f"{name}."
         module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    saved = torch.load(folder / OPTIMIZER_FILE, weights_only=True)
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(saved["optimizers"][name])
-    state = json.loads((folder / STATE_FILE).read_text())
     rng = {"torch": saved["torch_rng"], "numpy": state.pop("numpy_rng"), "python": state.pop("python_rng")}
     return state, rng

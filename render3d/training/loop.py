@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import signal
 import sys
@@ -40,8 +41,8 @@ from render3d.datasets import EG3DDataset
 from render3d.datasets.eg3d import LABEL_LENGTH
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checkpoint import (STATE_FILE, checkpoint_dirs, checkpoint_step, generator_metadata, latest_checkpoint,
-                         load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
+from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
+                         latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
 from .config import TrainConfig, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
@@ -56,6 +57,11 @@ NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that 
 class SetupError(ValueError):
     """`training_loop`'s inputs cannot be trained on (the dataset, the config's networks, the
     checkpoint to resume, the process count); raised before the first step, nothing written."""
+
+
+class DataError(ValueError):
+    """An image of the dataset cannot be trained on (damaged, truncated, or of another size),
+    found when its batch is loaded; it carries a note naming the newest checkpoint."""
 
 
 def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
@@ -75,6 +81,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints of another run or past the resumed
     one. Under torchrun a process that refuses makes them all refuse (`_refused_together`).
+    An image that cannot be loaded when its batch comes raises DataError. Any error inside a
+    step carries a note naming the step and the newest checkpoint.
     """
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
@@ -138,6 +146,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                           for name, opt in optimizers.items()}
             try:
                 state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
+            except DamagedCheckpoint as error:
+                raise SetupError(f"train: resume: {error}. {_earlier_checkpoints(folder)}") from None
             except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
                 detail = str(error).strip().splitlines()
                 raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
@@ -212,11 +222,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                                 generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
         return saved
 
-    def resume_hint() -> str:
+    def resume_hint(diverged: bool = True) -> str:
         good = saved or resumed
         if good is None:
-            return "No checkpoint was written: lower lr_g/lr_d or raise loss.r1_gamma."
-        return f"The newest checkpoint is {good}: resume from it with a lower lr_g/lr_d or a higher loss.r1_gamma."
+            return "No checkpoint was written" + (": lower lr_g/lr_d or raise loss.r1_gamma." if diverged else ".")
+        how = "with a lower lr_g/lr_d or a higher loss.r1_gamma" if diverged else f"(--resume {good})"
+        return f"The newest checkpoint is {good}: resume from it {how}."
 
     streaks = {"G": 0, "D": 0}                          # steps in a row with non-finite gradients
     warned: set[str] = set()
@@ -240,7 +251,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             started = time.perf_counter()
             resolution, blend = progressive_stage(nimg, G.resolutions, config.progressive.start_resolution,
                                                   config.progressive.stage_kimg, config.progressive.fade_kimg)
-            real = next(loader)
+            try:
+                real = next(loader)
+            except (ValueError, OSError) as error:      # DataLoader's workers re-raise their error's type
+                raise DataError(f"train: data.path: {_original_message(error)}; `render3d dataset check "
+                                f"{config.data.path}` finds every such image") from None
             real_images = resize_reals(real["image"].to(device), resolution, blend)
             real_labels = real["label"].to(device)
             # What the generator is trained on: drawn for the global batch, sliced per process.
@@ -347,7 +362,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         raise
     except Exception as error:
         if not isinstance(error, FloatingPointError):  # those name the checkpoint already
-            error.add_note(f"train: failed after step {step}. {resume_hint()}")
+            error.add_note(f"train: failed after step {step}. {resume_hint(diverged=False)}")
         if writer:
             writer.close()
         raise
@@ -425,6 +440,23 @@ def _refused_together(dist: Distributed):
     if message is not None:
         dist.close()
         raise SetupError(message) from None
+
+
+def _original_message(error: Exception) -> str:
+    """The message of an error raised in a DataLoader worker, without the traceback that the
+    main process's copy carries: its last line, less the type."""
+    last = (str(error).strip().splitlines() or [""])[-1]
+    return re.sub(r"^\w+(Error|Exception): ", "", last)
+
+
+def _earlier_checkpoints(folder: Path) -> str:
+    """What to resume from instead of the damaged checkpoint `folder`: its run's earlier ones."""
+    earlier = [p.name for p in checkpoint_dirs(folder.parent.parent) if p.name < folder.name] \
+        if folder.parent.name == "checkpoints" else []
+    if not earlier:
+        return "No earlier checkpoint of this run remains"
+    return (f"Earlier checkpoints of this run: {', '.join(earlier)}; move {folder.name} out of {folder.parent} "
+            f"and resume again to continue from {earlier[-1]}")
 
 
 def _check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
