@@ -1,7 +1,8 @@
 """What training does when things go wrong: NaN or inf gradients (replaced and counted, as in
 StyleGAN2-ADA), a run that diverges (stopped, no checkpoint of the diverged weights written, the
 newest good one named), any other crash (the error names the checkpoint to resume from), a
-damaged checkpoint (named, with the run's earlier ones), and resuming with new learning rates."""
+damaged checkpoint (named, with the run's earlier ones), generator files that do not describe
+themselves, and resuming with new learning rates."""
 
 import json
 import math
@@ -204,3 +205,56 @@ def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path,
     assert d["lr"] == pytest.approx(0.0005 * 2 / 3)
     assert tuple(d["betas"]) == pytest.approx((0.5 ** (2 / 3), 0.9 ** (2 / 3)))
     assert saved["G"]["state"][0]["step"] == 2                     # the moments did carry over
+
+
+def _edited_generator(source, target, edit_meta=lambda meta: meta, edit_tensors=lambda tensors: tensors,
+                      raw_meta=None):
+    """A copy of the generator file `source` with its metadata and weights edited."""
+    from safetensors.torch import save_file
+
+    from render3d.training.checkpoint import METADATA_KEY, read_generator_metadata
+
+    meta = edit_meta(read_generator_metadata(source))
+    save_file(edit_tensors(load_file(str(source))), str(target),
+              metadata={METADATA_KEY: raw_meta if raw_meta is not None else json.dumps(meta)})
+    return target
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"edit_meta": lambda meta: {k: v for k, v in meta.items() if k != "view"}},
+     "expected a render3d generator file, got {file} whose 'render3d' metadata lacks 'view'"),
+    ({"raw_meta": "{not json"}, "expected a render3d generator file, got {file} whose 'render3d' metadata is not JSON"),
+    ({"edit_meta": lambda meta: {**meta, "generator_type": "geod"}},
+     "expected a generator this render3d builds, got {file}, whose metadata says generator_type: expected one of "
+     "'volumegan', got 'geod'"),
+    ({"edit_meta": lambda meta: {**meta, "generator": {**meta["generator"], "z_dim": 9}}},
+     "expected the weights of the generator its metadata describes, got {file}, which does not fit it: size mismatch "
+     "for mapping_network.layers.0.weight"),
+    ({"edit_tensors": lambda tensors: {k: v for k, v in tensors.items() if k != "density_head.bias"}},
+     "expected the weights of the generator its metadata describes, got {file}, which does not fit it: Missing "
+     "key(s) in state_dict: \"density_head.bias\""),
+])
+def test_a_generator_file_that_does_not_describe_itself_is_named(two_checkpoints, tmp_path, edit, message):
+    """A generator file whose metadata is incomplete, not JSON, or of another generator, or
+    whose weights do not fit its config, is a ValueError naming it (render, export-mesh, eval
+    and view report it in one line); they were KeyErrors and RuntimeErrors."""
+    from render3d.training import load_generator
+
+    source = two_checkpoints / "checkpoints" / "step-0000002" / "generator.safetensors"
+    file = _edited_generator(source, tmp_path / "G.safetensors", **edit)
+    with pytest.raises(ValueError, match=re.escape("load_generator: argument 'path' " + message.format(file=file))):
+        load_generator(file)
+
+
+def test_save_generator_wants_the_metadata_that_loading_needs(two_checkpoints, tmp_path):
+    from render3d.training import load_generator, save_generator
+    from render3d.training.checkpoint import generator_metadata
+
+    G, meta = load_generator(two_checkpoints)
+    with pytest.raises(ValueError, match=re.escape("save_generator: argument 'metadata' expected the keys "
+                                                   "generator_type, generator, view (generator_metadata(type, config, "
+                                                   "{'view': ...})), got none for view")):
+        save_generator(tmp_path / "G.safetensors", G, generator_metadata("volumegan", G.config))
+    assert not list(tmp_path.iterdir())
+    save_generator(tmp_path / "G.safetensors", G, generator_metadata("volumegan", G.config, {"view": meta["view"]}))
+    assert load_generator(tmp_path / "G.safetensors")[1]["view"] == meta["view"]

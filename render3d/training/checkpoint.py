@@ -31,6 +31,7 @@ TRAINING_FILE = "training.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
 METADATA_KEY = "render3d"
+METADATA_KEYS = ("generator_type", "generator", "view")   # what loading and rendering a generator need
 
 
 def versions() -> dict:
@@ -51,9 +52,14 @@ def generator_metadata(generator_type: str, generator_config, extra: dict | None
 
 
 def save_generator(path: str | Path, G: torch.nn.Module, metadata: dict) -> Path:
-    """Write G's weights with `metadata` (JSON) in the safetensors header, atomically."""
+    """Write G's weights with `metadata` (JSON, from `generator_metadata` with a ``view``) in
+    the safetensors header, atomically."""
     from safetensors.torch import save_file
 
+    missing = [key for key in METADATA_KEYS if key not in metadata]
+    if missing:
+        raise ValueError(f"save_generator: argument 'metadata' expected the keys {', '.join(METADATA_KEYS)} "
+                         f"(generator_metadata(type, config, {{'view': ...}})), got none for {', '.join(missing)}")
     path = Path(path)
     temp = path.with_name(f".{path.name}.tmp")
     save_file(_tensors(G), str(temp), metadata={METADATA_KEY: json.dumps(metadata)})
@@ -73,7 +79,16 @@ def read_generator_metadata(path: str | Path) -> dict:
     if METADATA_KEY not in header:
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors with "
                          f"'{METADATA_KEY}' metadata), got {path} without it")
-    return json.loads(header[METADATA_KEY])
+    try:
+        meta = json.loads(header[METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"load_generator: argument 'path' expected a render3d generator file, got {path} whose "
+                         f"'{METADATA_KEY}' metadata is not JSON ({error})") from None
+    missing = [key for key in METADATA_KEYS if key not in meta] if isinstance(meta, dict) else list(METADATA_KEYS)
+    if missing:
+        raise ValueError(f"load_generator: argument 'path' expected a render3d generator file, got {path} whose "
+                         f"'{METADATA_KEY}' metadata lacks {', '.join(map(repr, missing))}")
+    return meta
 
 
 def resolve_generator_file(path: str | Path) -> Path:
@@ -112,14 +127,25 @@ def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dic
 
     The metadata holds ``generator_type``, ``generator`` (its config), ``view`` (radius,
     fov_degrees, pitch, pivot of the training cameras) and ``training`` (steps, images, time).
+    ValueError, naming the file, when it is not one, its metadata is incomplete or describes a
+    generator this version does not build, or its weights do not fit that generator.
     """
     from safetensors.torch import load_file
 
     file = resolve_generator_file(path)
     meta = read_generator_metadata(file)
-    entry = GENERATORS.get(meta["generator_type"])
-    G = entry.cls(from_dict(entry.config, meta["generator"], path="generator"))
-    G.load_state_dict(load_file(str(file)))
+    try:
+        entry = GENERATORS.get(meta["generator_type"])
+        G = entry.cls(from_dict(entry.config, meta["generator"], path="generator"))
+    except ValueError as error:                         # another version's generator, or an edited file
+        raise ValueError(f"load_generator: argument 'path' expected a generator this render3d builds, got {file}, "
+                         f"whose metadata says {error}") from None
+    try:
+        G.load_state_dict(load_file(str(file)))
+    except RuntimeError as error:                       # missing, unexpected or differently shaped weights
+        detail = " ".join(line.strip() for line in str(error).strip().splitlines()[1:3])
+        raise ValueError(f"load_generator: argument 'path' expected the weights of the generator its metadata "
+                         f"describes, got {file}, which does not fit it: {detail}") from None
     return G.to(device).eval().requires_grad_(False), meta
 
 
