@@ -2,12 +2,14 @@
 
 Every key is checked against the dataclass: an unknown key raises ValueError naming where
 it was found and listing the valid keys there; values are checked against the field types
-(int, float, bool, str, None, tuples and lists of them, nested dataclasses).
+(int, float, bool, str, None, tuples and lists of them, nested dataclasses). Floats must be
+finite.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -57,9 +59,11 @@ def _convert(tp, value, path: str):
         return tuple(items) if origin is tuple else items
     if tp is float:
         if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
-            return float(value)                         # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = float(value)                        # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):                    # YAML's .inf and .nan, or 1e400: no setting means them
+            raise ValueError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):

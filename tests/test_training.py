@@ -62,7 +62,11 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
     ("poses.fov_degrees=180", "config.poses.fov_degrees: expected degrees in (0, 180), got 180.0"),
     ("poses.pitch_spread=-0.1", "config.poses.pitch_spread: expected a finite non-negative number (radians), got -0.1"),
     # the prior's checks are the synthetic dataset's (cameras.pose_prior_problem): these passed before
-    ("poses.yaw_spread=.inf", "config.poses.yaw_spread: expected a finite non-negative number (radians), got inf"),
+    ("poses.yaw_spread=-1", "config.poses.yaw_spread: expected a finite non-negative number (radians), got -1.0"),
+    # no float setting means inf or NaN: refused as the config is read (lr_g=1e400 diverged at step 1)
+    ("poses.yaw_spread=.inf", "config.poses.yaw_spread: expected a finite number, got inf"),
+    ("lr_g=1e400", "config.lr_g: expected a finite number, got inf"),
+    ("generator.near=.nan", "generator.near: expected a finite number, got nan"),
     ("poses.pitch_mean=4", "config.poses.pitch_mean: expected radians in [0, pi] (0 looks down from +y, pi up from "
                            "below), got 4.0"),
     ("progressive.fade_kimg=-1", "config.progressive.fade_kimg: expected a non-negative number, got -1.0"),
