@@ -4,6 +4,7 @@ back as an EG3D dataset."""
 
 import filecmp
 import json
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ import trimesh
 from render3d.cameras import Cameras
 from render3d.cli.main import main
 from render3d.datasets import check_dataset
-from render3d.datasets.synth import SynthConfig, SyntheticDataset, generate_synthetic
+from render3d.datasets.synth import (GROUND_TRUTH_FILE, SYNTH_MARKER, SynthConfig, SyntheticDataset,
+                                     generate_synthetic)
 
 pytest.importorskip("open3d")
 
@@ -144,6 +146,30 @@ def test_synth_command_writes_the_dataset(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "x"),
                           "--resolution", "512"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "argument 'resolution' expected 32 to 256 pixels, got 512" in bad.stderr
+
+
+def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
+    """--overwrite deleted `images/` of any folder holding a dataset, someone's own EG3D one
+    included; now it replaces only what render3d wrote: a folder with ground_truth.json, or
+    the marker written first, which an interrupted run leaves."""
+    config = SynthConfig(subjects=1, views=1, resolution=32, supersample=1, mesh_resolution=16)
+    own = tmp_path / "own"
+    (own / "images").mkdir(parents=True)
+    (own / "images" / "photo.png").write_bytes(b"a photo")
+    (own / "dataset.json").write_text('{"labels": []}')
+    with pytest.raises(ValueError, match=re.escape(f"got {own} holding dataset.json, images but no ground_truth.json: "
+                                                   f"a dataset render3d did not write, which overwrite does not "
+                                                   f"delete; choose another folder")):
+        generate_synthetic(own, config, progress=False, overwrite=True)
+    assert (own / "images" / "photo.png").read_bytes() == b"a photo"
+    interrupted = tmp_path / "interrupted"
+    (interrupted / "images").mkdir(parents=True)
+    (interrupted / "images" / "000007.png").write_bytes(b"stale")
+    (interrupted / SYNTH_MARKER).write_text("")
+    generate_synthetic(interrupted, config, progress=False, overwrite=True)
+    assert sorted(p.name for p in (interrupted / "images").iterdir()) == ["000000.png"]
+    generate_synthetic(interrupted, config, progress=False, overwrite=True)   # a finished one, again
+    assert (interrupted / GROUND_TRUTH_FILE).is_file() and (interrupted / SYNTH_MARKER).is_file()
 
 
 @pytest.mark.parametrize("option,said", [

@@ -105,7 +105,7 @@ def add_synth(sub) -> None:
         epilog=SYNTH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", type=Path, help="output folder (created)")
-    p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset already in OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset already in OUT (only one that render3d wrote)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="single-threaded worker processes; the files do not depend on it (default: CPU count)")
     p.add_argument("--kind", choices=["objects", "scenes"], default="objects", help="what to render (default: objects)")

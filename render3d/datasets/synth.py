@@ -169,7 +169,8 @@ def _make_subject(config: SynthConfig, rng: np.random.Generator) -> _Subject:
     return subject
 
 
-OUTPUTS = ("dataset.json", GROUND_TRUTH_FILE, "images", "geometry", "meshes")
+SYNTH_MARKER = ".render3d-synth"  # written first: a folder with it (or ground_truth.json) is ours to overwrite
+OUTPUTS = ("dataset.json", GROUND_TRUTH_FILE, "images", "geometry", "meshes", SYNTH_MARKER)
 CONVENTIONS = {
     "world": "+Y up, world units; objects variant: each object inside [-0.45, 0.45]^3 at the origin",
     "depth": "distance along the unit ray through the pixel centre, from the camera centre; 0 off the mask",
@@ -266,6 +267,11 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
     if existing and not overwrite:
         raise ValueError(f"generate_synthetic: argument 'out' expected a folder without a dataset, got {out} holding "
                          f"{', '.join(existing)} (pass overwrite=True, or --overwrite, to replace it)")
+    ours = (out / GROUND_TRUTH_FILE).is_file() or (out / SYNTH_MARKER).is_file()
+    if existing and not ours:                           # say someone's own EG3D dataset: never delete its images
+        raise ValueError(f"generate_synthetic: argument 'out' expected a folder without a dataset or with a synthetic "
+                         f"one to overwrite, got {out} holding {', '.join(existing)} but no {GROUND_TRUTH_FILE}: a "
+                         f"dataset render3d did not write, which overwrite does not delete; choose another folder")
     for name in existing:
         if (out / name).is_dir():
             shutil.rmtree(out / name)
@@ -273,6 +279,8 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
             (out / name).unlink()
     for folder in ("images", "geometry", "meshes"):
         (out / folder).mkdir(parents=True, exist_ok=True)
+    (out / SYNTH_MARKER).write_text("written by render3d dataset synth: --overwrite may replace this folder's "
+                                    "dataset\n")
     manifest = _Manifest()
     bar = tqdm(total=config.subjects * config.views, desc=f"synth {config.kind}", unit="img", disable=not progress)
     render = partial(_render_subject, config)
