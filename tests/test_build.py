@@ -60,6 +60,16 @@ def test_impl_native_without_compiler_raises(tmp_path):
     assert "RuntimeError: render3d native kernels are unavailable: no C++ compiler found" in result.stderr
 
 
+def test_an_unwritable_cache_folder_is_named(tmp_path):
+    """RENDER3D_CACHE_DIR where no folder can be made (here: below a file) falls back to the
+    twins with a warning that names the folder and the variable (it said FileNotFoundError)."""
+    (tmp_path / "file").write_text("")
+    result = run_python(PROBE, {"RENDER3D_CACHE_DIR": str(tmp_path / "file" / "cache")})
+    assert result.returncode == 0 and result.stdout.strip() == "OK", result.stderr
+    assert (f"native kernels unavailable (cannot create the kernel cache folder {tmp_path / 'file' / 'cache' / 'ext'} "
+            f"(Not a directory); set RENDER3D_CACHE_DIR to a folder you can write to)") in result.stderr
+
+
 def test_disabled_by_environment(tmp_path):
     result = run_python(PROBE, {"RENDER3D_CACHE_DIR": str(tmp_path), "RENDER3D_NATIVE": "0"})
     assert result.returncode == 0 and "disabled by RENDER3D_NATIVE=0" in result.stderr

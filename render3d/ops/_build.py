@@ -185,6 +185,11 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
     if problem:
         raise BuildUnavailable(problem)
     directory = build_dir(with_cuda)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BuildUnavailable(f"cannot create the kernel cache folder {directory.parent} ({error.strerror}); "
+                               f"set RENDER3D_CACHE_DIR to a folder you can write to") from None
     name = f"{LIBRARY}_native"
     library = directory / f"{name}.so"
     marker = directory / "BUILD_OK"
