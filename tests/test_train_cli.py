@@ -200,6 +200,30 @@ def test_under_torchrun_one_process_refusing_stops_them_all(trained, tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("extra, said", [
+    ([], "where the run ends (total_kimg=0.008); pass a larger total_kimg (an override: total_kimg=N) to train on"),
+    (["--max-steps", "1"], "where the run ends (--max-steps 1); pass a larger --max-steps to train on"),
+])
+def test_resuming_a_finished_run_writes_nothing(trained, tmp_path, capsys, extra, said):
+    """Resuming a run that is already where it ends (its total_kimg, or a --max-steps it is past)
+    says so and leaves the checkpoint as it is; it rewrote it and said "wrote"."""
+    from render3d.cli.main import main
+
+    data, run_dir, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    checkpoint = run / "checkpoints" / "step-0000002"
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in checkpoint.iterdir()}
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
+    assert main(["train", str(config), "--out", str(run), "--resume", str(run), "--no-progress", *extra]) == 0
+    out, err = capsys.readouterr()
+    assert f"train: nothing to train: {checkpoint} is at step 2 (0.008 kimg), {said}" in err
+    assert out.splitlines()[0] == f"render3d train: nothing written; the checkpoint is {checkpoint.resolve()}"
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in checkpoint.iterdir()} == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000002"]
+
+
 def test_render_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
     result = run("render", "grid", "video", "depth", "--checkpoint", str(run_dir), "--seeds", "0-2", "--views", "3",

@@ -72,10 +72,10 @@ def run_train(args) -> int:
         return _refuse(error)
     # Checked by every process on its own machine, refused by all if one refuses (a checkpoint
     # on one machine only), before --out is made where --resume is wrong.
-    failure = None
+    failure, resumed = None, None
     try:
         if args.resume is not None:                     # named as the option
-            resolve_checkpoint_folder(args.resume, argument="--resume")
+            resumed = resolve_checkpoint_folder(args.resume, argument="--resume").resolve()
         check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
         failure = error
@@ -98,8 +98,10 @@ def run_train(args) -> int:
     except DataError as error:                          # a damaged image: its note names the newest checkpoint
         print("\n".join([f"render3d {error}", *getattr(error, "__notes__", ())]), file=sys.stderr)
         return 1
-    print(f"render3d train: wrote {last.resolve()}")
-    print(f"  generator {(last / 'generator.safetensors').resolve()}")
+    if dist.main:                                       # under torchrun, once (the others hold no paths)
+        unchanged = last.resolve() == resumed           # already where the run ends
+        print(f"render3d train: {'nothing written; the checkpoint is' if unchanged else 'wrote'} {last.resolve()}")
+        print(f"  generator {(last / 'generator.safetensors').resolve()}")
     return 0
 
 

@@ -66,7 +66,8 @@ class DataError(ValueError):
 
 def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
                   max_steps: int | None = None, progress: bool = True) -> Path:
-    """Train `config` into `run_dir`; returns the last checkpoint folder.
+    """Train `config` into `run_dir`; returns the last checkpoint folder (the resumed one,
+    untouched, when it is already where the run ends).
 
     resume: a checkpoint folder or a run folder (its newest checkpoint) to continue from;
     weights, Adam moments, counters and RNG states come from it, everything else (lr and
@@ -172,6 +173,17 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             np.random.set_state(tuple(rng["numpy"]))
             random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))
 
+    total = int(config.total_kimg * 1000)
+    if resumed is not None and (nimg >= total or (max_steps is not None and step >= max_steps)):
+        if dist.main:                                   # nothing is written: the checkpoint stays as it is
+            if max_steps is not None and step >= max_steps:
+                end, more = f"--max-steps {max_steps}", "a larger --max-steps"
+            else:
+                end, more = f"total_kimg={config.total_kimg:g}", "a larger total_kimg (an override: total_kimg=N)"
+            print(f"train: nothing to train: {resumed} is at step {step} ({nimg / 1000:g} kimg), where the run ends "
+                  f"({end}); pass {more} to train on", file=sys.stderr)
+        dist.close()
+        return resumed
     for module in (G, D, G_ema):                       # one starting point, rank 0's (the same on resume)
         dist.broadcast_module(module)
 
@@ -186,7 +198,6 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     writer = _Logger(run_dir, config, step) if dist.main else None
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
-    total = int(config.total_kimg * 1000)
     if dist.main:
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {dist.world} "
