@@ -75,3 +75,12 @@ def test_example_parses(source, words):
     # as main() does: only `train` takes the extra key=value overrides
     assert not extra or (getattr(args, "overrides", None) is not None and all("=" in e for e in extra)), \
         f"{source}: `render3d {' '.join(words)}`: unrecognized {extra}"
+
+
+def test_version(capsys):
+    import render3d
+    from render3d.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"render3d {render3d.__version__}\n"

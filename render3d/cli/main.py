@@ -21,6 +21,7 @@ EPILOG = """examples:
   render3d export-mesh --checkpoint RUN --seed 3   a coloured mesh of one generated subject
   render3d eval images REAL FAKE     FID and KID between two image sets (local Inception file)
   render3d eval shapes GEN REF       COV, MMD and 1-NNA of shapes against a synthetic dataset's meshes
+  render3d eval generator RUN DATA   a trained generator's shapes (and FID/KID) against a synthetic dataset
   render3d view [TARGET]             orbit a generator, scene, mesh or splats in the browser (port 8080)
   render3d info                      versions, devices, which kernels are built
   render3d build                     prebuild the native kernels (otherwise built on first use)
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from render3d import __version__
+
+    parser.add_argument("--version", action="version", version=f"render3d {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in commands.REGISTRY:
         register(sub)
