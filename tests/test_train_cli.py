@@ -307,7 +307,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--mesh-resolution", "1", "--mesh-resolution expected an integer >= 2, got 1"),   # a traceback after loading, before
+    ("--mesh-resolution", "1", "--mesh-resolution expected an integer >= 2, got 1"),   # was a traceback after loading
     ("--shapes", "0", "--shapes expected an integer >= 1, got 0"),
     ("--images", "1", "--images expected an integer >= 2, got 1"),     # a traceback in KID after the shapes
     ("--max-reference", "0", "--max-reference expected an integer >= 1, got 0"),

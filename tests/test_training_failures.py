@@ -133,9 +133,9 @@ def test_a_damaged_image_stops_training_naming_it(tmp_path, capsys, workers):
     status = main(["train", str(path), "--out", str(run), "--no-progress", f"data.workers={workers}"])
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("train: ") or "failed" in line]
     assert status == 1
-    assert err[0] == (f"render3d train: data.path: EG3DDataset: entry 2 (images/0002.png) cannot be decoded as an image, "
-                      f"it is damaged or truncated (OSError: image file is truncated); `render3d dataset check {data}` "
-                      f"finds every such image")
+    assert err[0].startswith("render3d train: data.path: EG3DDataset: entry 2 (images/0002.png) cannot be decoded "
+                             "as an image, it is damaged or truncated (OSError: ")     # PIL's words follow
+    assert err[0].endswith(f"); `render3d dataset check {data}` finds every such image")
     assert re.fullmatch(r"train: failed after step (\d+)\. (No checkpoint was written\.|The newest checkpoint is .*"
                         r"step-\d+: resume from it \(--resume .*step-\d+\)\.)", err[1]) and len(err) == 2
 
@@ -150,7 +150,7 @@ def two_checkpoints(data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, damage, reason", [
-    (TRAINING_FILE, lambda path: path.write_bytes(path.read_bytes()[:100]), "SafetensorError: Error while deserializing"),
+    (TRAINING_FILE, lambda path: path.write_bytes(path.read_bytes()[:100]), "SafetensorError: Error while deserial"),
     (TRAINING_FILE, lambda path: path.write_bytes(path.read_bytes()[:-100]), "SafetensorError: Error while deserial"),
     (OPTIMIZER_FILE, lambda path: path.write_bytes(path.read_bytes()[:100]), "RuntimeError: PytorchStreamReader"),
     (OPTIMIZER_FILE, lambda path: path.write_text("hi"), "KeyError: 105"),

@@ -34,8 +34,8 @@ def add_check(sub) -> None:
         "check", help="validate a dataset: every malformed entry, counts, sizes, pose statistics, camera picture",
         description="Validate an EG3D dataset (a folder or zip with dataset.json) or a nerfstudio transforms.json. "
                     "Every malformed entry (missing file, wrong label length, non-rigid rotation, NaN, bad "
-                    "intrinsics, unlabelled image, wrong size, damaged or truncated image) is listed with its index and file name. Writes "
-                    "cameras.png (frustums, yaw/pitch histogram) and report.json to --out.",
+                    "intrinsics, unlabelled image, wrong size, damaged or truncated image) is listed with its index "
+                    "and file name. Writes cameras.png (frustums, yaw/pitch histogram) and report.json to --out.",
         epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("path", type=Path, help="dataset folder or zip (EG3D), or transforms.json or its folder")
@@ -105,7 +105,8 @@ def add_synth(sub) -> None:
         epilog=SYNTH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", type=Path, help="output folder (created)")
-    p.add_argument("--overwrite", action="store_true", help="replace a synthetic dataset already in OUT (only one that render3d wrote)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a synthetic dataset already in OUT (only one that render3d wrote)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="single-threaded worker processes; the files do not depend on it (default: CPU count)")
     p.add_argument("--kind", choices=["objects", "scenes"], default="objects", help="what to render (default: objects)")

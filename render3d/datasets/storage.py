@@ -98,7 +98,10 @@ def verified_image_size(data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
-            image.verify() if image.format == "PNG" else image.load()
+            if image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
             return size
     except Exception as error:              # PIL raises many types for a damaged file
         raise ValueError(_damaged("the file", error)) from None
