@@ -46,6 +46,7 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
 
 @pytest.mark.parametrize("override, message", [
     ("total_kimg=0", "config.total_kimg: expected a positive number, got 0.0"),
+    ("total_kimg=0.003", "config.total_kimg: expected at least one batch (4 images: 0.004), got 0.003"),  # 0 steps
     ("lr_g=-1", "config.lr_g: expected a positive number, got -1.0"),       # Adam's own words, before
     ("betas=[1.5, 0.9]", "config.betas: expected two numbers in [0, 1), got [1.5, 0.9]"),
     ("ema_rampup=0", "config.ema_rampup: expected null or a positive number, got 0.0"),

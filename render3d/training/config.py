@@ -101,6 +101,8 @@ class TrainConfig:
         own words) are refused here, named as their override keys."""
         _expect("config.batch", self.batch >= 1, "a positive int", self.batch)
         _expect("config.total_kimg", self.total_kimg > 0, "a positive number", self.total_kimg)
+        _expect("config.total_kimg", self.batch <= int(self.total_kimg * 1000),      # else 0 steps, a step-0 checkpoint
+                f"at least one batch ({self.batch} images: {self.batch / 1000:g})", self.total_kimg)
         for name in ("lr_g", "lr_d"):
             _expect(f"config.{name}", getattr(self, name) > 0, "a positive number", getattr(self, name))
         _expect("config.betas", all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)", list(self.betas))
