@@ -58,6 +58,15 @@ def check_positive(command: str, args, names) -> None:
             raise UsageError(f"render3d {command}: --{name.replace('_', '-')} expected a positive number, got {value}")
 
 
+def check_at_least(command: str, args, minimums: dict[str, int]) -> None:
+    """Each ``args.<name>`` that is set must be >= its minimum (option ``--name`` with dashes)."""
+    for name, low in minimums.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UsageError(f"render3d {command}: --{name.replace('_', '-')} expected an integer >= {low}, "
+                             f"got {value}")
+
+
 def check_writable_dir(command: str, option: str, folder: Path) -> None:
     """Create `folder` and check that files can be written there. The probe file is this
     process's own: the processes of one `torchrun` check the same folder at once."""

@@ -49,14 +49,13 @@ def run_images(args) -> int:
 
     from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid, write_results
 
+    from ._args import UsageError, check_at_least, report
+
     prog = "render3d eval images"
-    # FID's covariances and KID's unbiased estimate need two images of each set at least.
-    least = {"batch": 1, "kid_subsets": 1, "kid_subset_size": 2, "max_images": 2}
-    for name, low in least.items():
-        value = getattr(args, name)
-        if value is not None and value < low:
-            print(f"{prog}: --{name.replace('_', '-')} expected an integer >= {low}, got {value}", file=sys.stderr)
-            return 2
+    try:   # FID's covariances and KID's unbiased estimate need two images of each set at least
+        check_at_least("eval images", args, {"batch": 1, "kid_subsets": 1, "kid_subset_size": 2, "max_images": 2})
+    except UsageError as error:
+        return report(error)
     if not _writable(prog, args.out.parent):
         return 2
     try:
@@ -209,15 +208,14 @@ def run_generator(args) -> int:
     from render3d.metrics import load_points, write_results
     from render3d.metrics.generators import shape_metrics
 
-    from ._args import UsageError, load_checkpoint_generator, report
+    from ._args import UsageError, check_at_least, load_checkpoint_generator, report
 
     prog = "render3d eval generator"
-    # marching cubes needs two samples per side; FID's covariances and KID two images at least
-    least = {"shapes": 1, "points": 1, "images": 2, "mesh_resolution": 2, "max_reference": 1}
-    for name, low in least.items():
-        value = getattr(args, name)
-        if value is not None and value < low:
-            return report(UsageError(f"{prog}: --{name.replace('_', '-')} expected an integer >= {low}, got {value}"))
+    try:   # marching cubes needs two samples per side; FID's covariances and KID two images at least
+        check_at_least("eval generator", args, {"shapes": 1, "points": 1, "images": 2, "mesh_resolution": 2,
+                                                "max_reference": 1})
+    except UsageError as error:
+        return report(error)
     if not _writable(prog, args.out.parent):
         return 2
     try:
