@@ -15,6 +15,7 @@ Shapes are written as tuples of dimension specs:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -162,3 +163,12 @@ def check_device(fn: str, name: str, device) -> torch.device:
             raise ValueError(f"{fn}: argument '{name}' expected a device this machine has, got {device!r} while "
                              f"torch sees {count} CUDA device(s)")
     return parsed
+
+
+def error_reason(error: BaseException) -> str:
+    """'Type: first line' of a reader's exception, for a message that says a file cannot be
+    read: short enough for one line of output, and without the address of an in-memory
+    buffer that PIL puts in its messages."""
+    text = re.sub(r" <_io\.BytesIO object at \w+>", "", str(error)).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

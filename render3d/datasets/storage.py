@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from render3d._checks import error_reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -108,8 +109,7 @@ def verified_image_size(data: bytes) -> tuple[int, int]:
 
 
 def _damaged(name: str, error: Exception) -> str:
-    reason = re.sub(r" <_io\.BytesIO object at \w+>", "", str(error))   # PIL names the buffer
-    return f"{name} cannot be decoded as an image, it is damaged or truncated ({type(error).__name__}: {reason})"
+    return f"{name} cannot be decoded as an image, it is damaged or truncated ({error_reason(error)})"
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from render3d._checks import error_reason
+
 MESH_FORMATS = ("glb", "obj", "ply")
 MATERIAL_NAME = "render3d_vertex_color"
 UNCOLORED_GREY = 0.8  # base colour of a mesh without vertex colours
@@ -162,7 +164,7 @@ def load_mesh(path):
         loaded = trimesh.load(path, process=False)
     except Exception as exc:  # trimesh raises many kinds on unreadable input
         raise ValueError(f"{fn}: argument 'path' expected a mesh file trimesh can read, got {path} "
-                         f"({type(exc).__name__}: {exc})") from None
+                         f"({error_reason(exc)})") from None
     if isinstance(loaded, trimesh.Trimesh):
         parts = [_colored_copy(loaded, np.eye(4))]
     elif isinstance(loaded, trimesh.Scene):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from render3d._checks import error_reason
+
 MESH_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".off", ".stl")
 NORMALIZE = ("none", "unit_box")
 
@@ -41,7 +43,7 @@ def load_points(path: str | Path, count: int, seed: int = 0) -> np.ndarray:
             loaded = trimesh.load(path, process=False, force="mesh" if path.suffix != ".ply" else None)
             points = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))))
     except Exception as exc:  # numpy and trimesh raise many kinds on unreadable input
-        raise ValueError(f"{expected}, which cannot be read ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{expected}, which cannot be read ({error_reason(exc)})") from None
     try:
         points = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError):

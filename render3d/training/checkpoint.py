@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from render3d._checks import error_reason
 from render3d.config import from_dict, to_dict
 from render3d.registry import GENERATORS
 
@@ -75,7 +76,7 @@ def read_generator_metadata(path: str | Path) -> dict:
             header = f.metadata() or {}
     except SafetensorError as error:  # not a safetensors file, or a truncated one
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors), got "
-                         f"{path}, which safetensors cannot read: {error}") from None
+                         f"{path}, which safetensors cannot read ({error_reason(error)})") from None
     if METADATA_KEY not in header:
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file (safetensors with "
                          f"'{METADATA_KEY}' metadata), got {path} without it")
@@ -83,7 +84,7 @@ def read_generator_metadata(path: str | Path) -> dict:
         meta = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as error:
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file, got {path} whose "
-                         f"'{METADATA_KEY}' metadata is not JSON ({error})") from None
+                         f"'{METADATA_KEY}' metadata is not JSON ({error_reason(error)})") from None
     missing = [key for key in METADATA_KEYS if key not in meta] if isinstance(meta, dict) else list(METADATA_KEYS)
     if missing:
         raise ValueError(f"load_generator: argument 'path' expected a render3d generator file, got {path} whose "
@@ -210,9 +211,8 @@ def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, 
         try:
             contents[name] = reader(folder / name)
         except Exception as error:                  # whatever the reader raises: the file is not what it should be
-            first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
             raise DamagedCheckpoint(f"{folder / name} cannot be read, it is damaged or truncated "
-                                    f"({type(error).__name__}: {first})") from None
+                                    f"({error_reason(error)})") from None
     saved, state = contents[OPTIMIZER_FILE], contents[STATE_FILE]
     missing = [f"{OPTIMIZER_FILE} {key!r}" for key in ("optimizers", "torch_rng")
                if not isinstance(saved, dict) or key not in saved]
