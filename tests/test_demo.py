@@ -26,6 +26,25 @@ def test_the_demo_checkpoint_ships_and_is_small():
     assert meta["generator_type"] == "volumegan" and meta["training"]["nimg"] > 10_000
 
 
+def test_a_device_this_machine_lacks_is_named():
+    """Loading onto a CUDA device torch does not see (one index past those it has) names the
+    device; it was torch's AssertionError or "invalid device ordinal" after reading the file.
+    The viewer's generator source loads through load_generator, so it says the same."""
+    import pytest
+    import torch
+
+    from render3d_viewer.sources import GeneratorSource
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    expected = (f"load_generator: argument 'device' expected a device this machine has, got 'cuda:{count}' while "
+                f"torch sees {count} CUDA device(s)")
+    for load in (load_generator, GeneratorSource):
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            load(DEMO_CHECKPOINT, device=f"cuda:{count}")
+    with pytest.raises(ValueError, match=re.escape("load_generator: argument 'device' expected a torch device")):
+        load_generator(DEMO_CHECKPOINT, device="gpu")
+
+
 def test_the_demo_checkpoint_has_solid_surfaces():
     """Its rendered opacity is mostly solid, not fog the 2D renderer paints over (the earlier
     checkpoint, trained without the opacity entropy, had no pixel above 0.9), and its depth

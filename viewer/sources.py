@@ -254,9 +254,10 @@ class GeneratorSource(Source):
         from render3d.training.checkpoint import GENERATOR_FILE, resolve_generator_file
 
         self.path, self.mesh_resolution = Path(path), mesh_resolution
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         file = resolve_generator_file(self.path)
-        self.G, self.meta = load_generator(file, self.device)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.G, self.meta = load_generator(file, device)      # which checks the device
+        self.device = torch.device(device)
         if file.name != GENERATOR_FILE:
             self.name = file.stem
         elif file.parent.parent.name == "checkpoints":     # RUN/checkpoints/step-N/: "RUN_step-N"

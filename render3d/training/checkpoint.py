@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from render3d._checks import error_reason
+from render3d._checks import check_device, error_reason
 from render3d.config import from_dict, to_dict
 from render3d.registry import GENERATORS
 
@@ -129,10 +129,12 @@ def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dic
     The metadata holds ``generator_type``, ``generator`` (its config), ``view`` (radius,
     fov_degrees, pitch, pivot of the training cameras) and ``training`` (steps, images, time).
     ValueError, naming the file, when it is not one, its metadata is incomplete or describes a
-    generator this version does not build, or its weights do not fit that generator.
+    generator this version does not build, or its weights do not fit that generator; and
+    for a device this machine does not have.
     """
     from safetensors.torch import load_file
 
+    device = check_device("load_generator", "device", device)
     file = resolve_generator_file(path)
     meta = read_generator_metadata(file)
     try:
