@@ -2,6 +2,7 @@
 vertices, faces and colours in GLB, OBJ and PLY; the GLB is glTF's Y-up, metres."""
 
 import json
+import re
 import struct
 
 import numpy as np
@@ -126,9 +127,24 @@ def test_export_checks_the_path_before_writing(mesh, tmp_path):
         export_mesh(mesh, tmp_path / "mesh.stl")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(ValueError, match="export_mesh: argument 'path' expected a writable path"):
+    with pytest.raises(ValueError, match=f"export_mesh: argument 'path' expected a writable path, got "
+                                         f"{blocker}/mesh.glb \\({blocker} is a file, not a folder\\)"):
         export_mesh(mesh, blocker / "mesh.glb")
-    assert list(tmp_path.iterdir()) == [blocker]
+    import trimesh
+
+    for broken, said in ((trimesh.Trimesh(mesh.vertices[:3], [[0, 1, 7]], process=False), "expected faces that index "
+                          "its 3 vertices, got 1 face(s) with an index out of range (largest 7) in the mesh given"),
+                         (trimesh.Trimesh(np.full((3, 3), np.nan), [[0, 1, 2]], process=False),
+                          "expected finite vertex coordinates, got 3 of 3 vertices not finite in the mesh given")):
+        with pytest.raises(ValueError, match=re.escape(f"export_mesh: argument 'mesh' {said}")):
+            export_mesh(broken, tmp_path / "broken.glb")
+    with pytest.raises(ValueError, match="export_mesh: argument 'path' expected a file path, got NoneType"):
+        export_mesh(mesh, None)
+    (tmp_path / "mesh.mtl").mkdir()        # in the way of the OBJ's material file: was a traceback after the OBJ
+    with pytest.raises(ValueError, match=f"export_mesh: argument 'path' expected a file path, got the folder "
+                                         f"{tmp_path}/mesh.mtl"):
+        export_mesh(mesh, tmp_path / "mesh.obj")
+    assert sorted(tmp_path.iterdir()) == [blocker, tmp_path / "mesh.mtl"]
 
 
 def test_load_mesh_reports_unreadable_files(tmp_path):
@@ -138,6 +154,12 @@ def test_load_mesh_reports_unreadable_files(tmp_path):
     bad.write_bytes(b"not a mesh")
     with pytest.raises(ValueError, match="load_mesh: argument 'path' expected a mesh file trimesh can read"):
         load_mesh(bad)
+    torn = tmp_path / "torn.ply"            # a face of a vertex the file lacks: IndexError in preview-mesh
+    torn.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+                    "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")
+    with pytest.raises(ValueError, match=f"load_mesh: argument 'path' expected faces that index its 3 vertices, got 1 "
+                                         f"face\\(s\\) with an index out of range \\(largest 7\\) in {torn}"):
+        load_mesh(torn)
     nan = tmp_path / "nan.obj"                          # preview-mesh used to fail in Framing.around
     nan.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv nan 0 0\nf 1 2 3\nf 1 2 4\n")
     with pytest.raises(ValueError, match="expected finite vertex coordinates, got 1 of 4 vertices not finite in"):

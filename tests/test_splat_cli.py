@@ -65,8 +65,16 @@ def test_ply_to_ply_keeps_every_coefficient_and_prunes(ply, tmp_path):
     ("opacity", "--min-opacity expected a value in [0, 1)"),
     ("prune-all", "drops all 50 splats"),
     ("not-splats", "lacks the 3DGS properties"),
-    ("not-ply", "expected a PLY file, got {dir}/text.ply, which plyfile cannot read: line 1: expected 'ply'"),
-    ("cut-short", "which plyfile cannot read: element 'vertex': row 49: early end-of-file"),
+    ("not-ply", "expected a PLY file, got {dir}/text.ply, which plyfile cannot read (PlyHeaderParseError: line 1: "
+                "expected 'ply')"),
+    ("cut-short", "which plyfile cannot read (PlyElementParseError: element 'vertex': row 49: early end-of-file)"),
+    ("folder", "SPLATS expected an existing file, got {dir}/folder.ply"),
+    ("out-under-a-file", "--out' expected a writable path, got {dir}/point_cloud.ply/out.splat "
+                         "({dir}/point_cloud.ply is a file, not a folder)"),
+    ("ply-named-splat", "expected a .splat file, got {dir}/renamed.splat, which is a PLY file (it starts with 'ply'): "
+                        "read it with load_ply, or name it .ply"),
+    ("not-finite", "expected finite splats with positive scales and non-zero quaternions, got {dir}/nan.ply with 4 "
+                   "that are not (1 in means, 1 in quats, 2 in opacities; splats 0, 4, 7, 9)"),
     ("odd-splat", "expected a .splat file (records of 32 bytes), got {dir}/odd.splat: 33 bytes, not a multiple of 32"),
     ("empty-splat", "SPLATS expected Gaussian splats, got {dir}/empty.splat holding none"),
 ])
@@ -84,11 +92,22 @@ def test_bad_input_fails_clearly_and_writes_nothing(ply, tmp_path, case, message
         "cut-short": (tmp_path / "cut.ply", "--out", out),
         "odd-splat": (tmp_path / "odd.splat", "--out", tmp_path / "out.ply"),
         "empty-splat": (tmp_path / "empty.splat", "--out", tmp_path / "out.ply"),
+        "folder": (tmp_path / "folder.ply", "--out", tmp_path / "out.ply"),
+        "out-under-a-file": (path, "--out", path / "out.splat"),
+        "ply-named-splat": (tmp_path / "renamed.splat", "--out", tmp_path / "out.ply"),
+        "not-finite": (tmp_path / "nan.ply", "--out", out),
     }[case]
     (tmp_path / "text.ply").write_text("solid cube\n")
     (tmp_path / "cut.ply").write_bytes(path.read_bytes()[:-10])
     (tmp_path / "odd.splat").write_bytes(bytes(33))
     (tmp_path / "empty.splat").write_bytes(b"")
+    (tmp_path / "renamed.splat").write_bytes(path.read_bytes())
+    (tmp_path / "folder.ply").mkdir()
+    data = gaussian_set(n=50, degree=3)
+    data["means"][7, 1] = float("nan")
+    data["opacities"][[0, 9]] = float("nan")
+    data["quats"][4] = 0                              # the viewer opened it, then failed at every frame
+    _save_unchecked_ply(tmp_path / "nan.ply", data)
     if case == "not-splats":
         import trimesh
 
@@ -97,3 +116,40 @@ def test_bad_input_fails_clearly_and_writes_nothing(ply, tmp_path, case, message
     assert result.returncode == 2
     assert message.format(dir=tmp_path) in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not out.exists() and not (tmp_path / "out.glb").exists() and not (tmp_path / "out.ply").exists()
+
+
+def _save_unchecked_ply(path, data):
+    """A 3DGS PLY holding what save_ply refuses (NaN, zero quaternions), as other tools may
+    write it."""
+    from plyfile import PlyData, PlyElement
+
+    good = save_ply(path.with_name("good.ply"), **{**data, "means": data["means"].nan_to_num(),
+                                                   "opacities": data["opacities"].nan_to_num(0.5),
+                                                   "quats": torch.ones_like(data["quats"])})
+    vertex = PlyData.read(str(good))["vertex"].data.copy()
+    vertex["y"] = data["means"][:, 1].numpy()
+    for i in range(4):
+        vertex[f"rot_{i}"] = data["quats"][:, i].numpy()
+    vertex["opacity"][data["opacities"].isnan().numpy()] = np.nan
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(path))
+
+
+def test_a_write_that_fails_keeps_the_old_file_and_says_why(ply, tmp_path):
+    """A file-size limit (as a full disk) stops the write: one line naming --out, exit status 1,
+    and the file that was there is left whole. It was a traceback, and the old file was cut
+    off at the limit."""
+    import resource
+
+    data, path = ply
+    for suffix in (".ply", ".splat"):
+        out = tmp_path / f"previous{suffix}"
+        out.write_bytes(b"x" * 1000)
+        limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # noqa: E731
+        result = subprocess.run([sys.executable, "-m", "render3d", "export-splat", str(path), "--out", str(out)],
+                                capture_output=True, text=True, timeout=120, preexec_fn=limit)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == f"render3d export-splat: cannot write {out}: File too large; free space or write " \
+                                "elsewhere\n"
+        assert out.read_bytes() == b"x" * 1000
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["point_cloud.ply", f"previous{suffix}"]
+        out.unlink()

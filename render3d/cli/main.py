@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import sys
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, not a traceback (train catches its own, to write a checkpoint first).
+        print(f"\nrender3d {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (MemoryError, RuntimeError) as error:
         if not _out_of_memory(error):
             raise
@@ -68,6 +73,18 @@ def main(argv: list[str] | None = None) -> int:
               f"machine has: ask for less (smaller sizes or resolution, fewer views or frames, a smaller batch){notes}",
               file=sys.stderr)
         return 1
+    except OSError as error:
+        if error.errno not in STORAGE_ERRORS:
+            raise
+        # The disk, a quota or a size limit is full, or the folder is read-only: nothing to debug.
+        where = f" {error.filename}" if error.filename else ""
+        print(f"render3d {args.command}: cannot write{where}: {error.strerror}; free space or write elsewhere",
+              file=sys.stderr)
+        return 1
+
+
+# Write failures that come from the machine, not from render3d: reported in one line.
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def _out_of_memory(error: BaseException) -> bool:

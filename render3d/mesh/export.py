@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from render3d._checks import error_reason
+from render3d._files import file_in_the_way, write_file, write_files
 
 MESH_FORMATS = ("glb", "obj", "ply")
 MATERIAL_NAME = "render3d_vertex_color"
@@ -35,6 +36,8 @@ _AXES_NOTE = "render3d mesh: right-handed, +Y up, 1 unit = 1 metre"
 def mesh_format(fn: str, path, format: str | None = None, *, name: str = "path") -> tuple[Path, str]:
     """Check a mesh file path (argument `name` of `fn`) -> (path, format). `format`
     defaults to the suffix."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{fn}: argument '{name}' expected a file path, got {type(path).__name__}")
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in MESH_FORMATS:
@@ -54,10 +57,17 @@ def check_writable(fn: str, name: str, path) -> Path:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise ValueError(f"{fn}: argument '{name}' expected a writable path, got {path} ({exc.strerror})") from None
+        blocking = file_in_the_way(path.parent)
+        why = f"{blocking} is a file, not a folder" if blocking else exc.strerror
+        raise ValueError(f"{fn}: argument '{name}' expected a writable path, got {path} ({why})") from None
     if path.is_dir():
         raise ValueError(f"{fn}: argument '{name}' expected a file path, got the folder {path}")
     return path
+
+
+def mesh_files(path: Path, fmt: str) -> list[Path]:
+    """The files an export to `path` in format `fmt` writes: the mesh, and an OBJ's MTL beside it."""
+    return [path, path.with_suffix(".mtl")] if fmt == "obj" else [path]
 
 
 def export_mesh(mesh, path, *, format: str | None = None) -> list[Path]:
@@ -73,15 +83,16 @@ def export_mesh(mesh, path, *, format: str | None = None) -> list[Path]:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         got = f"a mesh with {len(mesh.faces)} faces" if isinstance(mesh, trimesh.Trimesh) else type(mesh).__name__
         raise ValueError(f"{fn}: argument 'mesh' expected a trimesh.Trimesh with faces, got {got}")
+    _check_geometry(fn, "mesh", mesh, "in the mesh given")
     path, fmt = mesh_format(fn, path, format)
-    check_writable(fn, "path", path)
+    for file in mesh_files(path, fmt):
+        check_writable(fn, "path", file)
     colors = mesh.visual.vertex_colors if mesh.visual.kind == "vertex" else None
     if fmt == "glb":
         return [_write_glb(mesh, colors, path)]
     if fmt == "obj":
         return _write_obj(mesh, colors, path)
-    _atomic_write(path, mesh.export(file_type="ply", encoding="binary", vertex_normal=True))
-    return [path]
+    return [write_file(path, mesh.export(file_type="ply", encoding="binary", vertex_normal=True))]
 
 
 def _write_glb(mesh, colors, path: Path) -> Path:
@@ -97,9 +108,7 @@ def _write_glb(mesh, colors, path: Path) -> Path:
     if colors is not None:
         glb.visual.vertex_attributes["color"] = np.asarray(colors, dtype=np.uint8)
     scene = trimesh.Scene(geometry={path.stem or "mesh": glb})
-    data = scene.export(file_type="glb", include_normals=True)
-    _atomic_write(path, data)
-    return path
+    return write_file(path, scene.export(file_type="glb", include_normals=True))
 
 
 def _write_obj(mesh, colors, path: Path) -> list[Path]:
@@ -107,12 +116,12 @@ def _write_obj(mesh, colors, path: Path) -> list[Path]:
 
     mtl = path.with_suffix(".mtl")
     kd = "1 1 1" if colors is not None else " ".join([f"{UNCOLORED_GREY:g}"] * 3)
-    _atomic_write(mtl, (
+    material = (
         f"# {_AXES_NOTE}\n"
         + ("# the colours are per vertex (v x y z r g b); this white material shows them unchanged\n"
            if colors is not None else "")
         + f"newmtl {MATERIAL_NAME}\nKa 0 0 0\nKd {kd}\nKs 0 0 0\nd 1\nillum 1\n"
-    ).encode())
+    )
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if colors is not None:
         # (byte + 0.25) / 255: rounding and truncating readers both recover the byte.
@@ -135,18 +144,7 @@ def _write_obj(mesh, colors, path: Path) -> list[Path]:
         "f " + f_rows.replace("\n", "\nf "),
         "",
     ])
-    _atomic_write(path, text.encode())
-    return [path, mtl]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return write_files({path: text.encode(), mtl: material.encode()})
 
 
 def load_mesh(path):
@@ -178,12 +176,23 @@ def load_mesh(path):
     parts = [p for p in parts if len(p.faces)]
     if not parts:
         raise ValueError(f"{fn}: argument 'path' expected a file with triangles, got none in {path}")
-    mesh = parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
-    if not np.isfinite(mesh.vertices).all():
-        bad = int((~np.isfinite(mesh.vertices).all(1)).sum())
-        raise ValueError(f"{fn}: argument 'path' expected finite vertex coordinates, got {bad} of "
-                         f"{len(mesh.vertices)} vertices not finite in {path}")
-    return mesh
+    for part in parts:
+        _check_geometry(fn, "path", part, f"in {path}")
+    return parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
+
+
+def _check_geometry(fn: str, name: str, mesh, where: str) -> None:
+    """Faces that index existing vertices, and finite vertex coordinates: what neither
+    trimesh's reader nor its constructor checks, and what every later step assumes."""
+    faces, count = np.asarray(mesh.faces), len(mesh.vertices)
+    if len(faces) and (faces.min() < 0 or faces.max() >= count):
+        bad = int(((faces < 0) | (faces >= count)).any(1).sum())
+        raise ValueError(f"{fn}: argument '{name}' expected faces that index its {count} vertices, got {bad} "
+                         f"face(s) with an index out of range (largest {faces.max()}) {where}")
+    finite = np.isfinite(np.asarray(mesh.vertices)).all(1)
+    if not finite.all():
+        raise ValueError(f"{fn}: argument '{name}' expected finite vertex coordinates, got {int((~finite).sum())} "
+                         f"of {count} vertices not finite {where}")
 
 
 def _colored_copy(mesh, transform: np.ndarray):
