@@ -82,6 +82,22 @@ def test_unwritable_output_fails_before_any_work(command, exported, tmp_path):
     assert list(tmp_path.iterdir()) == [blocker]
 
 
+def test_a_write_that_fails_writes_neither_the_obj_nor_its_mtl(tmp_path):
+    """A file-size limit (as a full disk) while writing an OBJ: one line naming the file, exit
+    status 1, and no MTL without its OBJ (the MTL was written first and left behind, after a
+    traceback)."""
+    import resource
+
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # noqa: E731
+    out = tmp_path / "sphere.obj"
+    result = subprocess.run([sys.executable, "-m", "render3d", "export-mesh", "--scene", "sphere", "--resolution",
+                             "32", "--out", str(out)], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (f"render3d export-mesh: cannot write {out}: File too large; free space "
+                                              "or write elsewhere")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command, message", [
     (["render", "video", "--scene", "sphere", "--video-size", "1"], "--video-size expected at least 2 pixels, got 1"),
     (["preview-mesh", "{mesh}", "--size", "1"], "--size expected at least 2 pixels, got 1"),
@@ -119,6 +135,52 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
     assert main([a.format(checkpoint=DEMO_CHECKPOINT) for a in command] + ["--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command, message", [
+    (["export-mesh", "--scene", "torus", "--no-clean", "--smooth", "5", "--target-faces", "100"],
+     "render3d export-mesh: --smooth, --target-faces apply to cleaning, not to --no-clean"),  # were ignored
+    (["export-mesh", "--checkpoint", "{checkpoint}", "--seed", str(2 ** 64)],
+     f"render3d export-mesh: --seed expected an int in 0..2**64-1, got {2 ** 64}"),     # were torch's overflow
+    (["render", "--checkpoint", "{checkpoint}", "--impl", "torch"],
+     "render3d render: --impl applies to scenes only, not to --checkpoint"),                # was ignored
+    (["render", "--checkpoint", "{checkpoint}", "--seeds", f"0,{2 ** 64}"],
+     f"render3d render: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, got '0,{2 ** 64}'"),
+])
+def test_settings_that_cannot_apply_are_refused(command, message, tmp_path, capsys):
+    test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys)
+
+
+def test_axes_of_a_mesh_at_the_origin(tmp_path):
+    """A mesh whose every vertex is at the origin got axes of length 0, a traceback."""
+    trimesh.Trimesh(np.zeros((3, 3)), [[0, 1, 2]], process=False).export(tmp_path / "point.ply")
+    result = run("preview-mesh", str(tmp_path / "point.ply"), "--axes", "--size", "16", "--views", "1", "--frames",
+                 "2", "--format", "gif", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "point_views.png").is_file() and (tmp_path / "point_turntable.gif").is_file()
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(tmp_path):
+    import os
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "render3d", "render", "grid", "--scene", "torus", "--size",
+                                "256", "--views", "64", "--impl", "torch", "--out", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        while b"%|" not in seen:                       # the progress bar: rendering has begun
+            chunk = os.read(process.stderr.fileno(), 4096)
+            assert chunk, f"render3d render ended before rendering: {seen.decode()}"
+            seen += chunk
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert (seen + err).decode().rstrip().endswith("render3d render: interrupted")
+    assert b"Traceback" not in seen + err
 
 
 def test_bad_names_list_the_valid_ones(tmp_path):

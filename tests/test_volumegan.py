@@ -72,6 +72,13 @@ def test_styles_from_seeds_condition_on_the_front_view():
     with pytest.raises(ValueError, match=r"styles_from_seeds: argument 'truncation' expected a finite number, "
                                          r"got nan"):
         styles_from_seeds(G, [3], truncation=float("nan"))   # NaN styles, then NaN densities deep in a render
+    with pytest.raises(ValueError, match=r"styles_from_seeds: argument 'seeds' expected at least one seed, got none"):
+        styles_from_seeds(G, [])                              # was torch.stack's "non-empty TensorList"
+    for seed in (-1, 2 ** 64):                                # was torch's "Overflow when unpacking long long"
+        with pytest.raises(ValueError, match=f"latents_from_seeds: argument 'seeds' expected ints in 0..2\\*\\*64-1, "
+                                             f"got {seed}"):
+            styles_from_seeds(G, [0, seed])
+    assert torch.equal(latents_from_seeds([2 ** 64 - 1], 4), latents_from_seeds([2 ** 64 - 1], 4))
 
 
 def test_synthesis_rejects_bad_arguments():

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from render3d._files import file_in_the_way
+
 
 class UsageError(Exception):
     """A bad command-line argument; the message is printed as it is."""
@@ -76,11 +78,15 @@ def check_writable_dir(command: str, option: str, folder: Path) -> None:
         probe.touch()
         probe.unlink()
     except OSError as exc:
-        raise UsageError(f"render3d {command}: cannot write to {option} {folder}: {exc.strerror}") from None
+        blocking = file_in_the_way(folder)
+        why = f"{blocking} is a file, not a folder" if blocking else exc.strerror
+        raise UsageError(f"render3d {command}: cannot write to {option} {folder}: {why}") from None
 
 
 def parse_seeds(command: str, text: str) -> list[int]:
     """``"0-3"`` -> [0, 1, 2, 3]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists mix."""
+    from render3d.generators.sampling import SEED_LIMIT
+
     seeds: list[int] = []
     try:
         for part in text.split(","):
@@ -88,8 +94,8 @@ def parse_seeds(command: str, text: str) -> list[int]:
             seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
     except ValueError:
         seeds = []
-    if not seeds or min(seeds) < 0:
-        raise UsageError(f"render3d {command}: --seeds expected non-negative ints like 0-3 or 1,5,7, got {text!r}")
+    if not seeds or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
+        raise UsageError(f"render3d {command}: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, got {text!r}")
     return seeds
 
 

@@ -36,6 +36,21 @@ def _level(text: str):
         raise argparse.ArgumentTypeError(f"expected 'auto' or a finite number, got {text!r}") from None
 
 
+# The cleaning options of export-mesh and their defaults (None: target_faces keeps all faces).
+CLEAN_DEFAULTS = {"min_component": 0.01, "smooth": 10}
+CLEAN_OPTIONS = ("min_component", "smooth", "target_faces")
+
+
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def _clean(args) -> dict | bool:
+    """export-mesh's cleaning settings for extract_mesh, or False for --no-clean."""
+    return False if args.no_clean else {"min_component_share": args.min_component, "smooth_iterations": args.smooth,
+                                        "target_faces": args.target_faces}
+
+
 def add_export_mesh(sub) -> None:
     p = sub.add_parser(
         "export-mesh", help="extract a coloured mesh from a scene: GLB, OBJ+MTL or PLY",
@@ -58,9 +73,11 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--field", choices=["density", "sdf"], default="density",
                    help="mesh the density (what generators have) or the signed distance (default: density)")
     p.add_argument("--no-clean", action="store_true", help="keep the raw marching-cubes mesh")
-    p.add_argument("--min-component", type=float, default=0.01,
-                   help="drop pieces with less than this share of the faces (default: 0.01)")
-    p.add_argument("--smooth", type=int, default=10, help="Taubin smoothing iterations (default: 10)")
+    p.add_argument("--min-component", type=float, default=None,
+                   help="drop pieces with less than this share of the faces "
+                        f"(default: {CLEAN_DEFAULTS['min_component']})")
+    p.add_argument("--smooth", type=int, default=None,
+                   help=f"Taubin smoothing iterations (default: {CLEAN_DEFAULTS['smooth']})")
     p.add_argument("--target-faces", type=int, default=None, help="decimate to about this many faces (default: keep all)")
     p.add_argument("--no-color", action="store_true", help="leave the vertices uncoloured")
     p.add_argument("--colors-from", choices=["renders", "field"], default=None,
@@ -72,7 +89,7 @@ def add_export_mesh(sub) -> None:
 
 def run_export_mesh(args) -> int:
     from render3d.mesh import export_mesh, extract_mesh, mesh_summary
-    from render3d.mesh.export import check_writable, mesh_format
+    from render3d.mesh.export import check_writable, mesh_files, mesh_format
     from render3d.volume import describe_scenes, make_scene, scene_names
 
     from ._args import UsageError, report, split_scene_options
@@ -93,14 +110,20 @@ def run_export_mesh(args) -> int:
             raise UsageError(f"render3d export-mesh: --resolution expected an int >= 2, got {args.resolution}")
         if args.target_faces is not None and args.target_faces < 4:
             raise UsageError(f"render3d export-mesh: --target-faces expected an int >= 4, got {args.target_faces}")
+        cleaning = [option for option in CLEAN_OPTIONS if getattr(args, option) is not None]
+        if args.no_clean and cleaning:
+            raise UsageError(f"render3d export-mesh: {', '.join(_flag(o) for o in cleaning)} "
+                             f"{'applies' if len(cleaning) == 1 else 'apply'} to cleaning, not to --no-clean")
+        for option, value in CLEAN_DEFAULTS.items():
+            setattr(args, option, value if getattr(args, option) is None else getattr(args, option))
         if not 0 <= args.min_component <= 1 or args.smooth < 0:
             raise UsageError("render3d export-mesh: --min-component expected a share in [0, 1] and --smooth an int "
                              f">= 0, got {args.min_component} and {args.smooth}")
         if args.colors_from is not None and (args.checkpoint is None or args.no_color):
             raise UsageError("render3d export-mesh: --colors-from expected --checkpoint without --no-color, got "
                              + ("--no-color" if args.no_color else f"the scene {args.scene!r}, coloured by its field"))
-        mesh_format("render3d export-mesh", out, name="--out")
-        check_writable("render3d export-mesh", "--out", out)
+        for file in mesh_files(*mesh_format("render3d export-mesh", out, name="--out")):
+            check_writable("render3d export-mesh", "--out", file)
         if args.checkpoint is not None:
             return _export_generator_mesh(args, out)
         if args.scene not in scene_names():
@@ -114,11 +137,9 @@ def run_export_mesh(args) -> int:
         return report(error)
     started = time.perf_counter()
     field_fn = scene.field.sdf if args.field == "sdf" else scene.field.density
-    clean = False if args.no_clean else {"min_component_share": args.min_component,
-                                         "smooth_iterations": args.smooth, "target_faces": args.target_faces}
     try:
         mesh = extract_mesh(field_fn, scene.bbox, args.resolution, args.level, field_type=args.field,
-                            color_fn=None if args.no_color else scene.field.color, clean=clean, progress=True)
+                            color_fn=None if args.no_color else scene.field.color, clean=_clean(args), progress=True)
     except ValueError as error:  # no surface at that level, NaN in the field
         return report(error)
     written = export_mesh(mesh, out)
@@ -132,7 +153,7 @@ def run_export_mesh(args) -> int:
 
 def _export_generator_mesh(args, out: Path) -> int:
     """`render3d export-mesh --checkpoint`: one subject of a trained generator."""
-    from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
+    from render3d.generators.sampling import SEED_LIMIT, extract_generator_mesh, styles_from_seeds
     from render3d.mesh import export_mesh, mesh_summary
 
     from ._args import UsageError, load_checkpoint_generator, report
@@ -140,15 +161,13 @@ def _export_generator_mesh(args, out: Path) -> int:
     if args.field == "sdf":
         raise UsageError("render3d export-mesh: --field sdf expected a scene with a signed distance, got a generator, "
                          "which has a density")
-    if args.seed < 0:
-        raise UsageError(f"render3d export-mesh: --seed expected a non-negative int, got {args.seed}")
+    if not 0 <= args.seed < SEED_LIMIT:
+        raise UsageError(f"render3d export-mesh: --seed expected an int in 0..2**64-1, got {args.seed}")
     G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
     started = time.perf_counter()
     ws = styles_from_seeds(G, [args.seed], meta["view"], truncation=args.truncation)
-    clean = False if args.no_clean else {"min_component_share": args.min_component,
-                                         "smooth_iterations": args.smooth, "target_faces": args.target_faces}
     try:
-        mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=clean,
+        mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=_clean(args),
                                       color=None if args.no_color else args.colors_from or "renders",
                                       view=meta["view"], progress=True)
     except ValueError as error:  # no surface at that level
@@ -208,7 +227,7 @@ def run_preview_mesh(args) -> int:
         return report(error)
     shown, bounds, length = mesh, mesh.bounds, 0.0
     if args.axes:
-        length = 1.25 * float(abs(mesh.bounds).max())
+        length = 1.25 * float(abs(mesh.bounds).max()) or 1.0     # a mesh all at the origin gets unit axes
         shown = with_axes(mesh, length)
         bounds = [[min(b, 0.0) for b in mesh.bounds[0]], [max(b, length) for b in mesh.bounds[1]]]
     framing = Framing.around(*bounds)

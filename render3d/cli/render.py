@@ -54,15 +54,18 @@ def add_render(sub) -> None:
     p.add_argument("--frames", type=int, default=72, help="frames of the orbit video (default: 72)")
     p.add_argument("--fps", type=int, default=24, help="video frame rate (default: 24)")
     p.add_argument("--gif", action="store_true", help="write the video as a GIF instead of an MP4")
-    p.add_argument("--impl", choices=["auto", "native", "torch"], default="auto", help="kernels to use (default: auto)")
+    p.add_argument("--impl", choices=["auto", "native", "torch"], default=None,
+                   help="kernels a scene is rendered with (default: auto)")
     p.set_defaults(run=run_render)
 
 
 def run_render(args) -> int:
-    from ._args import UsageError, check_positive, check_writable_dir, report, split_scene_options
+    from render3d.volume import scene_names
+
+    from ._args import UsageError, check_positive, check_writable_dir, parse_seeds, report, split_scene_options
 
     try:
-        split_scene_options("render", args, {"size": 256}, {"seeds": "0-3", "truncation": 1.0})
+        split_scene_options("render", args, {"size": 256, "impl": "auto"}, {"seeds": "0-3", "truncation": 1.0})
     except UsageError as error:
         return report(error)
     outputs = args.outputs or ["grid", "video"]
@@ -75,23 +78,24 @@ def run_render(args) -> int:
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
             if args.video_size < 2:                     # H.264 frames are whole 2 x 2 blocks
                 raise UsageError(f"render3d render: --video-size expected at least 2 pixels, got {args.video_size}")
-            check_writable_dir("render", "--out", out)
+            if args.checkpoint is None and args.scene not in scene_names():
+                raise UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
+                                 f"got {args.scene!r}")
+            seeds = parse_seeds("render", args.seeds) if args.checkpoint is not None else []
+            check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
-                return _render_generator(args, outputs, out)
+                return _render_generator(args, outputs, out, seeds)
         except UsageError as error:
             return report(error)
 
     import numpy as np
 
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video, views_grid
-    from render3d.volume import describe_scenes, make_scene, render_orbit, render_views, scene_names
+    from render3d.volume import describe_scenes, make_scene, render_orbit, render_views
 
     if args.list_scenes:
         print(describe_scenes())
         return 0
-    if args.scene not in scene_names():
-        return report(UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
-                                 f"got {args.scene!r}"))
     started = time.perf_counter()
     scene = make_scene(args.scene)
     written: list[Path] = []
@@ -116,7 +120,7 @@ def run_render(args) -> int:
     return 0
 
 
-def _render_generator(args, outputs: list[str], out: Path) -> int:
+def _render_generator(args, outputs: list[str], out: Path, seeds: list[int]) -> int:
     """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects."""
     import numpy as np
 
@@ -124,9 +128,8 @@ def _render_generator(args, outputs: list[str], out: Path) -> int:
                                               views_grid_image)
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
 
-    from ._args import load_checkpoint_generator, parse_seeds
+    from ._args import load_checkpoint_generator
 
-    seeds = parse_seeds("render", args.seeds)
     G, meta = load_checkpoint_generator("render", args.checkpoint)
     started = time.perf_counter()
     view = meta["view"]

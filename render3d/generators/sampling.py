@@ -10,10 +10,15 @@ import torch
 
 from render3d.cameras import Cameras, Framing, orbit, spiral
 
+SEED_LIMIT = 2 ** 64       # torch's generators take seeds below this
+
 
 def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tensor:
     """``[len(seeds), z_dim]``: z of seed s is N(0, I) from a CPU generator seeded with s, so a
-    seed means the same subject on every device."""
+    seed means the same subject on every device. Seeds are ints in 0..2**64-1."""
+    bad = [s for s in seeds if not 0 <= int(s) < SEED_LIMIT]
+    if bad:
+        raise ValueError(f"latents_from_seeds: argument 'seeds' expected ints in 0..2**64-1, got {bad[0]}")
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
 
 
@@ -25,6 +30,8 @@ def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: 
     front view's (`view_cameras(view, 1, ...)`'s, `view` being the generator's metadata
     "view"), so that every picture of a subject shows the same subject."""
     seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("styles_from_seeds: argument 'seeds' expected at least one seed, got none")
     if not math.isfinite(truncation):
         raise ValueError(f"styles_from_seeds: argument 'truncation' expected a finite number, got {truncation}")
     device = next(G.parameters()).device if device is None else device
