@@ -3,6 +3,7 @@ before anything is served; the default target (the shipped demo checkpoint) is s
 asked port, with the URL and the SSH tunnel command printed, until Ctrl-C; and the console
 lines for loopback and network addresses."""
 
+import re
 import signal
 import socket
 import subprocess
@@ -29,7 +30,9 @@ def free_port() -> int:
 
 @pytest.mark.parametrize("args, message", [
     (["--port", "0"], "render3d view: --port expected a port number in 1..65535, got 0"),
-    (["--resolution", "8"], "render3d view: --resolution expected pixels in 16..4096, got 8"),
+    (["--resolution", "8"], "render3d view: --resolution expected pixels in 32..1024, got 8"),
+    # the page's slider stops at 32 and 1024: a start outside it left every browser's page blank
+    (["--resolution", "2048"], "render3d view: --resolution expected pixels in 32..1024, got 2048"),
     (["nowhere"], "render3d view: viewer.open_source: argument 'target' expected a scene name"),
     # an address that does not resolve, or one of another machine: viser tried port after port forever
     (["--host", "999.1.1.1"], "render3d view: viewer.serve: argument 'host' expected a name or address of this "
@@ -89,3 +92,31 @@ def test_console_lines_name_the_url_and_the_tunnel():
     assert "ssh -L 8080:localhost:8080 " in local[1] and local[1].endswith("then open http://localhost:8080")
     assert connect_lines("10.0.0.7", 9000)[0] == "render3d view: open http://10.0.0.7:9000 in a browser"
     assert socket.gethostname() in connect_lines("0.0.0.0", 9000)[0]
+    # short and named forms of loopback are loopback (they drew a warning that anyone could see the model)
+    assert is_loopback("127.1") and not is_loopback("") and not is_loopback("no-such-host.invalid")
+    assert connect_lines("fd00::2", 9000)[0] == "render3d view: open http://[fd00::2]:9000 in a browser"
+
+
+def test_the_port_is_checked_and_a_free_one_found_below_65536():
+    """viser moves on from a taken port, past 65535 too, where it hung with an OverflowError in
+    a thread; a port that is no port was taken as one (True as port 1)."""
+    from render3d_viewer.app import free_port as first_free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert first_free_port("f", "127.0.0.1", port) > port
+    for bad in (0, 65536, -1, True, 8080.5, "8080"):
+        with pytest.raises(ValueError, match=re.escape(f"f: argument 'port' expected a port number in 1..65535, "
+                                                       f"got {bad!r}")):
+            first_free_port("f", "127.0.0.1", bad)
+    with socket.socket() as top:
+        try:
+            top.bind(("127.0.0.1", 65535))
+        except OSError:
+            pytest.skip("port 65535 is in use on this machine")
+        top.listen()
+        with pytest.raises(ValueError, match="f: argument 'port' expected a port with a free one at or above it, "
+                                             "got 65535: none from 65535 to 65535 is free on 127.0.0.1"):
+            first_free_port("f", "127.0.0.1", 65535)

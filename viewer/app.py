@@ -6,12 +6,14 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import logging
+import math
+import numbers
 import socket
 import threading
 import time
 
 from .cameras import framing_to_viser
-from .session import Session
+from .session import RESOLUTIONS, Session
 from .sources import Source, open_source
 
 log = logging.getLogger(__name__)
@@ -20,13 +22,18 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address) is reachable only from this machine."""
+    """Whether `host` (a name or an address) is reachable only from this machine: every
+    address it resolves to is a loopback one (127.1 and a name in /etc/hosts for 127.0.0.1
+    count; the wildcard "" does not)."""
     if host == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+    if not host:
         return False
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 
 
 def connect_lines(host: str, port: int) -> list[str]:
@@ -35,6 +42,7 @@ def connect_lines(host: str, port: int) -> list[str]:
         shown = "localhost"
     else:  # a wildcard address is no place to point a browser at: name the machine
         shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown        # an IPv6 address in a URL
     return [
         f"render3d view: open http://{shown}:{port} in a browser",
         f"  from another machine, tunnel first: ssh -L {port}:localhost:{port} "
@@ -59,6 +67,24 @@ def check_host(fn: str, host: str) -> None:
                          f"({address[0]}), which it cannot listen on ({error.strerror})") from None
 
 
+def free_port(fn: str, host: str, port) -> int:
+    """The first port from `port` up that this machine can listen on at `host` (viser moves on
+    to the next port when one is taken, past 65535 too, where it hangs)."""
+    if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 0 < port < 65536:
+        raise ValueError(f"{fn}: argument 'port' expected a port number in 1..65535, got {port!r}")
+    family, kind, protocol, _, address = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM,
+                                                            flags=socket.AI_PASSIVE)[0]
+    for candidate in range(int(port), 65536):
+        with socket.socket(family, kind, protocol) as probe:
+            try:
+                probe.bind((address[0], candidate, *address[2:]))
+                return candidate
+            except OSError:
+                continue
+    raise ValueError(f"{fn}: argument 'port' expected a port with a free one at or above it, got {port}: "
+                     f"none from {port} to 65535 is free on {host or 'every address'}")
+
+
 class Viewer:
     """Serve `source` on `host`:`port` (viser picks the next free port if it is taken; see
     `port`). Starts at once; `stop` ends the server and every browser's render thread.
@@ -69,6 +95,13 @@ class Viewer:
         import viser
 
         check_host("Viewer", host)
+        low, high = RESOLUTIONS
+        if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral) \
+                or not low <= resolution <= high:
+            raise ValueError(f"Viewer: argument 'resolution' expected pixels in {low}..{high}, got {resolution!r}")
+        if not (isinstance(rest_seconds, numbers.Real) and math.isfinite(rest_seconds) and rest_seconds >= 0):
+            raise ValueError(f"Viewer: argument 'rest_seconds' expected a finite number >= 0, got {rest_seconds!r}")
+        port = free_port("Viewer", host, port)
         self.source = source
         self.sessions: dict[int, Session] = {}
         self._lock = threading.Lock()
@@ -121,10 +154,11 @@ def serve(target: str | None = None, *, host: str = DEFAULT_HOST, port: int = DE
           resolution: int = 256) -> None:
     """`render3d view`: open TARGET (see `open_source`), serve it until Ctrl-C."""
     check_host("viewer.serve", host)            # before a checkpoint takes its seconds to load
+    port = free_port("viewer.serve", host, port)
     source = open_source(target)
     if not is_loopback(host):
         log.warning("render3d view: serving on %s, beyond this machine: anyone who can reach port %d can see the "
-                    "model and download it; prefer 127.0.0.1 with an SSH tunnel", host, port)
+                    "model and download it; prefer 127.0.0.1 with an SSH tunnel", host or "every address", port)
     viewer = Viewer(source, host=host, port=port, resolution=resolution)
     for line in connect_lines(host, viewer.port):
         print(line, flush=True)

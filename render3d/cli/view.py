@@ -55,15 +55,17 @@ def run_view(args) -> int:
     try:
         if not 0 < args.port < 65536:
             raise UsageError(f"render3d view: --port expected a port number in 1..65535, got {args.port}")
-        if not 16 <= args.resolution <= 4096:
-            raise UsageError(f"render3d view: --resolution expected pixels in 16..4096, got {args.resolution}")
         try:
             import viser  # noqa: F401
 
             from render3d_viewer import serve
+            from render3d_viewer.session import RESOLUTIONS
         except ImportError as error:
             raise UsageError(f"render3d view: the viewer needs viser ({error}); "
                              "install it with: pip install 'render3d[viewer]'") from None
+        low, high = RESOLUTIONS                  # the page's slider: a value outside it left the page blank
+        if not low <= args.resolution <= high:
+            raise UsageError(f"render3d view: --resolution expected pixels in {low}..{high}, got {args.resolution}")
     except UsageError as error:
         return report(error)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
