@@ -142,16 +142,31 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
 VIDEO_FORMATS = ("mp4", "gif")
 
 
+# The highest frame rate each video file holds: ffmpeg writes an MP4 above about 1000 fps with
+# a rate of 0, and browsers show a GIF's frames (delays in 1/100 s) faster than 50 fps at 10.
+MAX_FPS = {"mp4": 240, "gif": 50}
+
+
+def check_fps(fn: str, name: str, fps, video_format: str) -> None:
+    """Raise a ValueError naming `fn` and `name` unless `fps` fits `video_format` (mp4, gif)."""
+    limit = MAX_FPS[video_format]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= limit:
+        raise ValueError(f"{fn}: argument '{name}' expected a frame rate in (0, {limit}] for {video_format.upper()}, "
+                         f"got {fps!r}")
+
+
 def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path:
     """Write frames ``[T, 3, H, W]`` in [0, 1] as an MP4 (H.264 through imageio-ffmpeg) or a GIF.
 
-    The format follows the suffix. If an MP4 cannot be written (no ffmpeg), a GIF with the same
-    stem is written instead and its path returned, with a warning.
+    The format follows the suffix; `fps` up to `MAX_FPS` of it. If an MP4 cannot be written
+    (no ffmpeg), a GIF with the same stem is written instead (at 50 fps at most) and its path
+    returned, with a warning.
     """
     import imageio.v2 as imageio
 
     path = Path(path)
     check_choice("render3d.visualize.save_video", "path suffix", path.suffix.lstrip("."), VIDEO_FORMATS)
+    check_fps("render3d.visualize.save_video", "fps", fps, path.suffix.lstrip("."))
     path.parent.mkdir(parents=True, exist_ok=True)
     array = to_uint8(frames)
     if path.suffix == ".mp4":
@@ -172,7 +187,7 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
             path.unlink(missing_ok=True)
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
-    imageio.mimsave(path, list(array), duration=1000 / fps, loop=0)
+    imageio.mimsave(path, list(array), duration=1000 / min(fps, MAX_FPS["gif"]), loop=0)
     return path
 
 

@@ -84,3 +84,22 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out == f"render3d {render3d.__version__}\n"
+
+
+@pytest.mark.parametrize("text, seeds", [("0-3", [0, 1, 2, 3]), ("1,5,7", [1, 5, 7]), (" 2 - 4 ,9", [2, 3, 4, 9]),
+                                         (str(2 ** 64 - 1), [2 ** 64 - 1])])
+def test_seeds_parse(text, seeds):
+    from render3d.cli._args import parse_seeds
+
+    assert parse_seeds("render", text) == seeds
+
+
+# '0-3,3-1' dropped the empty range, '1_0' was 10 and an Arabic-Indic three was 3 (int() takes them)
+@pytest.mark.parametrize("text", ["0-3,3-1", "3-1", "1_0", "\u0663", "", "1-", "-1", "1,,2", "0x10", "1.5",
+                                  str(2 ** 64)])
+def test_seeds_that_are_not_seeds_are_refused(text):
+    from render3d.cli._args import UsageError, parse_seeds
+
+    with pytest.raises(UsageError, match=re.escape(f"render3d render: --seeds expected ints in 0..2**64-1 like 0-3 "
+                                                   f"or 1,5,7, got {text!r}")):
+        parse_seeds("render", text)

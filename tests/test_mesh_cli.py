@@ -105,6 +105,11 @@ def test_a_write_that_fails_writes_neither_the_obj_nor_its_mtl(tmp_path):
      "got 'nan'"),
     (["render", "--checkpoint", "{checkpoint}", "--truncation", "nan"],
      "argument --truncation: expected a finite number, got 'nan'"),
+    # an MP4 at 1000 fps had a frame rate of 0; browsers play a GIF above 50 fps at 10
+    (["render", "video", "--scene", "sphere", "--fps", "1000"], "--fps expected a frame rate in (0, 240] for MP4, "
+     "got 1000"),
+    (["preview-mesh", "{mesh}", "--format", "gif", "--fps", "60"], "--fps expected a frame rate in (0, 50] for GIF, "
+     "got 60"),
 ])
 def test_numbers_that_cannot_work_are_refused_before_any_work(command, message, exported, tmp_path):
     """A 1 px video made ffmpeg log an error while the command said it wrote the file; a NaN
@@ -149,6 +154,22 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
 ])
 def test_settings_that_cannot_apply_are_refused(command, message, tmp_path, capsys):
     test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys)
+
+
+def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_path, capsys):
+    """render and export-mesh made their output folder, then found no checkpoint; the message
+    said '--checkpoint load_generator: argument 'path' expected a generator.safetensors file'."""
+    from render3d.cli.main import main
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    for given, found in (("nope", "which does not exist"), ("run", "a run folder whose checkpoints/ holds no "
+                                                                    "checkpoint yet")):
+        for command, out in (("render", "out"), ("export-mesh", "out/x.glb")):
+            assert main([command, "--checkpoint", str(tmp_path / given), "--out", str(tmp_path / out)]) == 2
+            assert capsys.readouterr().err.strip() == (
+                f"render3d {command}: --checkpoint expected a generator file (.safetensors), a checkpoint folder or a "
+                f"run folder with checkpoints, got {tmp_path / given}, {found}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_axes_of_a_mesh_at_the_origin(tmp_path):

@@ -2,6 +2,7 @@
 multi-view renders."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -68,3 +69,19 @@ def test_an_mp4_of_frames_under_2_pixels_is_refused(tmp_path):
                                          r"for an MP4, got 1 x 5"):
         save_video(torch.zeros(3, 3, 5, 1), tmp_path / "thin.mp4")
     assert save_video(torch.zeros(3, 3, 5, 1), tmp_path / "thin.gif").is_file()   # a GIF takes them
+
+
+def test_frame_rates_a_video_cannot_hold_are_refused(tmp_path):
+    """An MP4 at 1000 fps was written with a frame rate of 0 and a duration of 0; a GIF above
+    50 fps plays at 10 in browsers; fps=-1 was ffmpeg's error output, then FileNotFoundError."""
+    import imageio.v3 as iio
+
+    from render3d.visualize import save_video
+
+    frames = torch.rand(3, 3, 8, 8)
+    for fps, suffix, limit in ((1000, "mp4", 240), (-1, "mp4", 240), (60, "gif", 50), (True, "gif", 50)):
+        with pytest.raises(ValueError, match=re.escape(f"save_video: argument 'fps' expected a frame rate in "
+                                                       f"(0, {limit}] for {suffix.upper()}, got {fps!r}")):
+            save_video(frames, tmp_path / f"bad.{suffix}", fps=fps)
+    assert not list(tmp_path.iterdir())
+    assert iio.immeta(save_video(frames, tmp_path / "fast.mp4", fps=240))["fps"] == 240

@@ -347,8 +347,9 @@ def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_pat
         f"render3d eval generator: {copy} holds no shapes (expected a synthetic dataset or a folder of meshes or .npy "
         f"points)")
     assert main(["eval", "generator", str(tmp_path / "nowhere"), str(data), *args]) == 2
-    assert capsys.readouterr().err.startswith("render3d eval generator: CHECKPOINT load_generator: argument 'path' "
-                                              "expected a generator.safetensors file")
+    assert capsys.readouterr().err.strip() == (f"render3d eval generator: CHECKPOINT expected a generator file "
+                                               f"(.safetensors), a checkpoint folder or a run folder with "
+                                               f"checkpoints, got {tmp_path / 'nowhere'}, which does not exist")
     assert not out.exists()
 
 

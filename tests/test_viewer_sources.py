@@ -5,6 +5,7 @@ cameras), cancellation, and orbit videos' cameras."""
 
 import io
 import math
+import re
 import shutil
 
 import numpy as np
@@ -81,9 +82,14 @@ def test_targets_pick_their_source(splat_file, mesh_file, tmp_path, generator):
                                          r"procedural\), an existing file, or a checkpoint or run folder, "
                                          r"got 'nowhere'"):
         open_source("nowhere")
-    with pytest.raises(ValueError, match="got '.*empty'"):
-        (tmp_path / "empty").mkdir()
-        open_source(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "run0" / "checkpoints").mkdir(parents=True)    # a run that has not written a checkpoint yet
+    for folder, found in (("empty", "a folder with neither generator.safetensors nor checkpoints/"),
+                          ("run0", "a run folder whose checkpoints/ holds no checkpoint yet")):
+        with pytest.raises(ValueError, match=re.escape(f"viewer.open_source: argument 'target' expected a generator "
+                                                       f"file (.safetensors), a checkpoint folder or a run folder "
+                                                       f"with checkpoints, got {tmp_path / folder}, {found}")):
+            open_source(tmp_path / folder)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     with pytest.raises(ValueError, match=r"expected a generator \(.safetensors\), a 3DGS PLY or a mesh file"):

@@ -459,6 +459,14 @@ def open_source(target: str | Path | None) -> Source:
     path = Path(target)
     if is_generator(path):
         return GeneratorSource(path)
+    if path.is_dir():                     # a folder that is no generator: say what it lacks
+        from render3d.training.checkpoint import resolve_generator_file
+
+        try:
+            resolve_generator_file(path)
+        except ValueError as error:
+            said = str(error).removeprefix("load_generator: argument 'path' ")
+            raise ValueError(f"{fn}: argument 'target' {said}") from None
     if not path.is_file():
         raise ValueError(f"{fn}: argument 'target' expected a scene name ({', '.join(scene_names())}, {PROCEDURAL}), "
                          f"an existing file, or a checkpoint or run folder, got {target!r}")

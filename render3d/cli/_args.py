@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def check_at_least(command: str, args, minimums: dict[str, int]) -> None:
                              f"got {value}")
 
 
+def check_fps(command: str, fps: int, video_format: str) -> None:
+    """--fps within what a video of `video_format` (mp4, gif) holds."""
+    from render3d.visualize import check_fps as check
+
+    try:
+        check(f"render3d {command}", "fps", fps, video_format)
+    except ValueError as error:
+        raise UsageError(str(error).replace(" argument 'fps' ", " --fps ")) from None
+
+
 def check_writable_dir(command: str, option: str, folder: Path) -> None:
     """Create `folder` and check that files can be written there. The probe file is this
     process's own: the processes of one `torchrun` check the same folder at once."""
@@ -84,18 +95,18 @@ def check_writable_dir(command: str, option: str, folder: Path) -> None:
 
 
 def parse_seeds(command: str, text: str) -> list[int]:
-    """``"0-3"`` -> [0, 1, 2, 3]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists mix."""
+    """``"0-3"`` -> [0, 1, 2, 3]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists mix. Each part is
+    ASCII digits (int() also takes '1_0' and other scripts' digits); a range runs upwards."""
     from render3d.generators.sampling import SEED_LIMIT
 
     seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            low, sep, high = part.partition("-")
-            seeds.extend(range(int(low), int(high) + 1) if sep else [int(low)])
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0 or max(seeds) >= SEED_LIMIT:
-        raise UsageError(f"render3d {command}: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, got {text!r}")
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
+        if low > high or high >= SEED_LIMIT:
+            raise UsageError(f"render3d {command}: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, "
+                             f"got {text!r}")
+        seeds.extend(range(low, high + 1))
     return seeds
 
 
@@ -107,4 +118,21 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
     try:
         return load_generator(path, device)
     except (ValueError, OSError) as error:
-        raise UsageError(f"render3d {command}: {argument} {error}") from None
+        raise _checkpoint_error(command, argument, error) from None
+
+
+def check_checkpoint(command: str, path: Path, argument: str = "--checkpoint") -> None:
+    """A cheap first look, before output folders are made: `path` is a generator file, a
+    checkpoint folder or a run folder with checkpoints (its contents are read later)."""
+    from render3d.training.checkpoint import resolve_generator_file
+
+    try:
+        resolve_generator_file(path)
+    except ValueError as error:
+        raise _checkpoint_error(command, argument, error) from None
+
+
+def _checkpoint_error(command: str, argument: str, error: Exception) -> UsageError:
+    # load_generator names its own argument; on the command line it is `argument`
+    said = str(error).removeprefix("load_generator: argument 'path' ")
+    return UsageError(f"render3d {command}: {argument} {said}")

@@ -68,10 +68,11 @@ def add_demo(sub) -> None:
 
 
 def _run(args) -> int:
-    from ._args import UsageError, check_positive, check_writable_dir, parse_seeds, report
+    from ._args import UsageError, check_fps, check_positive, check_writable_dir, parse_seeds, report
 
     try:
         check_positive("demo", args, ("views", "frames", "fps"))
+        check_fps("demo", args.fps, "mp4")
         if args.mesh_resolution < 8:
             raise UsageError(f"render3d demo: --mesh-resolution expected an int >= 8, got {args.mesh_resolution}")
         seeds = parse_seeds("demo", args.seeds)

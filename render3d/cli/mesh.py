@@ -88,11 +88,12 @@ def add_export_mesh(sub) -> None:
 
 
 def run_export_mesh(args) -> int:
+    from render3d.generators.sampling import SEED_LIMIT
     from render3d.mesh import export_mesh, extract_mesh, mesh_summary
     from render3d.mesh.export import check_writable, mesh_files, mesh_format
     from render3d.volume import describe_scenes, make_scene, scene_names
 
-    from ._args import UsageError, report, split_scene_options
+    from ._args import UsageError, check_checkpoint, report, split_scene_options
 
     if args.list_scenes:
         print(describe_scenes())
@@ -122,6 +123,13 @@ def run_export_mesh(args) -> int:
         if args.colors_from is not None and (args.checkpoint is None or args.no_color):
             raise UsageError("render3d export-mesh: --colors-from expected --checkpoint without --no-color, got "
                              + ("--no-color" if args.no_color else f"the scene {args.scene!r}, coloured by its field"))
+        if args.checkpoint is not None:                 # what a generator takes, before folders are made
+            if args.field == "sdf":
+                raise UsageError("render3d export-mesh: --field sdf expected a scene with a signed distance, got a "
+                                 "generator, which has a density")
+            if not 0 <= args.seed < SEED_LIMIT:
+                raise UsageError(f"render3d export-mesh: --seed expected an int in 0..2**64-1, got {args.seed}")
+            check_checkpoint("export-mesh", args.checkpoint)
         for file in mesh_files(*mesh_format("render3d export-mesh", out, name="--out")):
             check_writable("render3d export-mesh", "--out", file)
         if args.checkpoint is not None:
@@ -153,16 +161,11 @@ def run_export_mesh(args) -> int:
 
 def _export_generator_mesh(args, out: Path) -> int:
     """`render3d export-mesh --checkpoint`: one subject of a trained generator."""
-    from render3d.generators.sampling import SEED_LIMIT, extract_generator_mesh, styles_from_seeds
+    from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
     from render3d.mesh import export_mesh, mesh_summary
 
-    from ._args import UsageError, load_checkpoint_generator, report
+    from ._args import load_checkpoint_generator, report
 
-    if args.field == "sdf":
-        raise UsageError("render3d export-mesh: --field sdf expected a scene with a signed distance, got a generator, "
-                         "which has a density")
-    if not 0 <= args.seed < SEED_LIMIT:
-        raise UsageError(f"render3d export-mesh: --seed expected an int in 0..2**64-1, got {args.seed}")
     G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
     started = time.perf_counter()
     ws = styles_from_seeds(G, [args.seed], meta["view"], truncation=args.truncation)
@@ -201,11 +204,12 @@ def add_preview_mesh(sub) -> None:
 
 
 def run_preview_mesh(args) -> int:
-    from ._args import UsageError, check_positive, check_writable_dir, report
+    from ._args import UsageError, check_fps, check_positive, check_writable_dir, report
 
     out = args.out or args.mesh.parent
     try:
         check_positive("preview-mesh", args, ("size", "views", "frames", "fps"))
+        check_fps("preview-mesh", args.fps, args.format)
         if args.size < 2:                               # the turntable's H.264 frames are whole 2 x 2 blocks
             raise UsageError(f"render3d preview-mesh: --size expected at least 2 pixels, got {args.size}")
         if not args.mesh.is_file():

@@ -62,7 +62,8 @@ def add_render(sub) -> None:
 def run_render(args) -> int:
     from render3d.volume import scene_names
 
-    from ._args import UsageError, check_positive, check_writable_dir, parse_seeds, report, split_scene_options
+    from ._args import (UsageError, check_checkpoint, check_fps, check_positive, check_writable_dir, parse_seeds,
+                        report, split_scene_options)
 
     try:
         split_scene_options("render", args, {"size": 256, "impl": "auto"}, {"seeds": "0-3", "truncation": 1.0})
@@ -76,12 +77,15 @@ def run_render(args) -> int:
             if unknown:
                 raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}")
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
+            check_fps("render", args.fps, "gif" if args.gif else "mp4")
             if args.video_size < 2:                     # H.264 frames are whole 2 x 2 blocks
                 raise UsageError(f"render3d render: --video-size expected at least 2 pixels, got {args.video_size}")
             if args.checkpoint is None and args.scene not in scene_names():
                 raise UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
                                  f"got {args.scene!r}")
             seeds = parse_seeds("render", args.seeds) if args.checkpoint is not None else []
+            if args.checkpoint is not None:
+                check_checkpoint("render", args.checkpoint)
             check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
                 return _render_generator(args, outputs, out, seeds)

@@ -102,8 +102,14 @@ def resolve_generator_file(path: str | Path) -> Path:
         return path / GENERATOR_FILE
     if (path / "checkpoints").is_dir() and (latest := latest_checkpoint(path)) is not None:
         return latest / GENERATOR_FILE
-    raise ValueError(f"load_generator: argument 'path' expected a {GENERATOR_FILE} file, a checkpoint folder or "
-                     f"a run folder with checkpoints, got {path}")
+    if not path.exists():
+        found = "which does not exist"
+    elif (path / "checkpoints").is_dir():
+        found = "a run folder whose checkpoints/ holds no checkpoint yet"
+    else:
+        found = f"a folder with neither {GENERATOR_FILE} nor checkpoints/"
+    raise ValueError(f"load_generator: argument 'path' expected a generator file (.safetensors), a checkpoint folder "
+                     f"or a run folder with checkpoints, got {path}, {found}")
 
 
 def resolve_checkpoint_folder(path: str | Path, argument: str = "resume") -> Path:
