@@ -1,11 +1,12 @@
 """render3d.cameras poses: look-at, yaw/pitch (EG3D and pi-GAN), samplers and trajectories."""
 
 import math
+import re
 
 import pytest
 import torch
 
-from render3d.cameras import Cameras, DatasetPoseSampler, orbit, sample_yaw_pitch, spiral, yaw_sweep
+from render3d.cameras import Cameras, DatasetPoseSampler, Framing, orbit, sample_yaw_pitch, spiral, yaw_sweep
 
 F64 = torch.float64
 PI = math.pi
@@ -160,7 +161,7 @@ def test_yaw_pitch_bad_input():
     with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'convention' expected one of 'eg3d', 'pigan', "
                                          r"got 'opengl'"):
         Cameras.from_yaw_pitch(0.0, 1.0, 2.0, convention="opengl", **kwargs)
-    with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'radius' expected positive values, got -1.0"):
+    with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'radius' expected positive finite values, got -1.0"):
         Cameras.from_yaw_pitch(0.0, 1.0, -1.0, **kwargs)
     with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'pitch' expected shape a scalar or \[3\], "
                                          r"got \[2\]"):
@@ -308,3 +309,29 @@ def test_poses_on_cuda():
     assert drawn.device.type == "cuda"
     eye = torch.randn(3, 3, device="cuda") * 3
     assert_look_at(Cameras.look_at(eye, width=8, height=8, fov_degrees=30.0), torch.zeros(3, 3, device="cuda"))
+
+
+@pytest.mark.parametrize("make, message", [
+    # the look-at frame blamed 'pivot' for each of these
+    (lambda: orbit(2, radius=2.0, width=8, height=8, fov_degrees=30, pitch=math.nan),
+     "orbit: argument 'pitch' expected a finite number, got nan"),
+    (lambda: orbit(2, radius=math.inf, width=8, height=8, fov_degrees=30),
+     "orbit: argument 'radius' expected positive finite values, got inf at index 0"),
+    (lambda: spiral(2, radius=2.0, width=8, height=8, fov_degrees=30, pitch_range=math.nan),
+     "spiral: argument 'pitch_range' expected a finite number, got nan"),
+    (lambda: sample_yaw_pitch(2, yaw_spread=0.1, pitch_spread=0.1, radius=2.0, width=8, height=8, fov_degrees=30,
+                              yaw_mean=math.nan), "sample_yaw_pitch: argument 'yaw_mean' expected a finite number"),
+    (lambda: sample_yaw_pitch(2, yaw_spread=math.inf, pitch_spread=0.1, radius=2.0, width=8, height=8,
+                              fov_degrees=30), "sample_yaw_pitch: argument 'yaw_spread' expected a non-negative number"),
+    (lambda: Framing(math.inf), "Framing: argument 'radius' expected a positive number, got inf"),
+    (lambda: Framing.around([-1] * 3, [1] * 3, fov_degrees=0),                 # was a ZeroDivisionError
+     "Framing.around: argument 'fov_degrees' expected degrees in (0, 180), got 0"),
+    (lambda: Framing.around([-1] * 3, [1] * 3, margin=-1), "Framing.around: argument 'margin' expected a positive "
+                                                           "number, got -1"),     # was blamed on 'radius'
+    (lambda: Framing.around([-math.inf] * 3, [1] * 3), "Framing.around: arguments 'lo', 'hi' expected 3 finite "
+                                                       "numbers each"),
+    (lambda: Framing(3.0).cameras(2, 8, 0), "argument 'height' expected a positive number, got 0"),  # was 8 x 8
+])
+def test_pose_numbers_are_named(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()

@@ -275,3 +275,23 @@ def test_bad_packed_input_messages():
         composite_packed(s, v, s, s + 1, ray_ids=torch.tensor([0, 1, 0, 1, 1]), n_rays=2)
     with pytest.raises(ValueError, match=r"'n_rays' is required"):
         composite_packed(s, v, s, s + 1, ray_ids=torch.tensor([0, 0, 0, 1, 1]))
+
+
+@pytest.mark.parametrize("impl", ["native", "torch"])
+def test_intervals_that_are_not_intervals_are_named(impl):
+    """t_ends < t_starts gave negative opacity and colours; a NaN t a NaN pixel. Checked with
+    the densities (check_values); any C, 0 too, composites (C=0 was a reshape error)."""
+    densities, values = torch.rand(1, 2, 4) * 5, torch.rand(1, 2, 4, 3)
+    edges = torch.linspace(0, 1, 5).expand(1, 2, 5)
+    with pytest.raises(ValueError, match=r"composite: argument 't_ends' expected values >= t_starts, got 0.0 < 0.25 "
+                                         r"at index \(0, 0, 0\)"):
+        composite(densities, values, edges[..., 1:], edges[..., :-1], impl=impl)
+    starts = edges[..., :-1].clone()
+    starts[0, 1, 2] = math.nan
+    with pytest.raises(ValueError, match=r"composite: argument 't_starts' expected finite values, got nan at index "
+                                         r"\(0, 1, 2\)"):
+        composite(densities, values, starts, edges[..., 1:], impl=impl)
+    with pytest.raises(ValueError, match=r"composite_packed: argument 't_ends' expected values >= t_starts"):
+        composite_packed(densities.reshape(-1), values.reshape(-1, 3), edges[..., 1:].reshape(-1),
+                         edges[..., :-1].reshape(-1), ray_ids=torch.arange(2).repeat_interleave(4), n_rays=2, impl=impl)
+    assert composite(densities, values[..., :0], edges[..., :-1], edges[..., 1:], impl=impl)["values"].shape == (1, 2, 0)

@@ -174,7 +174,7 @@ def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
 
 @pytest.mark.parametrize("option,said", [
     (["--mesh-resolution", "1"], "SynthConfig: argument 'mesh_resolution' expected 8 or more grid points per side, got 1"),
-    (["--seed", "-5"], "SynthConfig: argument 'seed' expected a non-negative number, got -5"),
+    (["--seed", "-5"], "SynthConfig: argument 'seed' expected a non-negative int, got -5"),
     (["--radius", "-1"], "PoseDistribution: argument 'radius' expected a positive finite number, got -1.0"),
     (["--fov", "nan"], "PoseDistribution: argument 'fov_degrees' expected degrees in (0, 180), got nan"),
     (["--pitch-mean", "200"], "PoseDistribution: argument 'pitch_mean' expected radians in [0, pi]"),

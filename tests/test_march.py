@@ -2,6 +2,7 @@
 changes the samples), analytic sample counts, grid updates, and transmittance early stop."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -153,5 +154,32 @@ def test_bad_input():
         grid.march(torch.full((3, 3), float("nan")), d, 0.0, 1.0, step_size=0.1)
     with pytest.raises(ValueError, match="'resolution' expected a positive multiple of 4, got 10"):
         OccupancyGrid(([-1, -1, -1], [1, 1, 1]), resolution=10)
-    with pytest.raises(ValueError, match=r"'aabb' expected min < max"):
+    with pytest.raises(ValueError, match=r"'aabb' expected max > min on every axis"):
         OccupancyGrid(([1, -1, -1], [1, 1, 1]))
+
+
+def test_near_and_far_must_be_numbers_a_march_can_start_from():
+    """A NaN near was 0 samples from the kernel and 'cannot convert float NaN to integer' from
+    the twin; far may be +inf (to where the grid ends), not NaN."""
+    grid = OccupancyGrid(([-1] * 3, [1] * 3), resolution=8)
+    origins, directions = torch.tensor([[0.0, 0, -3]] * 2), torch.tensor([[0.0, 0, 1]] * 2)
+    for impl in ("native", "torch"):
+        for near in (math.nan, -math.inf):
+            with pytest.raises(ValueError, match=f"OccupancyGrid.march: argument 'near' expected finite values, "
+                                                 f"got {near}"):
+                grid.march(origins, directions, near, 10.0, step_size=0.01, impl=impl)
+        with pytest.raises(ValueError, match="OccupancyGrid.march: argument 'far' expected finite values or \\+inf, "
+                                             "got nan"):
+            grid.march(origins, directions, 0.0, math.nan, step_size=0.01, impl=impl)
+        assert len(grid.march(origins, directions, 0.0, math.inf, step_size=0.01, impl=impl)) > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"aabb": (0, 1, 2)}, "argument 'aabb' expected (min_xyz, max_xyz) with 3 finite numbers each"),  # 'too many values'
+    ({"aabb": ([-math.inf] * 3, [1] * 3)}, "argument 'aabb' expected (min_xyz, max_xyz) with 3 finite numbers each"),
+    ({"resolution": 8.0}, "argument 'resolution' expected a positive int, got 8.0"),                 # torch's TypeError
+    ({"levels": True}, "argument 'levels' expected a positive int, got True"),
+])
+def test_grid_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(f"render3d.rays.OccupancyGrid: {message}")):
+        OccupancyGrid(**{"aabb": ([-1] * 3, [1] * 3), **kwargs})

@@ -74,7 +74,7 @@ def test_cleanup_recomputes_outward_normals(raw):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"min_component_share": 1.5}, "argument 'min_component_share' expected a number in \\[0, 1\\], got 1.5"),
-    ({"smooth_iterations": -1}, "argument 'smooth_iterations' expected a non-negative number, got -1"),
+    ({"smooth_iterations": -1}, "argument 'smooth_iterations' expected a non-negative int, got -1"),
     ({"smooth_iterations": 2.5}, "argument 'smooth_iterations' expected an int >= 0, got 2.5"),
     ({"target_faces": 2}, "argument 'target_faces' expected None or an int >= 4, got 2"),
 ])

@@ -161,7 +161,7 @@ def test_nan_densities_are_reported_with_count_and_place():
     ({"level": "otsu"}, "argument 'level' expected one of 'auto', got 'otsu'"),
     ({"field_type": "occupancy"}, "argument 'field_type' expected one of 'density', 'sdf', got 'occupancy'"),
     ({"clean": "yes"}, "argument 'clean' expected True, False or a mapping of clean_mesh keywords"),
-    ({"chunk": 0}, "argument 'chunk' expected a positive number, got 0"),
+    ({"chunk": 0}, "argument 'chunk' expected a positive int, got 0"),
     # numpy's MemoryError for the grid, named (export-mesh --resolution 100000 ended in a traceback)
     ({"resolution": 10**6}, r"argument 'resolution' expected a grid that fits in memory, got 1000000: "
                             r"1000000 x 1000000 x 1000000 samples, 3\.725e\+09 GiB"),

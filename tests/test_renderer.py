@@ -81,6 +81,35 @@ def test_sampled_and_marched_paths_agree():
     assert float((a["depth"] - b["depth"])[solid].abs().median()) < 0.01
 
 
+def test_the_marched_path_gives_the_field_its_ray_directions():
+    """A field whose colour is its ray direction renders the same on both paths (with a grid,
+    the field was called with directions=None, so such a field raised a TypeError); and NaN
+    densities are named on the grid path too."""
+    sphere = SphereField(radius=0.5)
+
+    def facing(points, directions):
+        return sphere.density(points), directions * 0.5 + 0.5
+
+    cameras = orbit(2, radius=3.0, width=16, height=12, pitch=math.pi / 2 - 0.4, fov_degrees=40)
+    grid = OccupancyGrid(BOX, resolution=32)
+    grid.build(sphere.density, step_size=0.01, generator=torch.Generator().manual_seed(0))
+    sampled = VolumeRenderer(n_coarse=96, n_fine=96, near=0.1, far=10, bbox=BOX).eval()
+    marched = VolumeRenderer(near=0.1, far=10, bbox=BOX, occupancy_grid=grid, step_size=0.002).eval()
+    with torch.no_grad():
+        a, b = sampled(facing, cameras, normals=False), marched(facing, cameras, normals=False)
+    solid = ((a["alpha"] > 0.99) & (b["alpha"] > 0.99)).expand_as(a["image"])
+    assert solid.any()
+    torch.testing.assert_close(a["image"][solid], b["image"][solid], atol=1e-3, rtol=0)
+
+    def broken(points, directions):
+        return torch.where(points[..., 0] > 0.2, float("nan"), sphere.density(points)), directions
+
+    with pytest.raises(ValueError, match=r"VolumeRenderer: argument 'field\(points, directions\) densities' expected "
+                                         r"finite, non-negative values, got nan"):
+        with torch.no_grad():
+            marched(broken, cameras, normals=False)
+
+
 def test_chunking_does_not_change_the_result():
     scene = demo_scene()
     cameras = orbit(3, radius=3.0, width=20, height=16, fov_degrees=40)
@@ -153,12 +182,20 @@ def test_background_and_device(device):
 
 
 def test_bad_configuration():
-    with pytest.raises(ValueError, match="VolumeRenderer: argument 'n_coarse' expected a positive number, got 0"):
+    with pytest.raises(ValueError, match="VolumeRenderer: argument 'n_coarse' expected a positive int, got 0"):
         VolumeRenderer(n_coarse=0)
     with pytest.raises(ValueError, match="argument 'far' expected a number greater than near=2.0, got 1.0"):
         VolumeRenderer(near=2.0, far=1.0)
     with pytest.raises(ValueError, match="argument 'spacing' expected one of 'linear', 'disparity'"):
         VolumeRenderer(spacing="log")
+    # inf without a bbox made NaN bins, then blamed 'densities'; 8.0 and True were taken as counts
+    with pytest.raises(ValueError, match="argument 'far' expected a finite number when no bbox is given, got inf"):
+        VolumeRenderer(far=math.inf)
+    VolumeRenderer(far=math.inf, bbox=BOX)                       # the box ends the rays
+    for name, bad in (("n_coarse", 8.0), ("n_fine", True), ("chunk", 4.5)):
+        with pytest.raises(ValueError, match=f"VolumeRenderer: argument '{name}' expected a (positive|non-negative) "
+                                             f"int, got {bad!r}"):
+            VolumeRenderer(**{name: bad})
     # an inverted box rendered nothing, silently; no cameras raised ZeroDivisionError
     with pytest.raises(ValueError, match=r"VolumeRenderer: argument 'bbox' expected max > min on every axis, got "
                                          r"min \[1.0, -1.0, -1.0\], max \[-1.0, 1.0, 1.0\]"):

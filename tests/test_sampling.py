@@ -135,7 +135,29 @@ def test_bad_input():
     bad[1, 2] = -1
     with pytest.raises(ValueError, match="argument 'weights' expected finite, non-negative values, got -1.0"):
         importance_sample(edges, bad, 3)
-    with pytest.raises(ValueError, match="argument 'n_samples' expected a positive number, got 0"):
+    with pytest.raises(ValueError, match="argument 'n_samples' expected a positive int, got 0"):
         importance_sample(edges, weights, 0)
     with pytest.raises(ValueError, match="argument 'smoothing' expected one of None, 'eg3d'"):
         importance_sample(edges, weights, 3, smoothing="nerf")
+
+
+@pytest.mark.parametrize("impl", ["native", "torch"])
+def test_importance_sampling_survives_weights_whose_sum_overflows(impl):
+    """Weights of 1e38 pass the finite check but sum to inf in float32: every sample landed at
+    one point (a different one per implementation). Scaled, they are the uniform PDF."""
+    edges = torch.linspace(0, 1, 9).expand(2, 9).contiguous()
+    huge = importance_sample(edges, torch.full((2, 8), 1e38), 8, deterministic=True, impl=impl)
+    torch.testing.assert_close(huge, importance_sample(edges, torch.ones(2, 8), 8, deterministic=True, impl=impl))
+    torch.testing.assert_close(huge[0], torch.linspace(0, 1, 8))
+
+
+def test_importance_sampling_of_no_rays_and_bad_counts():
+    assert importance_sample(torch.zeros(0, 9), torch.zeros(0, 8), 16).shape == (0, 16)   # was a reshape error
+    with pytest.raises(ValueError, match=r"importance_sample: argument 'weights' expected at least one bin per ray, "
+                                         r"got shape \[3, 0\]"):
+        importance_sample(torch.zeros(3, 1), torch.rand(3, 0), 8)                        # was an index error
+    edges, weights = torch.linspace(0, 1, 5).expand(2, 5), torch.ones(2, 4)
+    for bad in (True, 4.0, "4"):                                  # True gave 1 sample, 4.0 torch's TypeError
+        with pytest.raises(ValueError, match=f"importance_sample: argument 'n_samples' expected a positive int, "
+                                             f"got {bad!r}"):
+            importance_sample(edges, weights, bad)

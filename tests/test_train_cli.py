@@ -131,7 +131,7 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         (["generator.c_dim=7"], "render3d train: generator.c_dim expected 0 (no camera conditioning) or 25 (the "
          "camera labels' length, as EG3D), got 7"),
         (["generator.n_coarse=0"], "render3d train: render3d.volume.VolumeRenderer: argument 'n_coarse' expected a "
-         "positive number, got 0"),
+         "positive int, got 0"),
         (["discriminator.resolution=32"],
          "render3d train: discriminator.resolution expected the generator's output size 16, got 32"),
         (["--resume", str(tmp_path)], "render3d train: --resume expected a checkpoint folder (RUN/checkpoints/step-N) "

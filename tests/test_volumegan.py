@@ -227,7 +227,7 @@ def test_opacity_entropy_values_and_direction():
 @pytest.mark.parametrize("key, value, expected", [
     ("opacity_entropy", -1.0, "expected a non-negative number, got -1.0"),
     ("r1_gamma", -0.5, "expected a non-negative number, got -0.5"),
-    ("pl_interval", 0, "expected a positive number, got 0"),
+    ("pl_interval", 0, "expected a positive int, got 0"),
     ("style_mixing", 1.5, r"expected a number in \[0, 1\], got 1.5"),
 ])
 def test_loss_config_rejects_bad_values(key, value, expected):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from render3d._checks import check_positive
+from render3d._checks import check_number, check_positive
 from render3d.cameras.camera import Cameras
 from render3d.cameras.poses import orbit
 
@@ -31,6 +31,8 @@ class Framing:
 
     def __post_init__(self) -> None:
         check_positive("Framing", "radius", self.radius)
+        for name in ("elevation", "fov_degrees", "yaw_start"):
+            check_number("Framing", name, getattr(self, name))
         if not -math.pi / 2 < self.elevation < math.pi / 2:
             raise ValueError(f"Framing: argument 'elevation' expected radians in (-pi/2, pi/2), got {self.elevation!r}")
         if not 0 < self.fov_degrees < 180:
@@ -46,9 +48,12 @@ class Framing:
             lo, hi = (torch.tensor([float(x) for x in v], dtype=torch.float64) for v in (lo, hi))
         except (TypeError, ValueError):
             lo = hi = torch.zeros(0)
-        if lo.shape != (3,) or hi.shape != (3,) or not bool((hi >= lo).all()):
-            raise ValueError(f"Framing.around: arguments 'lo', 'hi' expected 3 numbers each with hi >= lo, "
+        if lo.shape != (3,) or hi.shape != (3,) or not bool((hi >= lo).all() & torch.isfinite(hi - lo).all()):
+            raise ValueError(f"Framing.around: arguments 'lo', 'hi' expected 3 finite numbers each with hi >= lo, "
                              f"got {lo.tolist()}, {hi.tolist()}")
+        if not (isinstance(fov_degrees, (int, float)) and 0 < fov_degrees < 180):      # before sin(fov / 2) divides
+            raise ValueError(f"Framing.around: argument 'fov_degrees' expected degrees in (0, 180), got {fov_degrees!r}")
+        check_positive("Framing.around", "margin", margin)
         center = tuple(((lo + hi) / 2).tolist())
         half_diagonal = max(float((hi - lo).norm()) / 2, 1e-9)
         radius = margin * half_diagonal / math.sin(math.radians(fov_degrees) / 2)
@@ -56,6 +61,7 @@ class Framing:
 
     def cameras(self, n: int, width: int, height: int | None = None) -> Cameras:
         """n cameras of one full turn (frame n would repeat frame 0), `width` x `height` pixels."""
-        return orbit(n, radius=self.radius, width=width, height=height or width, pitch=math.pi / 2 - self.elevation,
+        return orbit(n, radius=self.radius, width=width, height=width if height is None else height,
+                     pitch=math.pi / 2 - self.elevation,
                      yaw_start=self.yaw_start, pivot=self.pivot, center=self.center, fov_degrees=self.fov_degrees,
                      convention="pigan")

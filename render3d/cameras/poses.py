@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from render3d._checks import check_choice, check_positive, check_tensor
+from render3d._checks import check_choice, check_finite, check_number, check_positive, check_tensor
 from render3d.cameras.camera import Cameras, _broadcast, _check_size, _first_bad, _pose, intrinsics_from_fov
 
 POLE_EPS = 1e-5
@@ -86,10 +86,14 @@ def _from_yaw_pitch(fn: str, yaw, pitch, radius, *, width: int, height: int, piv
         yaw = torch.tensor([float(yaw)])
     check_tensor(fn, "yaw", yaw, (None,))
     b = len(yaw)
-    pitch = _broadcast(fn, "pitch", pitch, (), b, yaw).clamp(POLE_EPS, math.pi - POLE_EPS)
+    pitch = _broadcast(fn, "pitch", pitch, (), b, yaw)
+    check_finite(fn, "yaw", yaw)
+    check_finite(fn, "pitch", pitch)                  # NaN was blamed on 'pivot' by the look-at frame
+    pitch = pitch.clamp(POLE_EPS, math.pi - POLE_EPS)
     radius = _broadcast(fn, "radius", radius, (), b, yaw)
-    if (i := _first_bad(~(radius > 0))) is not None:
-        raise ValueError(f"{fn}: argument 'radius' expected positive values, got {radius[i].item()} at index {i}")
+    if (i := _first_bad(~((radius > 0) & torch.isfinite(radius)))) is not None:
+        raise ValueError(f"{fn}: argument 'radius' expected positive finite values, got {radius[i].item()} at "
+                         f"index {i}")
     pivot = _broadcast(fn, "pivot", pivot, (3,), b, yaw)
     center = _broadcast(fn, "center", center, (3,), b, yaw)
     if convention == "eg3d":
@@ -157,6 +161,7 @@ def sample_yaw_pitch(batch: int, *, yaw_spread: float, pitch_spread: float, radi
     _check_size(fn, "batch", batch)
     check_positive(fn, "yaw_spread", yaw_spread, allow_zero=True)
     check_positive(fn, "pitch_spread", pitch_spread, allow_zero=True)
+    _check_numbers(fn, yaw_mean=yaw_mean, pitch_mean=pitch_mean)
     check_choice(fn, "distribution", distribution, POSE_DISTRIBUTIONS)
     noise_device = generator.device if generator is not None else device
     if distribution == "gaussian":
@@ -193,6 +198,11 @@ class DatasetPoseSampler:
         return self.cameras[index.to(self.cameras.device)]
 
 
+def _check_numbers(fn: str, **values) -> None:
+    for name, value in values.items():
+        check_number(fn, name, value)
+
+
 def _phase(fn: str, n: int, device, dtype: torch.dtype) -> torch.Tensor:
     """[n] angles 2 pi i / n, i = 0 .. n - 1: frame n would repeat frame 0, so videos loop."""
     _check_size(fn, "n", n)
@@ -205,6 +215,7 @@ def orbit(n: int, *, radius: float, width: int, height: int, pitch: float = math
           dtype: torch.dtype = torch.float32) -> Cameras:
     """n frames of one full turn about the y axis through `center` at fixed `pitch`, looking at
     `pivot`: yaw_i = yaw_start + 2 pi i / n (increasing; frame n would be frame 0)."""
+    _check_numbers("orbit", pitch=pitch, yaw_start=yaw_start)
     t = _phase("orbit", n, device, dtype)
     return _from_yaw_pitch("orbit", yaw_start + t, torch.full_like(t, pitch), radius, width=width, height=height,
                            pivot=pivot, center=center, fov_degrees=fov_degrees, intrinsics=intrinsics,
@@ -218,6 +229,7 @@ def yaw_sweep(n: int, *, radius: float, width: int, height: int, yaw_range: floa
               dtype: torch.dtype = torch.float32) -> Cameras:
     """EG3D's gen_videos path in n frames: yaw_i = yaw_mean + yaw_range sin(2 pi i / n),
     pitch_i = pitch_mean + pitch_range cos(2 pi i / n), a loop in front of the subject."""
+    _check_numbers("yaw_sweep", yaw_range=yaw_range, pitch_range=pitch_range, yaw_mean=yaw_mean, pitch_mean=pitch_mean)
     t = _phase("yaw_sweep", n, device, dtype)
     return _from_yaw_pitch("yaw_sweep", yaw_mean + yaw_range * t.sin(), pitch_mean + pitch_range * t.cos(), radius,
                            width=width, height=height, pivot=pivot, center=center, fov_degrees=fov_degrees,
@@ -231,6 +243,7 @@ def spiral(n: int, *, radius: float, width: int, height: int, pitch_range: float
     """n frames turning once in yaw while pitch oscillates `pitch_cycles` times:
     yaw_i = yaw_start + 2 pi i / n, pitch_i = pitch_mean + pitch_range sin(pitch_cycles 2 pi i / n)."""
     _check_size("spiral", "pitch_cycles", pitch_cycles)
+    _check_numbers("spiral", pitch_range=pitch_range, pitch_mean=pitch_mean, yaw_start=yaw_start)
     t = _phase("spiral", n, device, dtype)
     return _from_yaw_pitch("spiral", yaw_start + t, pitch_mean + pitch_range * (pitch_cycles * t).sin(), radius,
                            width=width, height=height, pivot=pivot, center=center, fov_degrees=fov_degrees,

@@ -112,8 +112,8 @@ class SynthConfig:
         fn = "SynthConfig"
         check_choice(fn, "kind", self.kind, KINDS)
         for name in ("subjects", "views"):
-            check_positive(fn, name, getattr(self, name))
-        check_positive(fn, "seed", self.seed, allow_zero=True)
+            check_positive(fn, name, getattr(self, name), integer=True)
+        check_positive(fn, "seed", self.seed, allow_zero=True, integer=True)
         if self.mesh_resolution < MIN_MESH_RESOLUTION:
             raise ValueError(f"{fn}: argument 'mesh_resolution' expected {MIN_MESH_RESOLUTION} or more grid points "
                              f"per side, got {self.mesh_resolution!r}")
@@ -261,7 +261,7 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
     import render3d
 
     started = time.perf_counter()
-    check_positive("generate_synthetic", "workers", workers)
+    check_positive("generate_synthetic", "workers", workers, integer=True)
     out = Path(out)
     existing = [name for name in OUTPUTS if (out / name).exists()]
     if existing and not overwrite:

@@ -68,7 +68,7 @@ class StyleGAN2LossConfig:
         fn = "StyleGAN2LossConfig"
         for name in ("r1_gamma", "r1_interval", "pl_weight", "opacity_entropy", "gpc_fade_kimg"):
             check_positive(fn, name, getattr(self, name), allow_zero=True)
-        check_positive(fn, "pl_interval", self.pl_interval)
+        check_positive(fn, "pl_interval", self.pl_interval, integer=True)
         for name in ("pl_decay", "style_mixing", "gpc_swap"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{fn}: argument '{name}' expected a number in [0, 1], got {getattr(self, name)!r}")

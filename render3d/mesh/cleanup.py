@@ -103,7 +103,7 @@ def clean_mesh(
                          f"got {min_component_share!r}")
     if isinstance(smooth_iterations, bool) or not isinstance(smooth_iterations, (int, np.integer)):
         raise ValueError(f"{fn}: argument 'smooth_iterations' expected an int >= 0, got {smooth_iterations!r}")
-    check_positive(fn, "smooth_iterations", smooth_iterations, allow_zero=True)
+    check_positive(fn, "smooth_iterations", smooth_iterations, allow_zero=True, integer=True)
     if target_faces is not None and (isinstance(target_faces, bool) or not isinstance(target_faces, (int, np.integer))
                                      or target_faces < 4):
         raise ValueError(f"{fn}: argument 'target_faces' expected None or an int >= 4, got {target_faces!r}")

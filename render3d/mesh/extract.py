@@ -76,7 +76,7 @@ def sample_grid(fn: PointFn, bbox, resolution, *, chunk: int = DEFAULT_CHUNK, de
     """
     from tqdm import tqdm
 
-    check_positive(caller, "chunk", chunk)
+    check_positive(caller, "chunk", chunk, integer=True)
     lo, hi = check_box(caller, "bbox", bbox)
     nx, ny, nz = grid_shape(caller, resolution, lo, hi)
     axes = [torch.linspace(0.0, 1.0, n, dtype=torch.float64) * (h - l) + l for n, l, h in zip((nx, ny, nz), lo, hi)]
@@ -260,7 +260,7 @@ def vertex_colors(color_fn: PointFn, vertices: np.ndarray, *, chunk: int = DEFAU
     (world units), `chunk` points at a time -> uint8 RGBA ``[V, 4]`` (alpha 255; values
     outside [0, 1] are clamped). Raises ValueError on a wrong shape or NaN/inf colours."""
     fn = "render3d.mesh.vertex_colors"
-    check_positive(fn, "chunk", chunk)
+    check_positive(fn, "chunk", chunk, integer=True)
     rgba = np.full((len(vertices), 4), 255, dtype=np.uint8)
     points = torch.as_tensor(np.ascontiguousarray(vertices), dtype=dtype, device=device)
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Rays: box intersection, sampling along rays, and occupancy-grid marching."""
 
 from .aabb import ray_aabb, ray_boxes, world_to_box
-from .occupancy import OccupancyGrid, PackedSamples, pack_bits
+from .occupancy import OccupancyGrid, PackedSamples, pack_bits, prune_samples
 from .sampling import (
     SPACINGS,
     bin_edges,
@@ -21,6 +21,7 @@ __all__ = [
     "intervals_from_points",
     "merge_samples",
     "pack_bits",
+    "prune_samples",
     "ray_aabb",
     "ray_boxes",
     "smooth_weights_eg3d",

@@ -11,13 +11,14 @@ fall in occupied cells; `OccupancyGrid.sample` then drops samples behind an opaq
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .._checks import Sizes, check_finite, check_positive, check_tensor
+from .._checks import Sizes, check_box, check_finite, check_positive, check_tensor
 from ..constants import OCC_EMA_DECAY, OCC_THRESHOLD, TRANSMITTANCE_EPS
 from ..ops.march import occupancy_march_op
 
@@ -71,15 +72,14 @@ class OccupancyGrid(torch.nn.Module):
     def __init__(self, aabb, resolution: int = 128, levels: int = 1):
         super().__init__()
         fn = "render3d.rays.OccupancyGrid"
-        lo, hi = (torch.as_tensor(v, dtype=torch.float64) for v in aabb)
-        check_tensor(fn, "aabb[0]", lo, (3,), dtype=None)
-        check_tensor(fn, "aabb[1]", hi, (3,), dtype=None)
-        if not bool((lo < hi).all()):
-            raise ValueError(f"{fn}: argument 'aabb' expected min < max on every axis, got {lo.tolist()}, {hi.tolist()}")
-        if resolution <= 0 or resolution % 4:
+        lo, hi = check_box(fn, "aabb", aabb)
+        check_positive(fn, "resolution", resolution, integer=True)
+        if resolution % 4:
             raise ValueError(f"{fn}: argument 'resolution' expected a positive multiple of 4, got {resolution}")
+        check_positive(fn, "levels", levels, integer=True)
         if not 1 <= levels <= 16:
             raise ValueError(f"{fn}: argument 'levels' expected 1 to 16, got {levels}")
+        resolution, levels = int(resolution), int(levels)
         self.center = ((lo + hi) / 2).tolist()
         self.half = ((hi - lo) / 2).tolist()
         self.resolution = resolution
@@ -165,7 +165,7 @@ class OccupancyGrid(torch.nn.Module):
         `step_size`; a cell is occupied above ``threshold`` (no mean-based relaxation)."""
         fn = "render3d.rays.OccupancyGrid.build"
         check_positive(fn, "step_size", step_size)
-        check_positive(fn, "samples_per_cell", samples_per_cell)
+        check_positive(fn, "samples_per_cell", samples_per_cell, integer=True)
         cells = self.resolution**3
         device = self.occupancy.device
         indices = torch.arange(cells, device=device)
@@ -223,11 +223,15 @@ class OccupancyGrid(torch.nn.Module):
         n = sizes["R"]
         near = _per_ray(fn, "near", near, n, origins)
         far = _per_ray(fn, "far", far, n, origins)
+        check_finite(fn, "near", near)
+        if bool((torch.isnan(far) | (far == -math.inf)).any()):     # +inf: march to where the grid ends
+            raise ValueError(f"{fn}: argument 'far' expected finite values or +inf, got {far.min().item()}")
         check_positive(fn, "step_size", step_size)
         check_positive(fn, "cone_angle", cone_angle, allow_zero=True)
-        check_positive(fn, "max_step", max_step)
+        check_positive(fn, "max_step", max_step, finite=False)
         if self.bitfield.device != origins.device:
-            raise ValueError(f"{fn}: the grid is on {self.bitfield.device} but 'origins' is on {origins.device}; move one")
+            raise ValueError(f"{fn}: the grid is on {self.bitfield.device} but 'origins' is on {origins.device}; "
+                             f"move one")
         offsets, ray_ids, t_starts, t_ends = occupancy_march_op(
             origins, directions, near, far, self.bitfield, self.center, self.half, self.resolution,
             step_size, cone_angle, max_step, max_samples, impl=impl, fn=fn,
@@ -264,15 +268,24 @@ class OccupancyGrid(torch.nn.Module):
         points = origins[samples.ray_ids] + samples.midpoints()[:, None] * directions[samples.ray_ids]
         densities = density_fn(points).reshape(-1).to(samples.t_starts.dtype)
         check_finite("render3d.rays.OccupancyGrid.sample", "density_fn(points)", densities, nonnegative=True)
-        tau = (densities * (samples.t_ends - samples.t_starts)).double()
-        # Exclusive per-ray sum of tau: a global running sum (float64, so that the sum over many
-        # rays does not swamp one ray's) minus its value at the ray's first sample.
-        running = torch.cumsum(tau, 0) - tau
-        transmittance = torch.exp(-(running - running[samples.offsets[samples.ray_ids]]))
-        keep = transmittance >= early_stop_eps
-        if alpha_threshold > 0:
-            keep &= -torch.expm1(-tau) >= alpha_threshold
-        return samples.select(keep)
+        return prune_samples(samples, densities, early_stop_eps=early_stop_eps, alpha_threshold=alpha_threshold)
+
+
+def prune_samples(samples: PackedSamples, densities: torch.Tensor, *, early_stop_eps: float = TRANSMITTANCE_EPS,
+                  alpha_threshold: float = 0.0) -> PackedSamples:
+    """The samples whose transmittance is at least `early_stop_eps` and (with `alpha_threshold`
+    > 0) whose own opacity is at least `alpha_threshold`, given their `densities` [N]: what
+    `OccupancyGrid.sample` keeps, for a caller that computes the densities itself (a field
+    that also takes the ray directions)."""
+    tau = (densities * (samples.t_ends - samples.t_starts)).double()
+    # Exclusive per-ray sum of tau: a global running sum (float64, so that the sum over many
+    # rays does not swamp one ray's) minus its value at the ray's first sample.
+    running = torch.cumsum(tau, 0) - tau
+    transmittance = torch.exp(-(running - running[samples.offsets[samples.ray_ids]]))
+    keep = transmittance >= early_stop_eps
+    if alpha_threshold > 0:
+        keep &= -torch.expm1(-tau) >= alpha_threshold
+    return samples.select(keep)
 
 
 def _per_ray(fn: str, name: str, value, n: int, like: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ def bin_edges(near: torch.Tensor, far: torch.Tensor, n_bins: int, *, spacing: st
     fn = "render3d.rays.bin_edges"
     check_tensor(fn, "near", near, ("...",))
     check_tensor(fn, "far", far, tuple(near.shape), like=near, like_name="near")
-    check_positive(fn, "n_bins", n_bins)
+    check_positive(fn, "n_bins", n_bins, integer=True)
     check_choice(fn, "spacing", spacing, SPACINGS)
     u = torch.linspace(0, 1, n_bins + 1, dtype=near.dtype, device=near.device)
     if spacing == "linear":
@@ -93,12 +93,18 @@ def importance_sample(
     sizes = Sizes()
     check_tensor(fn, "weights", weights, ("...", "K"), sizes=sizes)
     check_tensor(fn, "edges", edges, (*weights.shape[:-1], sizes["K"] + 1), like=weights, like_name="weights")
-    check_positive(fn, "n_samples", n_samples)
+    if sizes["K"] == 0:
+        raise ValueError(f"{fn}: argument 'weights' expected at least one bin per ray, got shape {list(weights.shape)}")
+    check_positive(fn, "n_samples", n_samples, integer=True)
     check_choice(fn, "smoothing", smoothing, (None, "eg3d"))
     weights = weights.detach()
     check_finite(fn, "weights", weights, nonnegative=True)
     if smoothing == "eg3d":
         weights = smooth_weights_eg3d(weights)
+    # Finite weights whose sum overflows (1e38 each in float32) would make the CDF inf/inf: such a
+    # ray's weights are scaled to a maximum of 1 first (the PDF does not change).
+    overflow = ~torch.isfinite(weights.sum(-1, keepdim=True))
+    weights = torch.where(overflow, weights / weights.amax(-1, keepdim=True), weights)
     weights = weights + PDF_EPS
     batch = weights.shape[:-1]
     n_rays = batch.numel()
@@ -108,7 +114,8 @@ def importance_sample(
         jitter = _uniform((n_rays, n_samples), weights, generator)
         u = (torch.arange(n_samples, dtype=weights.dtype, device=weights.device) + jitter) / n_samples
     samples = sample_pdf_op(
-        edges.detach().reshape(n_rays, -1), weights.reshape(n_rays, -1), u.contiguous(), impl=impl, fn=fn
+        edges.detach().reshape(n_rays, edges.shape[-1]), weights.reshape(n_rays, weights.shape[-1]), u.contiguous(),
+        impl=impl, fn=fn
     )
     return samples.reshape(*batch, n_samples)
 

@@ -37,12 +37,13 @@ def composite(
 
     Args:
         densities: ``[B, R, S]`` non-negative densities (sigma, per unit of t).
-        values: ``[B, R, S, C]`` per-sample colours or features, any C >= 1.
+        values: ``[B, R, S, C]`` per-sample colours or features, any C.
         t_starts, t_ends: ``[B, R, S]`` interval bounds along each ray, in the units of t.
         background: colour seen through the remaining transmittance: a float, ``[C]``, or
             anything broadcastable to ``[B, R, C]``. None: black (no background term).
         return_weights: also return the per-sample weights ``[B, R, S]``.
-        check_values: check densities for NaN/inf/negative values (one device sync).
+        check_values: check densities for NaN/inf/negative values and the intervals for NaN/inf
+            and t_ends < t_starts (one device sync).
         impl: ``"auto" | "native" | "torch"`` (see `render3d.ops`).
 
     Returns:
@@ -57,20 +58,36 @@ def composite(
     check_tensor(fn, "t_starts", t_starts, ("B", "R", "S"), sizes=sizes, like=densities, like_name="densities")
     check_tensor(fn, "t_ends", t_ends, ("B", "R", "S"), sizes=sizes, like=densities, like_name="densities")
     if check_values:
-        check_finite(fn, "densities", densities.detach(), nonnegative=True)
+        _check_samples(fn, densities, t_starts, t_ends)
     B, R, S, C = sizes["B"], sizes["R"], sizes["S"], sizes["C"]
     if S == 0:
         raise ValueError(f"{fn}: argument 'densities' expected at least one sample per ray (S >= 1), got S=0")
 
     offsets = torch.arange(B * R + 1, device=densities.device, dtype=torch.int64) * S
     acc, depth_sum, opacity, weights = composite_op(
-        densities.reshape(-1), values.reshape(-1, C), t_starts.reshape(-1), t_ends.reshape(-1), offsets, impl=impl, fn=fn
+        densities.reshape(-1), values.reshape(B * R * S, C), t_starts.reshape(-1), t_ends.reshape(-1), offsets,
+        impl=impl, fn=fn
     )
     near, far = t_starts[..., 0].reshape(-1), t_ends[..., -1].reshape(-1)
     out = _finish(fn, acc, depth_sum, opacity, near, far, background, (B, R))
     if return_weights:
         out["weights"] = weights.reshape(B, R, S)
     return out
+
+
+def _check_samples(fn: str, densities: torch.Tensor, t_starts: torch.Tensor, t_ends: torch.Tensor) -> None:
+    """Densities finite and >= 0, intervals finite with t_ends >= t_starts (a reversed one gave
+    negative opacity): one device sync while all is well."""
+    densities, t_starts, t_ends = densities.detach(), t_starts.detach(), t_ends.detach()
+    intervals = torch.isfinite(t_starts) & torch.isfinite(t_ends) & (t_ends >= t_starts)
+    if bool((torch.isfinite(densities) & (densities >= 0)).all() & intervals.all()):
+        return
+    check_finite(fn, "densities", densities, nonnegative=True)
+    check_finite(fn, "t_starts", t_starts)
+    check_finite(fn, "t_ends", t_ends)
+    index = tuple((~intervals).nonzero()[0].tolist())
+    raise ValueError(f"{fn}: argument 't_ends' expected values >= t_starts, got {t_ends[index].item()} < "
+                     f"{t_starts[index].item()} at index {index}")
 
 
 def composite_packed(
@@ -101,7 +118,7 @@ def composite_packed(
     check_tensor(fn, "t_starts", t_starts, ("N",), sizes=sizes, like=densities, like_name="densities")
     check_tensor(fn, "t_ends", t_ends, ("N",), sizes=sizes, like=densities, like_name="densities")
     if check_values:
-        check_finite(fn, "densities", densities.detach(), nonnegative=True)
+        _check_samples(fn, densities, t_starts, t_ends)
     offsets = _offsets(fn, offsets, ray_ids, n_rays, sizes["N"], densities.device)
     n = offsets.numel() - 1
     acc, depth_sum, opacity, weights = composite_op(densities, values, t_starts, t_ends, offsets, impl=impl, fn=fn)

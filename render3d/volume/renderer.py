@@ -16,11 +16,13 @@ image size. Normals are the negated, normalised gradient of density at each samp
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import torch
 
-from .._checks import Sizes, check_box, check_choice, check_positive, check_tensor
+from .._checks import Sizes, check_box, check_choice, check_finite, check_positive, check_tensor
 from ..rays import (
     OccupancyGrid,
     SPACINGS,
@@ -28,6 +30,7 @@ from ..rays import (
     importance_sample,
     intervals_from_points,
     merge_samples,
+    prune_samples,
     ray_aabb,
     stratified_points,
 )
@@ -59,14 +62,16 @@ class VolumeRenderer(torch.nn.Module):
     ):
         super().__init__()
         fn = "render3d.volume.VolumeRenderer"
-        check_positive(fn, "n_coarse", n_coarse)
-        check_positive(fn, "n_fine", n_fine, allow_zero=True)
+        check_positive(fn, "n_coarse", n_coarse, integer=True)
+        check_positive(fn, "n_fine", n_fine, allow_zero=True, integer=True)
         check_positive(fn, "near", near, allow_zero=True)
-        if not far > near:
-            raise ValueError(f"{fn}: argument 'far' expected a number greater than near={near}, got {far}")
+        if not (isinstance(far, numbers.Real) and far > near):
+            raise ValueError(f"{fn}: argument 'far' expected a number greater than near={near}, got {far!r}")
+        if bbox is None and not math.isfinite(far):     # with no bbox to end the rays, the bins would be NaN
+            raise ValueError(f"{fn}: argument 'far' expected a finite number when no bbox is given, got {far!r}")
         check_choice(fn, "spacing", spacing, SPACINGS)
         check_choice(fn, "weight_smoothing", weight_smoothing, (None, "eg3d"))
-        check_positive(fn, "chunk", chunk)
+        check_positive(fn, "chunk", chunk, integer=True)
         check_positive(fn, "step_size", step_size)
         check_choice(fn, "impl", impl, ("auto", "native", "torch"))
         self.n_coarse, self.n_fine = n_coarse, n_fine
@@ -210,12 +215,16 @@ class VolumeRenderer(torch.nn.Module):
         for b in range(B):
             o, d = origins[b], directions[b]
             t_near, t_far = self._ray_range(o, d)
-
-            def density_fn(points):
-                return field(points[None], None)[0][0]
-
-            samples = grid.sample(o, d, t_near, t_far, step_size=self.step_size, cone_angle=self.cone_angle,
-                                  density_fn=density_fn, impl=self.impl)
+            samples = grid.march(o, d, t_near, t_far, step_size=self.step_size, cone_angle=self.cone_angle,
+                                 impl=self.impl)
+            if len(samples):       # drop samples behind opaque ones; the field sees its rays' directions
+                ray_o, ray_d = o[samples.ray_ids], d[samples.ray_ids]
+                with torch.no_grad():
+                    density = field(ray_o[None] + samples.midpoints()[None, :, None] * ray_d[None], ray_d[None])[0]
+                density = density.reshape(-1).to(samples.t_starts.dtype)
+                check_finite("render3d.volume.VolumeRenderer", "field(points, directions) densities", density,
+                             nonnegative=True)
+                samples = prune_samples(samples, density)
             t_mid = samples.midpoints()
             ray_o, ray_d = o[samples.ray_ids], d[samples.ray_ids]
             density, features, normal = self._query(field, ray_o[None], ray_d[None], t_mid[None, :, None], normals)
