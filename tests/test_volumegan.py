@@ -79,6 +79,32 @@ def test_styles_from_seeds_condition_on_the_front_view():
                                              f"got {seed}"):
             styles_from_seeds(G, [0, seed])
     assert torch.equal(latents_from_seeds([2 ** 64 - 1], 4), latents_from_seeds([2 ** 64 - 1], 4))
+    with pytest.raises(ValueError, match="latents_from_seeds: argument 'seeds' expected a list of ints, got '12'"):
+        latents_from_seeds("12", 4)                               # was the seeds 1 and 2
+    for seed in (1.7, True):                                      # 1.7 was seed 1
+        with pytest.raises(ValueError, match=f"expected ints in 0..2\\*\\*64-1, got {seed!r}"):
+            latents_from_seeds([seed], 4)
+    with pytest.raises(ValueError, match="styles_from_seeds: argument 'truncation' expected a finite number, got 'a'"):
+        styles_from_seeds(G, [3], truncation="a")
+
+
+def test_a_view_that_is_not_one_is_named():
+    """view_cameras({}) was KeyError 'radius'; a pitch of 10 was 'math domain error'."""
+    from render3d.generators.sampling import orbit_frames, view_framing
+
+    with pytest.raises(ValueError, match=r"view_cameras: argument 'view' expected a generator's metadata view with "
+                                         r"radius, pitch, fov_degrees, pivot, got \{\}, without radius, pitch, "
+                                         r"fov_degrees, pivot"):
+        view_cameras({}, 2, 8)
+    for bad in ({"pitch": 10}, {"fov_degrees": 0}, {"pivot": [0, 0]}, {"pivot": [0, 0, math.nan]}):
+        with pytest.raises(ValueError, match=r"view_framing: argument 'view' expected a pitch in \(0, pi\), "
+                                             r"fov_degrees in \(0, 180\) and a pivot of 3 finite numbers"):
+            view_framing({**VIEW, **bad})
+    with pytest.raises(ValueError, match=r"view_cameras: argument 'view\['radius'\]' expected a positive number"):
+        view_cameras({**VIEW, "radius": -1}, 2, 8)
+    G = make_generator()
+    with pytest.raises(ValueError, match="orbit_frames: argument 'ws' expected at least one subject, got none"):
+        orbit_frames(G, G.mapping(torch.randn(0, G.z_dim)), VIEW, 2, SIZE)
 
 
 def test_synthesis_rejects_bad_arguments():

@@ -5,20 +5,49 @@ rendered views with depth, orbit frames and meshes. Shared by the training snaps
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping, Sequence
 
 import torch
 
+from render3d._checks import check_number, check_positive
 from render3d.cameras import Cameras, Framing, orbit, spiral
 
 SEED_LIMIT = 2 ** 64       # torch's generators take seeds below this
+VIEW_KEYS = ("radius", "pitch", "fov_degrees", "pivot")     # a generator's metadata "view"
+
+
+def check_view(fn: str, view) -> None:
+    """`view` a generator's metadata "view": a positive radius, an EG3D pitch in (0, pi) (pi/2
+    level), a field of view in (0, 180) degrees and a pivot of 3 finite numbers. It was a
+    KeyError, or 'math domain error', deep inside."""
+    missing = [key for key in VIEW_KEYS if key not in view] if isinstance(view, Mapping) else list(VIEW_KEYS)
+    if missing:
+        raise ValueError(f"{fn}: argument 'view' expected a generator's metadata view with {', '.join(VIEW_KEYS)}, "
+                         f"got {view!r}, without {', '.join(missing)}")
+    check_positive(fn, "view['radius']", view["radius"])
+    check_number(fn, "view['pitch']", view["pitch"])
+    check_number(fn, "view['fov_degrees']", view["fov_degrees"])
+    pivot = view["pivot"]
+    pivot_ok = isinstance(pivot, Sequence) and len(pivot) == 3 and all(_finite_real(v) for v in pivot)
+    if not (0 < view["pitch"] < math.pi and 0 < view["fov_degrees"] < 180 and pivot_ok):
+        raise ValueError(f"{fn}: argument 'view' expected a pitch in (0, pi), fov_degrees in (0, 180) and a pivot of 3 "
+                         f"finite numbers, got {dict(view)!r}")
+
+
+def _finite_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tensor:
     """``[len(seeds), z_dim]``: z of seed s is N(0, I) from a CPU generator seeded with s, so a
     seed means the same subject on every device. Seeds are ints in 0..2**64-1."""
-    bad = [s for s in seeds if not 0 <= int(s) < SEED_LIMIT]
+    if isinstance(seeds, (str, bytes)):             # "12" was the seeds 1 and 2
+        raise ValueError(f"latents_from_seeds: argument 'seeds' expected a list of ints, got {seeds!r}")
+    bad = [s for s in seeds if not (isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                    and 0 <= s < SEED_LIMIT)]
     if bad:
-        raise ValueError(f"latents_from_seeds: argument 'seeds' expected ints in 0..2**64-1, got {bad[0]}")
+        raise ValueError(f"latents_from_seeds: argument 'seeds' expected ints in 0..2**64-1, got {bad[0]!r}")
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
 
 
@@ -29,11 +58,9 @@ def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: 
     as in EG3D) also needs camera labels ``[len(seeds), 25]``: `labels` when given, else the
     front view's (`view_cameras(view, 1, ...)`'s, `view` being the generator's metadata
     "view"), so that every picture of a subject shows the same subject."""
-    seeds = [int(s) for s in seeds]
-    if not seeds:
+    if not isinstance(seeds, (str, bytes)) and not len(seeds):
         raise ValueError("styles_from_seeds: argument 'seeds' expected at least one seed, got none")
-    if not math.isfinite(truncation):
-        raise ValueError(f"styles_from_seeds: argument 'truncation' expected a finite number, got {truncation}")
+    check_number("styles_from_seeds", "truncation", truncation)
     device = next(G.parameters()).device if device is None else device
     z = latents_from_seeds(seeds, G.z_dim, device)
     c = None
@@ -50,6 +77,7 @@ def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: 
 def view_cameras(view: dict, n: int, size: int, *, pitch_offset: float = 0.0, device="cpu") -> Cameras:
     """n cameras evenly spaced in yaw (a full turn from the front) at the training cameras'
     radius, FOV and mean pitch (`view`: a generator's metadata "view"), `size` pixels."""
+    check_view("view_cameras", view)
     return orbit(n, radius=view["radius"], width=size, height=size, pitch=view["pitch"] + pitch_offset,
                  pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"], device=device)
 
@@ -58,6 +86,7 @@ def view_framing(view: dict) -> Framing:
     """The `Framing` whose first camera is `view_cameras`'s first (the front view at the
     training cameras' radius, FOV and mean pitch): a viewer's initial camera. `view`'s pitch
     is EG3D's (pi/2 level), a framing's elevation is the angle above the horizon."""
+    check_view("view_framing", view)
     polar = math.acos(1 - 2 * view["pitch"] / math.pi)
     return Framing(view["radius"], math.pi / 2 - polar, view["fov_degrees"], tuple(view["pivot"]),
                    yaw_start=math.pi / 2)
@@ -111,6 +140,10 @@ def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noi
     progress bar over the frames."""
     from tqdm import tqdm
 
+    check_view("orbit_frames", view)
+    check_number("orbit_frames", "pitch_swing", pitch_swing)
+    if len(ws) == 0:
+        raise ValueError("orbit_frames: argument 'ws' expected at least one subject, got none")
     cameras = spiral(frames, radius=view["radius"], width=size, height=size, pitch_range=pitch_swing, pitch_cycles=1,
                      pitch_mean=view["pitch"], pivot=tuple(view["pivot"]), fov_degrees=view["fov_degrees"],
                      device=ws.device)
