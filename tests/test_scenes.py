@@ -21,6 +21,29 @@ def test_unknown_scene_lists_the_valid_names():
         register_scene("demo", lambda: None, "again")
 
 
+def test_scene_options_and_factories_are_checked():
+    """An option the scene does not take was the factory's TypeError; a list as the name was
+    'unhashable type'; a factory that is not callable, or returns no Scene, failed later."""
+    from render3d.volume import scenes
+
+    with pytest.raises(ValueError, match=re.escape("make_scene: argument 'options' expected what the scene 'sphere' "
+                                                   "takes (radius), got colour")):
+        make_scene("sphere", colour=1)
+    with pytest.raises(ValueError, match=re.escape("make_scene: argument 'name' expected one of")):
+        make_scene(["sphere"])
+    with pytest.raises(ValueError, match="register_scene: argument 'factory' expected a callable returning a Scene, "
+                                         "got int"):
+        register_scene("forty-two", 42, "not a factory")
+    register_scene("not-a-scene", lambda: 3, "returns a number")
+    try:
+        with pytest.raises(ValueError, match="make_scene: the factory of 'not-a-scene' expected to return a Scene, "
+                                             "returned int"):
+            make_scene("not-a-scene")
+    finally:
+        del scenes.SCENES["not-a-scene"]
+    assert make_scene("sphere", radius=0.3).framing.radius < make_scene("sphere").framing.radius
+
+
 @pytest.mark.parametrize("name", scene_names())
 def test_every_scene_has_a_surface_in_its_box_and_in_view(name):
     scene = make_scene(name)

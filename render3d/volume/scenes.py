@@ -12,6 +12,7 @@ loads a checkpoint and returns a Scene (its field closing over a latent code):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +48,9 @@ def register_scene(name: str, factory: Callable[..., Scene], description: str) -
     if not isinstance(name, str) or not name or name in SCENES:
         raise ValueError(f"register_scene: argument 'name' expected a new non-empty name, got {name!r} "
                          f"(registered: {', '.join(SCENES)})")
+    if not callable(factory):
+        raise ValueError(f"register_scene: argument 'factory' expected a callable returning a Scene, got "
+                         f"{type(factory).__name__}")
     SCENES[name] = _Entry(factory, description)
 
 
@@ -62,9 +66,21 @@ def describe_scenes() -> str:
 def make_scene(name: str, **options) -> Scene:
     """The scene registered as `name`, built with `options`. An unknown name raises a
     ValueError listing the valid ones."""
-    if name not in SCENES:
+    if not isinstance(name, str) or name not in SCENES:
         raise ValueError(f"make_scene: argument 'name' expected one of {', '.join(SCENES)}, got {name!r}")
-    return SCENES[name].factory(**options)
+    factory = SCENES[name].factory
+    signature = inspect.signature(factory)
+    try:
+        signature.bind(**options)
+    except TypeError:                   # an option this scene does not take: name them before building it
+        takes = ", ".join(signature.parameters) or "no options"
+        raise ValueError(f"make_scene: argument 'options' expected what the scene {name!r} takes ({takes}), got "
+                         f"{', '.join(options)}") from None
+    scene = factory(**options)
+    if not isinstance(scene, Scene):
+        raise ValueError(f"make_scene: the factory of {name!r} expected to return a Scene, returned "
+                         f"{type(scene).__name__}")
+    return scene
 
 
 # --- the built-in analytic scenes ----------------------------------------------------------
