@@ -233,6 +233,28 @@ def test_procedural_seed_changes_the_object():
     assert np.abs(first - other).mean() > 2
 
 
+def test_settings_outside_their_sliders_are_named(generator):
+    """{} was KeyError 'seed' for the procedural source, seed -1 numpy's 'expected non-negative
+    integer', 2.5 drew seed 2 and named the download seed2.5; mix NaN and truncation 1e30
+    failed deep in the renderer. Missing names take their defaults."""
+    from render3d_viewer.actions import orbit_cameras
+    from render3d_viewer.sources import Parameter
+
+    procedural = open_source("procedural")
+    assert procedural.resolve({}) == {"seed": 0}
+    for source, settings, message in (
+            (procedural, {"seed": -1}, "FieldSource: setting 'seed' expected a whole number in 0..999, got -1"),
+            (procedural, {"seed": 2.5}, "FieldSource: setting 'seed' expected a whole number in 0..999, got 2.5"),
+            (generator, {"mix": math.nan}, "GeneratorSource: setting 'mix' expected a number in 0.0..1.0, got nan"),
+            (generator, {"truncation": 1e30}, "GeneratorSource: setting 'truncation' expected a number in 0.0..1.0")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            source.render(camera(source, 8), "rgb", settings, lambda: False)
+    with pytest.raises(ValueError, match="Parameter 'a': expected low <= default <= high and step > 0"):
+        Parameter("a", "A", 5, 10, 0)
+    with pytest.raises(ValueError, match="orbit_cameras: argument 'frames' expected a positive int, got 0"):
+        orbit_cameras(looking_at((0.0, 0.0, 3.0)), 0, 16)       # was a ZeroDivisionError
+
+
 def test_field_download_is_a_coloured_glb(tmp_path):
     source = open_source("sphere")
     source.mesh_resolution = 32

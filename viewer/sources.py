@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -59,6 +60,11 @@ class Parameter:
     step: float = 1.0
     integer: bool = True
 
+    def __post_init__(self) -> None:
+        if not (self.low <= self.default <= self.high and self.step > 0):    # a slider viser cannot build
+            raise ValueError(f"Parameter {self.name!r}: expected low <= default <= high and step > 0, got low "
+                             f"{self.low}, default {self.default}, high {self.high}, step {self.step}")
+
 
 @dataclass(frozen=True)
 class Splats:
@@ -85,6 +91,20 @@ class Source(ABC):
     def defaults(self) -> dict[str, float]:
         """Each parameter's default value, by name."""
         return {p.name: p.default for p in self.parameters}
+
+    def resolve(self, settings: Mapping[str, float]) -> dict[str, float]:
+        """`settings` with the defaults for missing names; a ValueError naming a value outside its
+        parameter's range, or not whole where the parameter is (a seed of -1 was numpy's error,
+        {} a KeyError, 2.5 drew seed 2 but named the download seed2.5)."""
+        resolved = {**self.defaults(), **settings}
+        for p in self.parameters:
+            value = resolved[p.name]
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and p.low <= value <= p.high and (not p.integer or float(value).is_integer())):
+                kind = "a whole number" if p.integer else "a number"
+                raise ValueError(f"{type(self).__name__}: setting {p.name!r} expected {kind} in {p.low}..{p.high}, "
+                                 f"got {value!r}")
+        return resolved
 
     @abstractmethod
     def render(self, cameras: Cameras, mode: str, settings: Mapping[str, float],
@@ -151,7 +171,7 @@ class FieldSource(Source):
         self.samples, self.mesh_resolution = samples, mesh_resolution
 
     def render(self, cameras, mode, settings, cancelled):
-        scene = self.scene_for(settings)
+        scene = self.scene_for(self.resolve(settings))
         renderer = VolumeRenderer(n_coarse=self.samples, n_fine=self.samples, near=NEAR, far=FAR, bbox=scene.bbox,
                                   background=scene.background).eval()
         normals = mode == "normals"
@@ -177,6 +197,7 @@ class FieldSource(Source):
     def download(self, settings, progress):
         from render3d.mesh import extract_mesh
 
+        settings = self.resolve(settings)
         scene = self.scene_for(settings)
         progress(0.1, f"sampling the field on a {self.mesh_resolution}^3 grid, marching cubes")
         mesh = extract_mesh(scene.field.density, scene.bbox, self.mesh_resolution, color_fn=scene.field.color)
@@ -285,7 +306,7 @@ class GeneratorSource(Source):
 
     def ws(self, settings: Mapping[str, float]) -> torch.Tensor:
         """``[1, num_ws, w_dim]``: the styles of `settings` (defaults for missing names)."""
-        s = {**self.defaults(), **settings}
+        s = self.resolve(settings)
         return self._ws(int(s["seed"]), float(s["truncation"]), int(s["seed_b"]), float(s["mix"]))
 
     def render(self, cameras, mode, settings, cancelled):
@@ -326,7 +347,7 @@ class GeneratorSource(Source):
     def download(self, settings, progress):
         from render3d.generators.sampling import extract_generator_mesh
 
-        s = {**self.defaults(), **settings}
+        s = self.resolve(settings)
         n = self.mesh_resolution
         progress(0.1, f"sampling the generator's density on a {n}^3 grid, marching cubes, colours")
         mesh = extract_generator_mesh(self.G, self.ws(s), resolution=n, view=self.meta["view"])
