@@ -7,6 +7,7 @@ Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said oth
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ MAX_FPS = {"mp4": 240, "gif": 50}
 def check_fps(fn: str, name: str, fps, video_format: str) -> None:
     """Raise a ValueError naming `fn` and `name` unless `fps` fits `video_format` (mp4, gif)."""
     limit = MAX_FPS[video_format]
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= limit:
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps <= limit:
         raise ValueError(f"{fn}: argument '{name}' expected a frame rate in (0, {limit}] for {video_format.upper()}, "
                          f"got {fps!r}")
 

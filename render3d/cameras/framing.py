@@ -51,7 +51,8 @@ class Framing:
         if lo.shape != (3,) or hi.shape != (3,) or not bool((hi >= lo).all() & torch.isfinite(hi - lo).all()):
             raise ValueError(f"Framing.around: arguments 'lo', 'hi' expected 3 finite numbers each with hi >= lo, "
                              f"got {lo.tolist()}, {hi.tolist()}")
-        if not (isinstance(fov_degrees, (int, float)) and 0 < fov_degrees < 180):      # before sin(fov / 2) divides
+        check_number("Framing.around", "fov_degrees", fov_degrees)
+        if not 0 < fov_degrees < 180:                   # before sin(fov / 2) divides
             raise ValueError(f"Framing.around: argument 'fov_degrees' expected degrees in (0, 180), got {fov_degrees!r}")
         check_positive("Framing.around", "margin", margin)
         center = tuple(((lo + hi) / 2).tolist())

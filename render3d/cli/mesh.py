@@ -115,8 +115,9 @@ def run_export_mesh(args) -> int:
         if args.no_clean and cleaning:
             raise UsageError(f"render3d export-mesh: {', '.join(_flag(o) for o in cleaning)} "
                              f"{'applies' if len(cleaning) == 1 else 'apply'} to cleaning, not to --no-clean")
-        for option, value in CLEAN_DEFAULTS.items():
-            setattr(args, option, value if getattr(args, option) is None else getattr(args, option))
+        for option, default in CLEAN_DEFAULTS.items():
+            if getattr(args, option) is None:
+                setattr(args, option, default)
         if not 0 <= args.min_component <= 1 or args.smooth < 0:
             raise UsageError("render3d export-mesh: --min-component expected a share in [0, 1] and --smooth an int "
                              f">= 0, got {args.min_component} and {args.smooth}")

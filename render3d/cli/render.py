@@ -83,8 +83,9 @@ def run_render(args) -> int:
             if args.checkpoint is None and args.scene not in scene_names():
                 raise UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
                                  f"got {args.scene!r}")
-            seeds = parse_seeds("render", args.seeds) if args.checkpoint is not None else []
+            seeds: list[int] = []
             if args.checkpoint is not None:
+                seeds = parse_seeds("render", args.seeds)
                 check_checkpoint("render", args.checkpoint)
             check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
