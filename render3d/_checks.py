@@ -134,7 +134,7 @@ def _scalar(value):
     return value
 
 
-def _is_number(value, integer: bool) -> bool:
+def is_number(value, integer: bool = False) -> bool:
     """A real number (an int with `integer`): Python's, numpy's; not a bool, not a string."""
     kind = numbers.Integral if integer else numbers.Real
     return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
@@ -144,7 +144,7 @@ def check_number(fn: str, name: str, value, *, integer: bool = False) -> None:
     """`value` a finite real number (an int with `integer`): NaN, infinity, a bool or a string
     raise a ValueError naming the argument, before they surface as a wrong message elsewhere."""
     value = _scalar(value)
-    if not _is_number(value, integer) or not math.isfinite(value):
+    if not is_number(value, integer) or not math.isfinite(value):
         what = "an int" if integer else "a finite number"
         raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value!r}")
 
@@ -154,7 +154,7 @@ def check_positive(fn: str, name: str, value, *, allow_zero: bool = False, integ
     """`value` > 0 (>= 0 with `allow_zero`), a real number (an int with `integer`), finite
     unless `finite=False` allows +inf. A bool is not a number here (True was taken as 1)."""
     value = _scalar(value)
-    ok = _is_number(value, integer) and not math.isnan(value) and (not finite or math.isfinite(value))
+    ok = is_number(value, integer) and not math.isnan(value) and (not finite or math.isfinite(value))
     if not (ok and (value >= 0 if allow_zero else value > 0)):
         what = ("a non-negative" if allow_zero else "a positive") + (" int" if integer else " number")
         raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value!r}")

@@ -7,13 +7,12 @@ Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said oth
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_tensor
+from ._checks import check_choice, check_tensor, is_number
 
 # Polynomial fit of the Turbo colour map (Mikhailov, Google, 2019, Apache-2.0): for x in [0, 1],
 # channel = sum_k c_k x^k with these coefficients (k = 0..5).
@@ -151,7 +150,7 @@ MAX_FPS = {"mp4": 240, "gif": 50}
 def check_fps(fn: str, name: str, fps, video_format: str) -> None:
     """Raise a ValueError naming `fn` and `name` unless `fps` fits `video_format` (mp4, gif)."""
     limit = MAX_FPS[video_format]
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps <= limit:
+    if not is_number(fps) or not 0 < fps <= limit:
         raise ValueError(f"{fn}: argument '{name}' expected a frame rate in (0, {limit}] for {video_format.upper()}, "
                          f"got {fps!r}")
 

@@ -5,12 +5,11 @@ rendered views with depth, orbit frames and meshes. Shared by the training snaps
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from render3d._checks import check_number, check_positive
+from render3d._checks import check_number, check_positive, is_number
 from render3d.cameras import Cameras, Framing, orbit, spiral
 
 SEED_LIMIT = 2 ** 64       # torch's generators take seeds below this
@@ -29,14 +28,10 @@ def check_view(fn: str, view) -> None:
     check_number(fn, "view['pitch']", view["pitch"])
     check_number(fn, "view['fov_degrees']", view["fov_degrees"])
     pivot = view["pivot"]
-    pivot_ok = isinstance(pivot, Sequence) and len(pivot) == 3 and all(_finite_real(v) for v in pivot)
+    pivot_ok = isinstance(pivot, Sequence) and len(pivot) == 3 and all(is_number(v) and math.isfinite(v) for v in pivot)
     if not (0 < view["pitch"] < math.pi and 0 < view["fov_degrees"] < 180 and pivot_ok):
         raise ValueError(f"{fn}: argument 'view' expected a pitch in (0, pi), fov_degrees in (0, 180) and a pivot of 3 "
                          f"finite numbers, got {dict(view)!r}")
-
-
-def _finite_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tensor:
@@ -44,8 +39,7 @@ def latents_from_seeds(seeds: list[int], z_dim: int, device="cpu") -> torch.Tens
     seed means the same subject on every device. Seeds are ints in 0..2**64-1."""
     if isinstance(seeds, (str, bytes)):             # "12" was the seeds 1 and 2
         raise ValueError(f"latents_from_seeds: argument 'seeds' expected a list of ints, got {seeds!r}")
-    bad = [s for s in seeds if not (isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                                    and 0 <= s < SEED_LIMIT)]
+    bad = [s for s in seeds if not (is_number(s, integer=True) and 0 <= s < SEED_LIMIT)]
     if bad:
         raise ValueError(f"latents_from_seeds: argument 'seeds' expected ints in 0..2**64-1, got {bad[0]!r}")
     return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(device)
