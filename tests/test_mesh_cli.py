@@ -172,6 +172,22 @@ def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_a_damaged_checkpoint_is_named_before_folders_are_made(tmp_path, capsys):
+    """A generator file that is there but cut short was read only after render and export-mesh
+    had made their output folders, which the failed run left behind."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+
+    damaged = tmp_path / "generator.safetensors"
+    damaged.write_bytes(DEMO_CHECKPOINT.read_bytes()[:300])
+    for command, out in (("render", "out"), ("export-mesh", "out/x.glb")):
+        assert main([command, "--checkpoint", str(damaged), "--out", str(tmp_path / out)]) == 2
+        assert capsys.readouterr().err.strip().startswith(
+            f"render3d {command}: --checkpoint expected a render3d generator file (safetensors), got {damaged}, "
+            f"which safetensors cannot read (")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator.safetensors"]
+
+
 def test_axes_of_a_mesh_at_the_origin(tmp_path):
     """A mesh whose every vertex is at the origin got axes of length 0, a traceback."""
     trimesh.Trimesh(np.zeros((3, 3)), [[0, 1, 2]], process=False).export(tmp_path / "point.ply")

@@ -121,17 +121,6 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
         raise _checkpoint_error(command, argument, error) from None
 
 
-def check_checkpoint(command: str, path: Path, argument: str = "--checkpoint") -> None:
-    """A cheap first look, before output folders are made: `path` is a generator file, a
-    checkpoint folder or a run folder with checkpoints (its contents are read later)."""
-    from render3d.training.checkpoint import resolve_generator_file
-
-    try:
-        resolve_generator_file(path)
-    except ValueError as error:
-        raise _checkpoint_error(command, argument, error) from None
-
-
 def _checkpoint_error(command: str, argument: str, error: Exception) -> UsageError:
     # load_generator names its own argument; on the command line it is `argument`
     said = str(error).removeprefix("load_generator: argument 'path' ")

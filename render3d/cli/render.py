@@ -62,8 +62,8 @@ def add_render(sub) -> None:
 def run_render(args) -> int:
     from render3d.volume import scene_names
 
-    from ._args import (UsageError, check_checkpoint, check_fps, check_positive, check_writable_dir, parse_seeds,
-                        report, split_scene_options)
+    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, load_checkpoint_generator,
+                        parse_seeds, report, split_scene_options)
 
     try:
         split_scene_options("render", args, {"size": 256, "impl": "auto"}, {"seeds": "0-3", "truncation": 1.0})
@@ -83,13 +83,13 @@ def run_render(args) -> int:
             if args.checkpoint is None and args.scene not in scene_names():
                 raise UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
                                  f"got {args.scene!r}")
-            seeds: list[int] = []
             if args.checkpoint is not None:
                 seeds = parse_seeds("render", args.seeds)
-                check_checkpoint("render", args.checkpoint)
+                # loaded whole before the folder is made: a damaged file leaves nothing behind
+                generator = load_checkpoint_generator("render", args.checkpoint)
             check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
-                return _render_generator(args, outputs, out, seeds)
+                return _render_generator(args, outputs, out, seeds, *generator)
         except UsageError as error:
             return report(error)
 
@@ -125,17 +125,15 @@ def run_render(args) -> int:
     return 0
 
 
-def _render_generator(args, outputs: list[str], out: Path, seeds: list[int]) -> int:
-    """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects."""
+def _render_generator(args, outputs: list[str], out: Path, seeds: list[int], G, meta: dict) -> int:
+    """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects
+    (`G` and its metadata `meta` as `load_generator` returns them)."""
     import numpy as np
 
     from render3d.generators.sampling import (orbit_frames, render_views, styles_from_seeds, view_cameras,
                                               views_grid_image)
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
 
-    from ._args import load_checkpoint_generator
-
-    G, meta = load_checkpoint_generator("render", args.checkpoint)
     started = time.perf_counter()
     view = meta["view"]
     ws = styles_from_seeds(G, seeds, view, truncation=args.truncation)
