@@ -175,6 +175,23 @@ def test_raster_matches_twin(device, channels):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("device", device_params())
+def test_raster_with_alpha_min_zero_matches_twin(device):
+    """alpha_min 0 blends every pair with sigma >= 0, zero opacities too. The CPU kernel took
+    log(opacity / 0) as the reach of each Gaussian, cast an infinite pixel box to int (undefined:
+    it read and wrote outside its tile) and skipped zero opacities, which the twin and CUDA blend."""
+    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(device)
+    opacities = opacities.clone()
+    opacities[:, ::4] = 0
+    leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities)]
+    args = (*leaves, offsets, ids, W, H, 0.999, 0.0, 1e-4)
+    ours, twin = native().raster_fwd(*args), raster_torch(*args)
+    for a, b in zip(ours, twin):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(loss_weights(ours), leaves), torch.autograd.grad(loss_weights(twin), leaves)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("check, size", list(zip(GRADCHECKS, [(20, 18), (12, 10)])))  # second order: few pixels
 def test_raster_gradcheck_cpp(check, size):
     means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(size=size)

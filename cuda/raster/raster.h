@@ -72,8 +72,11 @@ R3D_HD bool splat_alpha_from_sigma(scalar_t sigma, scalar_t opacity, scalar_t al
 
 // An exponent above this cannot reach alpha_min: a filter that saves the exponential (its
 // slack of 1e-5 is far above exp's rounding, so it never skips a pair the exact test keeps).
+// With alpha_min 0 every pair with sigma >= 0 is blended, a zero opacity too, as the exact
+// test does: no limit.
 template <typename scalar_t>
 R3D_HD scalar_t splat_sigma_limit(scalar_t opacity, scalar_t alpha_min) {
+  if (!(alpha_min > scalar_t(0))) return scalar_t(INFINITY);
   return opacity > scalar_t(0) ? log(opacity / alpha_min) + scalar_t(1e-5) : scalar_t(-1);
 }
 

@@ -18,6 +18,20 @@ namespace {
 
 constexpr int kPixels = kTileSize * kTileSize;
 
+// The first and last pixel of a box edge within a tile, from a whole number in tile pixels.
+// Clamped before the cast, which is undefined beyond int64 (an infinite limit, a nearly
+// degenerate conic); NaN gives the whole tile. A larger box only costs time: each pixel in it
+// still takes the exact test.
+template <typename scalar_t>
+int64_t box_low(scalar_t edge) {
+  return edge > scalar_t(0) ? (edge < scalar_t(kTileSize) ? static_cast<int64_t>(edge) : kTileSize) : 0;
+}
+
+template <typename scalar_t>
+int64_t box_high(scalar_t edge) {
+  return edge < scalar_t(kTileSize - 1) ? (edge > scalar_t(-1) ? static_cast<int64_t>(edge) : -1) : kTileSize - 1;
+}
+
 // The pixels of one tile and the tile's Gaussians, gathered contiguously.
 template <typename scalar_t>
 struct Tile {
@@ -56,10 +70,10 @@ struct Tile {
         bx0 = 1, bx1 = 0;  // empty: cannot reach alpha_min anywhere
       } else if (det > 0) {
         const scalar_t ex = std::sqrt(2 * limit[j] * c[2] / det), ey = std::sqrt(2 * limit[j] * c[0] / det);
-        bx0 = std::max<int64_t>(bx0, static_cast<int64_t>(std::floor(mx[j] - ex - scalar_t(0.5))) - x0 - 1);
-        bx1 = std::min<int64_t>(bx1, static_cast<int64_t>(std::ceil(mx[j] + ex - scalar_t(0.5))) - x0 + 1);
-        by0 = std::max<int64_t>(by0, static_cast<int64_t>(std::floor(my[j] - ey - scalar_t(0.5))) - y0 - 1);
-        by1 = std::min<int64_t>(by1, static_cast<int64_t>(std::ceil(my[j] + ey - scalar_t(0.5))) - y0 + 1);
+        bx0 = box_low(std::floor(mx[j] - ex - scalar_t(0.5)) - scalar_t(x0 + 1));
+        bx1 = box_high(std::ceil(mx[j] + ex - scalar_t(0.5)) - scalar_t(x0 - 1));
+        by0 = box_low(std::floor(my[j] - ey - scalar_t(0.5)) - scalar_t(y0 + 1));
+        by1 = box_high(std::ceil(my[j] + ey - scalar_t(0.5)) - scalar_t(y0 - 1));
       }
       px0[j] = static_cast<int32_t>(bx0), px1[j] = static_cast<int32_t>(bx1);
       py0[j] = static_cast<int32_t>(by0), py1[j] = static_cast<int32_t>(by1);
