@@ -34,9 +34,11 @@ def grads(out, inputs, seed=1):
 
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 5, 7, 3), (1, 3, 1, 4), (2, 4, 16, 1), (1, 6, 9, 512), (3, 2, 33, 32)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 5, 7, 3), (1, 3, 1, 4), (2, 4, 16, 1), (1, 6, 9, 512), (3, 2, 33, 32),
+                                   (2, 5, 7, 0)])
 @pytest.mark.parametrize("with_background", [False, True])
 def test_native_matches_twin(device, dtype, shape, with_background):
+    # C=0 (weights, depth and opacity alone): the CUDA forward had one thread per channel, so none
     B, R, S, C = shape
     inputs = [t.requires_grad_() for t in make_dense(B, R, S, C, device=device, dtype=dtype)]
     background = torch.rand(C, dtype=dtype, device=device) if with_background else None

@@ -162,7 +162,7 @@ def raster_inputs(device="cpu", dtype=torch.float64, channels=4, size=(40, 30), 
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("channels", [1, 4, 9, 33])
+@pytest.mark.parametrize("channels", [0, 1, 4, 9, 33])   # 0: the CUDA kernels launched no block, blended nothing
 def test_raster_matches_twin(device, channels):
     means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs(device, channels=channels)
     leaves = [t.clone().requires_grad_() for t in (means2d, conics, features, opacities)]

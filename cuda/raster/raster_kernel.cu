@@ -150,8 +150,10 @@ __global__ void __launch_bounds__(kBlock) raster_backward_kernel(RasterBackwardP
   }
 }
 
+// One chunk at least: with no channels the blocks still blend transmittance (and its gradient).
 dim3 grid_for(int64_t n_tiles, int64_t channels) {
-  return dim3(static_cast<unsigned int>(n_tiles), static_cast<unsigned int>((channels + kChunk - 1) / kChunk));
+  const int64_t chunks = channels > 0 ? (channels + kChunk - 1) / kChunk : 1;
+  return dim3(static_cast<unsigned int>(n_tiles), static_cast<unsigned int>(chunks));
 }
 
 }  // namespace
@@ -159,14 +161,14 @@ dim3 grid_for(int64_t n_tiles, int64_t channels) {
 template <typename scalar_t>
 void raster_forward_cuda(const RasterParams<scalar_t>& p, void* stream) {
   const int64_t n_tiles = p.n_images * p.tiles_x * p.tiles_y;
-  if (n_tiles == 0 || p.n_channels == 0) return;
+  if (n_tiles == 0) return;
   raster_forward_kernel<<<grid_for(n_tiles, p.n_channels), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(p);
 }
 
 template <typename scalar_t>
 void raster_backward_cuda(const RasterBackwardParams<scalar_t>& p, void* stream) {
   const int64_t n_tiles = p.fwd.n_images * p.fwd.tiles_x * p.fwd.tiles_y;
-  if (n_tiles == 0 || p.fwd.n_channels == 0) return;
+  if (n_tiles == 0) return;
   raster_backward_kernel<<<grid_for(n_tiles, p.fwd.n_channels), kBlock, 0, static_cast<cudaStream_t>(stream)>>>(p);
 }
 

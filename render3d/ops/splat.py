@@ -142,7 +142,7 @@ _TWIN_BUDGET = 1 << 24  # (pixel, list entry) pairs the twin evaluates at once
 def _raster_tiles(means2d, conics, features, opacities, tile_offsets, ids, first, stop, tiles_x, tiles_y, alpha_max,
                   alpha_min, transmittance_eps):
     """The twin's work for tiles [first, stop): acc [T, P, K], transmittance [T, P], last [T, P]."""
-    device, dtype, K = means2d.device, means2d.dtype, features.shape[-1]
+    device, dtype = means2d.device, means2d.dtype
     offsets = tile_offsets[first:stop + 1]
     counts = offsets[1:] - offsets[:-1]
     slot = torch.arange(max(int(counts.max()), 1), device=device)
@@ -164,7 +164,7 @@ def _raster_tiles(means2d, conics, features, opacities, tile_offsets, ids, first
     stops = valid & (before * (1 - alpha) <= transmittance_eps)
     blended = valid & (torch.cumsum(stops.to(torch.int32), dim=-1) == 0)
     weights = torch.where(blended, alpha * before, 0)
-    acc = torch.einsum("tpl,tlk->tpk", weights, features.reshape(-1, K)[gauss])
+    acc = torch.einsum("tpl,tlk->tpk", weights, features.flatten(0, 1)[gauss])  # [B*N, K], K may be 0
     transmittance = torch.prod(torch.where(blended, 1 - alpha, 1), dim=-1)
     last = offsets[:-1, None] + torch.where(blended, slot + 1, 0).amax(dim=-1)
     return acc, transmittance, last
