@@ -86,6 +86,24 @@ def test_projection_matches_twin(device, variant):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_gaussian_wider_than_int32_pixels_is_drawn(device, dtype):
+    """A radius of 2**31 pixels or more was cast to int32 as INT32_MIN on the CPU (undefined;
+    CUDA saturates), so a huge Gaussian in front of the camera vanished. Radii stop at MAX_RADIUS."""
+    from render3d.ops.splat import MAX_RADIUS
+
+    means, quats, scales, opacities, colors, cameras = (t.to(device) for t in scene(B=1, N=4, dtype=dtype))
+    scales = scales.clone()
+    scales[0, 3] = 1e8                                       # all over the picture, alpha = its opacity
+    args = project_args(means, quats, scales, opacities, cameras)
+    ours, twin = native().project_fwd(*args), project_torch(*args)
+    assert torch.equal(ours[0], twin[0]) and ours[0][0, 3].tolist() == [MAX_RADIUS, MAX_RADIUS]
+    out = render(means, quats, scales, opacities, colors, cameras, background=0.0, impl="native")
+    expected = torch.full_like(out["alpha"], float(opacities[0, 3]))  # the small ones are drawn over it
+    assert float((out["alpha"] - expected).abs().lt(1e-5).float().mean()) > 0.5
+
+
 # second derivatives (gradient penalties): under create_graph the native backward recomputes
 # through the twin, so they are right too
 GRADCHECKS = [torch.autograd.gradcheck, torch.autograd.gradgradcheck]

@@ -6,13 +6,18 @@
 // perspective map at p, with x/z and y/z clamped to 1.3 x the field of view (off-screen
 // Gaussians would otherwise blow up), J = [[fx/z, 0, -fx tx/z^2], [0, fy/z, -fy ty/z^2]];
 // Sigma_2d = J Sigma_c J^T + blur I; conic = Sigma_2d^-1; mean2d = (fx x/z + cx, fy y/z + cy)
-// in pixels (pixel centres at +0.5); radius per axis = ceil(k sqrt(Sigma_2d_ii)).
+// in pixels (pixel centres at +0.5); radius per axis = ceil(k sqrt(Sigma_2d_ii)), at most kMaxRadius.
 // The same definitions as gsplat 1.5 (its PyTorch reference is our outside oracle).
 #pragma once
 
 #include "render3d/common.h"
 
 namespace render3d {
+
+// The largest radius stored (pixels; render3d.ops.splat.MAX_RADIUS in the twin). Radii are int32,
+// and casting a float beyond that range is undefined: x86 gave INT32_MIN, which culled a huge
+// Gaussian on the CPU, while CUDA saturates. 2^31 - 128 is exact in float32 and fits int32.
+constexpr int32_t kMaxRadius = 2147483520;
 
 template <typename scalar_t>
 struct ProjectParams {
@@ -209,8 +214,10 @@ R3D_HD bool project_gaussian(const ProjectParams<scalar_t>& p, int64_t b, int64_
     k_sigma = min_(k_sigma, sqrt(scalar_t(2) * log(opacity / p.alpha_min)));
   }
   const scalar_t mx = fx * st.cam[0] / z + cx, my = fy * st.cam[1] / z + cy;
-  const scalar_t radius_x = ceil(k_sigma * sqrt(a)), radius_y = ceil(k_sigma * sqrt(c));
+  scalar_t radius_x = ceil(k_sigma * sqrt(a)), radius_y = ceil(k_sigma * sqrt(c));
   if (!(radius_x > 0 && radius_y > 0)) return false;
+  radius_x = min_(radius_x, scalar_t(kMaxRadius));
+  radius_y = min_(radius_y, scalar_t(kMaxRadius));
   if (mx + radius_x <= 0 || mx - radius_x >= p.width || my + radius_y <= 0 || my - radius_y >= p.height) return false;
 
   out.radius[0] = static_cast<int32_t>(radius_x);

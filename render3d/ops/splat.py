@@ -12,6 +12,7 @@ import torch
 from ._dispatch import use_native
 
 TILE_SIZE = 16  # pixels per tile side; the native rasterizer is built for this size
+MAX_RADIUS = 2 ** 31 - 128  # largest int32 radius, exact in float32 (kMaxRadius in cuda/project/project.h)
 
 
 def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
@@ -71,6 +72,7 @@ def project_torch(means, quats, scales, covars, opacities, viewmats, intrinsics,
             k = torch.minimum(k, torch.sqrt(2 * torch.log(torch.clamp(effective, min=alpha_min) / alpha_min)))
         radius = torch.ceil(k[..., None] * torch.sqrt(torch.stack([a, c], dim=-1).clamp(min=0)))
         valid = valid & (radius > 0).all(-1)
+        radius = radius.clamp(max=MAX_RADIUS)
         mx, my = means2d.detach().unbind(-1)
         valid = valid & (mx + radius[..., 0] > 0) & (mx - radius[..., 0] < width)
         valid = valid & (my + radius[..., 1] > 0) & (my - radius[..., 1] < height)
