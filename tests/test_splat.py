@@ -104,6 +104,17 @@ def test_a_gaussian_wider_than_int32_pixels_is_drawn(device, dtype):
     assert float((out["alpha"] - expected).abs().lt(1e-5).float().mean()) > 0.5
 
 
+def test_projection_op_takes_quats_and_scales_or_covars():
+    """quats with covars (and no scales) passed the op's check, then the op read the scales."""
+    means, quats, scales, opacities, _, cameras = scene(B=1, N=5)
+    args = list(project_args(means, quats, scales, opacities, cameras))
+    covars = torch.rand(1, 5, 6, dtype=means.dtype)
+    for given in ((quats, None, covars), (quats, scales, covars), (None, scales, None), (None, None, None)):
+        args[1:4] = given
+        with pytest.raises(RuntimeError, match="give either quats and scales or covars"):
+            native().project_fwd(*args)
+
+
 # second derivatives (gradient penalties): under create_graph the native backward recomputes
 # through the twin, so they are right too
 GRADCHECKS = [torch.autograd.gradcheck, torch.autograd.gradgradcheck]

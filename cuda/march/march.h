@@ -200,6 +200,7 @@ R3D_HD int64_t march_ray(const MarchParams<scalar_t>& p, int64_t ray) {
     const scalar_t mid = march_midpoint(t0, t1);
     if (!(mid < stop)) break;  // stop <= far
     if (p.max_samples > 0 && n >= p.max_samples) break;
+    if (kFill && base + n >= p.offsets[ray + 1]) break;  // never past the slots the count pass gave the ray
     int32_t level, cell[3];
     scalar_t scale;
     const bool inside = march_lookup(p, o, d, mid, level, cell, scale);

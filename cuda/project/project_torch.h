@@ -30,8 +30,10 @@ inline void check_project_args(const ProjectArgs& a, const char* fn) {
               ": argument 'means' expected dtype float32 or float64, got ", a.means.scalar_type());
   TORCH_CHECK(a.means.is_contiguous(), fn, ": argument 'means' must be contiguous");
   const int64_t B = a.means.size(0), N = a.means.size(1);
-  const bool by_quat = defined(a.quats) && defined(a.scales);
-  TORCH_CHECK(by_quat != defined(a.covars), fn, ": give either quats and scales or covars");
+  // the same test as project_params and the backward, which read quats alone
+  const bool by_quat = defined(a.quats);
+  TORCH_CHECK(by_quat == defined(a.scales) && by_quat != defined(a.covars), fn,
+              ": give either quats and scales or covars");
   auto check = [&](const at::Tensor& t, const char* name, std::vector<int64_t> shape) {
     check_same(t, a.means, fn, name);
     TORCH_CHECK(t.sizes() == at::IntArrayRef(shape), fn, ": argument '", name, "' expected shape ", shape, ", got ",
