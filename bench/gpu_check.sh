@@ -5,11 +5,13 @@
 #
 # Run it in the repository root; python3 (or $PYTHON) must hold a CUDA build of torch. On an
 # offline machine, first fill .whl/ here (the packages the GPU tests and benchmarks import
-# beyond torch, numpy, pytest, safetensors, imageio, scipy, tensorboard):
+# beyond torch, numpy, pytest, safetensors, imageio, scipy, tensorboard; about 8 MB):
 #
-#     ../shared/tools/offline-wheels trimesh PyMCubes plyfile gsplat nerfacc imageio-ffmpeg
+#     ../shared/tools/offline-wheels trimesh PyMCubes plyfile gsplat nerfacc
 #
-# and the script installs them into a private folder before anything else.
+# and the script installs them into a private folder before anything else. Leave out
+# imageio-ffmpeg (68 MB): with it the copied tree passes a 64 MiB limit on transfers, and
+# without it a video is written as a GIF, and no GPU test or benchmark reads an MP4.
 #
 # Steps, in order of what they prove, each under its own time limit and never past SECONDS
 # in all (default 540, inside a 10-minute call); a step that fails or runs out of time does
