@@ -10,7 +10,7 @@
 #     ../shared/tools/offline-wheels trimesh PyMCubes plyfile gsplat nerfacc
 #
 # and the script installs them into a private folder before anything else. Leave out
-# imageio-ffmpeg (68 MB): with it the copied tree passes a 64 MiB limit on transfers, and
+# imageio-ffmpeg (68 MB): with it the copied tree goes over the 64 MiB a device call carries, and
 # without it a video is written as a GIF, and no GPU test or benchmark reads an MP4.
 #
 # Steps, in order of what they prove, each under its own time limit and never past SECONDS

@@ -38,7 +38,7 @@ def grads(out, inputs, seed=1):
                                    (2, 5, 7, 0)])
 @pytest.mark.parametrize("with_background", [False, True])
 def test_native_matches_twin(device, dtype, shape, with_background):
-    # C=0 (weights, depth and opacity alone): the CUDA forward had one thread per channel, so none
+    # C=0 (weights, depth and opacity alone): the CUDA forward ran one thread per channel, so no thread wrote them
     B, R, S, C = shape
     inputs = [t.requires_grad_() for t in make_dense(B, R, S, C, device=device, dtype=dtype)]
     background = torch.rand(C, dtype=dtype, device=device) if with_background else None
