@@ -103,3 +103,16 @@ def test_seeds_that_are_not_seeds_are_refused(text):
     with pytest.raises(UsageError, match=re.escape(f"render3d render: --seeds expected ints in 0..2**64-1 like 0-3 "
                                                    f"or 1,5,7, got {text!r}")):
         parse_seeds("render", text)
+
+
+# a slip like 0-100000000 built a list of 10^8 ints before anything was said; 0-(2**64-1) never ended
+@pytest.mark.parametrize("text, count", [("0-100000000", 100000001), (f"0-{2 ** 64 - 1}", 2 ** 64),
+                                         ("0-1000,2000-2023", 1025)])
+def test_too_many_seeds_are_refused_before_the_list_is_made(text, count):
+    from render3d.cli._args import MAX_SEEDS, UsageError, parse_seeds
+
+    assert MAX_SEEDS == 1024
+    with pytest.raises(UsageError, match=re.escape(f"render3d demo: --seeds expected at most 1024 seeds in one "
+                                                   f"call, got {count} from {text!r}")):
+        parse_seeds("demo", text)
+    assert parse_seeds("demo", "0-1000,2000-2022") == [*range(1001), *range(2000, 2023)]   # 1024 pass

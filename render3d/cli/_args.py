@@ -94,20 +94,29 @@ def check_writable_dir(command: str, option: str, folder: Path) -> None:
         raise UsageError(f"render3d {command}: cannot write to {option} {folder}: {why}") from None
 
 
+MAX_SEEDS = 1024   # subjects in one call: each is a row of a grid and a tile of every video frame
+
+
 def parse_seeds(command: str, text: str) -> list[int]:
     """``"0-3"`` -> [0, 1, 2, 3]; ``"1,5,7"`` -> [1, 5, 7]; ranges and lists mix. Each part is
-    ASCII digits (int() also takes '1_0' and other scripts' digits); a range runs upwards."""
+    ASCII digits (int() also takes '1_0' and other scripts' digits); a range runs upwards.
+    At most `MAX_SEEDS` in all, counted before the list is made: a slip such as 0-100000000
+    is refused at once instead of filling memory."""
     from render3d.generators.sampling import SEED_LIMIT
 
-    seeds: list[int] = []
+    ranges = []
     for part in text.split(","):
         match = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
         low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
         if low > high or high >= SEED_LIMIT:
             raise UsageError(f"render3d {command}: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, "
                              f"got {text!r}")
-        seeds.extend(range(low, high + 1))
-    return seeds
+        ranges.append(range(low, high + 1))
+    count = sum(r.stop - r.start for r in ranges)   # len() of a range past 2**63 overflows
+    if count > MAX_SEEDS:
+        raise UsageError(f"render3d {command}: --seeds expected at most {MAX_SEEDS} seeds in one call, "
+                         f"got {count} from {text!r}")
+    return [seed for r in ranges for seed in r]
 
 
 def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", argument: str = "--checkpoint"):

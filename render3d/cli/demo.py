@@ -15,7 +15,7 @@ from pathlib import Path
 
 from render3d import DEMO_CHECKPOINT
 
-from ._args import finite_float
+from ._args import MAX_SEEDS, finite_float
 
 
 def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
@@ -58,7 +58,7 @@ def add_demo(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
     p.add_argument("--checkpoint", type=Path, default=DEMO_CHECKPOINT,
                    help="generator file, checkpoint or run folder (default: the shipped demo checkpoint)")
-    p.add_argument("--seeds", default="0-3", help="subjects (default: 0-3)")
+    p.add_argument("--seeds", default="0-3", help=f"subjects, {MAX_SEEDS} at most (default: 0-3)")
     p.add_argument("--views", type=int, default=6, help="views per seed in the grid (default: 6)")
     p.add_argument("--frames", type=int, default=48, help="frames of the orbit video (default: 48)")
     p.add_argument("--fps", type=int, default=24, help="video frame rate (default: 24)")

@@ -7,7 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ._args import finite_float
+from ._args import MAX_SEEDS, finite_float
 
 OUTPUTS = ("grid", "video", "depth")
 
@@ -43,7 +43,8 @@ def add_render(sub) -> None:
     p.add_argument("--scene", default=None, help="a built-in scene (default: demo; see --list-scenes)")
     p.add_argument("--list-scenes", action="store_true", help="list the scenes and exit")
     p.add_argument("--checkpoint", type=Path, default=None, help="render a trained generator instead of a scene")
-    p.add_argument("--seeds", default=None, help="with --checkpoint: subjects to render (default: 0-3)")
+    p.add_argument("--seeds", default=None,
+                   help=f"with --checkpoint: subjects to render, {MAX_SEEDS} at most (default: 0-3)")
     p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: outputs/render/<scene>, or outputs/render/generator)")
