@@ -101,6 +101,13 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_perturbation():
     assert 0 < scores[0] < scores[1] < scores[2]
 
 
+def test_fid_is_never_negative():
+    # rounding put FID(x, x) at about -1e-14 for half of these sets, and the CLI printed "FID -0.0000"
+    scores = [fid(x, x) for x in (np.random.default_rng(seed).normal(size=(64, 16)) for seed in range(20))]
+    assert min(scores) >= 0 and max(scores) < 1e-10
+    assert {f"{score:.4f}" for score in scores} == {"0.0000"}
+
+
 def test_inception_loads_a_local_torchscript_file_and_names_the_missing_one(tmp_path):
     class Detector(torch.nn.Module):  # the interface of inception-2015-12-05.pt
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:

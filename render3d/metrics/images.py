@@ -100,11 +100,13 @@ def frechet_distance(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, 
 
     tr((C_a C_b)^(1/2)) is computed as tr((S C_b S)^(1/2)) with S = C_a^(1/2): the same
     eigenvalues, but of a symmetric matrix, so two `eigh` calls replace the non-symmetric
-    `scipy.linalg.sqrtm` (whose result can come back complex from rounding).
+    `scipy.linalg.sqrtm` (whose result can come back complex from rounding). The distance is
+    never negative; rounding takes equal sets a hair below 0 (-1e-14), which is returned as 0,
+    so that a report does not read "FID -0.0000".
     """
     root_a = _psd_sqrt(cov_a)
     cross = np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(0)).sum()
-    return float(np.square(mean_a - mean_b).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+    return max(0.0, float(np.square(mean_a - mean_b).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross))
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
