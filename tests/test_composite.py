@@ -99,6 +99,22 @@ def test_backward_op_skips_unrequested_gradients():
     assert [tuple(t.shape) for t in grads_] == [(6,), (0,), (0,), (0,)]
 
 
+@pytest.mark.parametrize("bad", ["sigmas", "values", "t_starts", "t_ends", "weights"])
+def test_backward_op_names_a_forward_tensor_of_the_wrong_shape(bad):
+    """The backward op took the forward's tensors on trust: one sample short, it read past
+    their end. torch.ops callers (the autograd glue passes the forward's own) now get a message."""
+    densities, values, t_starts, t_ends = (t.reshape(-1, *t.shape[3:]) for t in make_dense(1, 2, 3, 2))
+    composite(*make_dense(1, 2, 3, 2), impl="native")
+    offsets = torch.arange(3) * 3
+    weights = torch.ops.render3d.composite_fwd(densities, values, t_starts, t_ends, offsets)[3]
+    forward = {"sigmas": densities, "values": values, "t_starts": t_starts, "t_ends": t_ends, "weights": weights}
+    forward[bad] = forward[bad][:-1].contiguous() if bad != "sigmas" else forward[bad].reshape(2, 3)
+    g = torch.ones(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=f"render3d::composite_bwd: argument '{bad}' expected shape"):
+        torch.ops.render3d.composite_bwd(*g, None, forward["sigmas"], forward["values"], forward["t_starts"],
+                                         forward["t_ends"], offsets, forward["weights"], True, True)
+
+
 def test_gradcheck_cpp_float64():
     """float64 gradcheck of the registered op (the C++ forward and backward), every output."""
     densities, values, t_starts, t_ends = make_dense(1, 3, 5, 2)

@@ -115,6 +115,31 @@ def test_projection_op_takes_quats_and_scales_or_covars():
             native().project_fwd(*args)
 
 
+@pytest.mark.parametrize("bad", ["radii", "conics", "compensations", "v_means2d", "v_depths", "v_conics",
+                                 "v_compensations"])
+def test_projection_backward_op_names_a_tensor_of_the_wrong_shape(bad):
+    """project_bwd checked only the dtype and device of the forward's outputs and of the incoming
+    gradients (and the element count of radii): one Gaussian short, it read past their end."""
+    means, quats, scales, opacities, _, cameras = scene(B=2, N=5)
+    args = project_args(means, quats, scales, opacities, cameras)
+    radii, means2d, depths, conics, compensations = native().project_fwd(*args)
+    given = {"radii": radii, "conics": conics, "compensations": compensations, "v_means2d": torch.ones_like(means2d),
+             "v_depths": torch.ones_like(depths), "v_conics": torch.ones_like(conics),
+             "v_compensations": torch.ones_like(compensations)}
+    # radii [B, 2N] has the right element count, which was all that was checked
+    given[bad] = radii.reshape(2, 10) if bad == "radii" else given[bad][:, :-1].contiguous()
+    with pytest.raises(RuntimeError, match=f"render3d::project_bwd: argument '{bad}' expected"):
+        native().project_bwd(*args, *given.values())
+
+
+@pytest.mark.parametrize("tiles", [(-1, 2), (3, -2)])
+def test_tile_binning_op_refuses_negative_tile_counts(tiles):
+    means, quats, scales, opacities, _, cameras = scene(B=1, N=5)
+    radii, means2d, depths, _, _ = native().project_fwd(*project_args(means, quats, scales, opacities, cameras))
+    with pytest.raises(RuntimeError, match="render3d::isect_tiles: arguments 'tiles_x', 'tiles_y' expected >= 0"):
+        native().isect_tiles(means2d, radii, depths, *tiles)
+
+
 # second derivatives (gradient penalties): under create_graph the native backward recomputes
 # through the twin, so they are right too
 GRADCHECKS = [torch.autograd.gradcheck, torch.autograd.gradgradcheck]
@@ -202,6 +227,47 @@ def test_raster_matches_twin(device, channels):
     assert float((1 - ours[1]).max()) > 0.9  # something opaque was drawn
     for a, b in zip(torch.autograd.grad(loss_weights(ours), leaves), torch.autograd.grad(loss_weights(twin), leaves)):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("bad", ["transmittance", "last", "v_transmittance"])
+def test_raster_backward_op_names_a_tensor_of_the_wrong_shape(bad):
+    """raster_bwd checked v_acc's shape but not these [B, H, W] tensors: a row short, the kernel
+    read past their end."""
+    means2d, conics, features, opacities, offsets, ids, (W, H) = raster_inputs()
+    acc, transmittance, last = native().raster_fwd(means2d, conics, features, opacities, offsets, ids, W, H, 0.999,
+                                                   1 / 255, 1e-4)
+    given = {"transmittance": transmittance, "last": last, "v_transmittance": torch.ones_like(transmittance)}
+    given[bad] = given[bad][:, :-1].contiguous()
+    with pytest.raises(RuntimeError, match=f"render3d::raster_bwd: argument '{bad}' expected shape"):
+        native().raster_bwd(torch.ones_like(acc), given["v_transmittance"], means2d, conics, features, opacities,
+                            offsets, ids, given["transmittance"], given["last"], W, H, 0.999, 1 / 255, 1e-4)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("op", ["raster_fwd", "project_fwd", "isect_tiles"])
+def test_native_ops_name_a_tensor_on_another_device(op):
+    """A CPU tensor among CUDA ones: the index tensors of raster_fwd and the radii of isect_tiles
+    had no device check (the kernel read host memory as device memory), and a CPU first argument
+    met the CUDA registration's CUDAGuard, an internal assert, before any check."""
+    if op == "raster_fwd":
+        inputs, (W, H) = [t.cuda() for t in raster_inputs()[:6]], raster_inputs()[6]
+        for moved, name in enumerate(["means2d", "conics", "features", "opacities", "tile_offsets", "ids"]):
+            args = list(inputs)
+            args[moved] = args[moved].cpu()
+            expected = "a CUDA tensor" if name == "means2d" else "device cuda"
+            with pytest.raises(RuntimeError, match=f"render3d::raster_fwd: argument '{name}' expected {expected}"):
+                native().raster_fwd(*args, W, H, 0.999, 1 / 255, 1e-4)
+        return
+    means, quats, scales, opacities, _, cameras = scene(B=1, N=5)
+    args = list(project_args(*(t.cuda() for t in (means, quats, scales, opacities)), cameras.to("cuda")))
+    if op == "project_fwd":
+        args[0] = args[0].cpu()
+        with pytest.raises(RuntimeError, match="render3d::project_fwd: argument 'means' expected a CUDA tensor"):
+            native().project_fwd(*args)
+    else:
+        radii, means2d, depths, _, _ = native().project_fwd(*args)
+        with pytest.raises(RuntimeError, match="render3d::isect_tiles: argument 'radii' expected device cuda"):
+            native().isect_tiles(means2d, radii.cpu(), depths, 3, 2)
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -13,6 +13,7 @@ namespace {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_fwd_cuda(
     const at::Tensor& sigmas, const at::Tensor& values, const at::Tensor& t_starts, const at::Tensor& t_ends,
     const at::Tensor& offsets) {
+  check_cuda(sigmas, "render3d::composite_fwd", "sigmas");
   const c10::cuda::CUDAGuard guard(sigmas.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return composite_forward_torch(sigmas, values, t_starts, t_ends, offsets,
@@ -27,6 +28,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_bwd_cuda(
     const std::optional<at::Tensor>& grad_weights, const at::Tensor& sigmas, const at::Tensor& values,
     const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights,
     bool values_grad, bool t_grads) {
+  check_cuda(sigmas, "render3d::composite_bwd", "sigmas");
   const c10::cuda::CUDAGuard guard(sigmas.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return composite_backward_torch(grad_acc, grad_depth_sum, grad_opacity, grad_weights, sigmas, values, t_starts,

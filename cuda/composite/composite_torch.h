@@ -61,11 +61,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_backward_to
     const at::Tensor& t_starts, const at::Tensor& t_ends, const at::Tensor& offsets, const at::Tensor& weights,
     bool values_grad, bool t_grads, Run&& run) {
   constexpr const char* fn = "render3d::composite_bwd";
+  TORCH_CHECK(sigmas.dim() == 1, fn, ": argument 'sigmas' expected shape [N], got ", sigmas.sizes());
+  TORCH_CHECK(sigmas.scalar_type() == at::kFloat || sigmas.scalar_type() == at::kDouble, fn,
+              ": argument 'sigmas' expected dtype float32 or float64, got ", sigmas.scalar_type());
+  TORCH_CHECK(sigmas.is_contiguous(), fn, ": argument 'sigmas' must be contiguous");
   const int64_t n = sigmas.size(0);
-  const int64_t n_rays = offsets.size(0) - 1;
-  const int64_t n_channels = values.size(1);
   check_offsets(offsets, sigmas, fn);
-  for (auto* t : {&values, &t_starts, &t_ends, &weights}) check_same(*t, sigmas, fn, "forward input");
+  const int64_t n_rays = offsets.size(0) - 1;
+  TORCH_CHECK(values.dim() == 2 && values.size(0) == n, fn, ": argument 'values' expected shape [", n,
+              ", C], got ", values.sizes());
+  const int64_t n_channels = values.size(1);
+  check_same(values, sigmas, fn, "values");
+  for (auto [t, name] : {Named{&t_starts, "t_starts"}, Named{&t_ends, "t_ends"}, Named{&weights, "weights"}}) {
+    check_same(*t, sigmas, fn, name);
+    check_float_1d(*t, fn, name, n);
+  }
   TORCH_CHECK(grad_acc.dim() == 2 && grad_acc.size(0) == n_rays && grad_acc.size(1) == n_channels, fn,
               ": argument 'grad_acc' expected shape [", n_rays, ", ", n_channels, "], got ", grad_acc.sizes());
   check_same(grad_acc, sigmas, fn, "grad_acc");

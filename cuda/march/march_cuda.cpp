@@ -13,6 +13,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> occupancy_march_cuda(
     const at::Tensor& origins, const at::Tensor& directions, const at::Tensor& t_near, const at::Tensor& t_far,
     const at::Tensor& bitfield, at::ArrayRef<double> center, at::ArrayRef<double> half, int64_t resolution,
     double step_size, double cone_angle, double max_step, int64_t max_samples) {
+  check_cuda(origins, "render3d::occupancy_march", "origins");
   const c10::cuda::CUDAGuard guard(origins.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return occupancy_march_torch(

@@ -14,6 +14,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_f
     const std::optional<at::Tensor>& covars, const std::optional<at::Tensor>& opacities, const at::Tensor& viewmats,
     const at::Tensor& intrinsics, int64_t width, int64_t height, double near_plane, double far_plane, double eps2d,
     double alpha_min, bool antialiased) {
+  check_cuda(means, "render3d::project_fwd", "means");
   const c10::cuda::CUDAGuard guard(means.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   const ProjectArgs a{means, quats, scales, covars, opacities, viewmats, intrinsics, width, height,
@@ -31,6 +32,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_bwd_cuda(
     double alpha_min, bool antialiased, const at::Tensor& radii, const at::Tensor& conics,
     const at::Tensor& compensations, const at::Tensor& v_means2d, const at::Tensor& v_depths,
     const at::Tensor& v_conics, const at::Tensor& v_compensations) {
+  check_cuda(means, "render3d::project_bwd", "means");
   const c10::cuda::CUDAGuard guard(means.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   const ProjectArgs a{means, quats, scales, covars, opacities, viewmats, intrinsics, width, height,

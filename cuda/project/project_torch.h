@@ -110,10 +110,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> project_backward_torc
   constexpr const char* fn = "render3d::project_bwd";
   check_project_args(a, fn);
   const int64_t B = a.means.size(0), N = a.means.size(1);
-  for (auto* t : {&conics, &compensations, &v_means2d, &v_depths, &v_conics, &v_compensations})
-    check_same(*t, a.means, fn, "forward output or gradient");
-  TORCH_CHECK(radii.scalar_type() == at::kInt && radii.is_contiguous() && radii.numel() == B * N * 2, fn,
-              ": argument 'radii' expected a contiguous int32 tensor [B, N, 2]");
+  struct Expected {
+    const at::Tensor* t;
+    const char* name;
+    int64_t width;  // shape [B, N, width]; 0: [B, N]
+  };
+  for (auto [t, name, width] : {Expected{&v_means2d, "v_means2d", 2}, Expected{&conics, "conics", 3},
+                                Expected{&v_conics, "v_conics", 3}, Expected{&compensations, "compensations", 0},
+                                Expected{&v_depths, "v_depths", 0}, Expected{&v_compensations, "v_compensations", 0}}) {
+    check_same(*t, a.means, fn, name);
+    if (width > 0) {
+      check_shape(*t, {B, N, width}, fn, name);
+    } else {
+      check_shape(*t, {B, N}, fn, name);
+    }
+  }
+  check_device(radii, a.means, fn, "radii");
+  TORCH_CHECK(radii.scalar_type() == at::kInt && radii.is_contiguous() && radii.sizes() == at::IntArrayRef({B, N, 2}),
+              fn, ": argument 'radii' expected a contiguous int32 tensor [B, N, 2], got ", radii.sizes());
   const bool by_quat = defined(a.quats);
   auto opts = a.means.options();
   auto v_means = at::empty({B, N, 3}, opts);

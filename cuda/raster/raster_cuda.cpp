@@ -13,6 +13,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> raster_fwd_cuda(
     const at::Tensor& means2d, const at::Tensor& conics, const at::Tensor& features, const at::Tensor& opacities,
     const at::Tensor& tile_offsets, const at::Tensor& ids, int64_t width, int64_t height, double alpha_max,
     double alpha_min, double transmittance_eps) {
+  check_cuda(means2d, "render3d::raster_fwd", "means2d");
   const c10::cuda::CUDAGuard guard(means2d.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   const RasterArgs a{means2d, conics, features, opacities, tile_offsets, ids, width, height,
@@ -28,6 +29,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> raster_bwd_cuda(
     const at::Tensor& features, const at::Tensor& opacities, const at::Tensor& tile_offsets, const at::Tensor& ids,
     const at::Tensor& transmittance, const at::Tensor& last, int64_t width, int64_t height, double alpha_max,
     double alpha_min, double transmittance_eps) {
+  check_cuda(means2d, "render3d::raster_bwd", "means2d");
   const c10::cuda::CUDAGuard guard(means2d.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   const RasterArgs a{means2d, conics, features, opacities, tile_offsets, ids, width, height,

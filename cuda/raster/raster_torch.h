@@ -44,6 +44,8 @@ inline void check_raster_args(const RasterArgs& a, const char* fn) {
               a.tile_offsets.sizes());
   TORCH_CHECK(a.ids.scalar_type() == at::kInt && a.ids.is_contiguous() && a.ids.dim() == 1, fn,
               ": argument 'ids' expected a contiguous int32 tensor [M]");
+  check_device(a.tile_offsets, a.means2d, fn, "tile_offsets");
+  check_device(a.ids, a.means2d, fn, "ids");
 }
 
 template <typename scalar_t>
@@ -102,8 +104,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> raster_backward_torch
   check_same(transmittance, a.means2d, fn, "transmittance");
   check_same(v_acc, a.means2d, fn, "v_acc");
   check_same(v_transmittance, a.means2d, fn, "v_transmittance");
-  TORCH_CHECK(v_acc.sizes() == at::IntArrayRef({B, a.height, a.width, K}), fn,
-              ": argument 'v_acc' expected [B, H, W, K], got ", v_acc.sizes());
+  check_device(last, a.means2d, fn, "last");
+  check_shape(v_acc, {B, a.height, a.width, K}, fn, "v_acc");
+  for (auto [t, name] : {Named{&transmittance, "transmittance"}, Named{&last, "last"},
+                         Named{&v_transmittance, "v_transmittance"}})
+    check_shape(*t, {B, a.height, a.width}, fn, name);
   TORCH_CHECK(last.scalar_type() == at::kLong && last.is_contiguous(), fn, ": argument 'last' expected int64");
   const int64_t rows = per_entry ? a.ids.size(0) : B * N;
   auto opts = a.means2d.options();

@@ -10,6 +10,7 @@ namespace render3d {
 namespace {
 
 at::Tensor sample_pdf_cuda_impl(const at::Tensor& bins, const at::Tensor& weights, const at::Tensor& u) {
+  check_cuda(weights, "render3d::sample_pdf", "weights");
   const c10::cuda::CUDAGuard guard(weights.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return sample_pdf_torch(bins, weights, u, [&](const auto& p) {

@@ -12,6 +12,7 @@ namespace {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> isect_tiles_cuda(const at::Tensor& means2d, const at::Tensor& radii,
                                                                 const at::Tensor& depths, int64_t tiles_x,
                                                                 int64_t tiles_y) {
+  check_cuda(means2d, "render3d::isect_tiles", "means2d");
   const c10::cuda::CUDAGuard guard(means2d.device());
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
   return isect_tiles_torch(

@@ -35,7 +35,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> isect_tiles_torch(const at::Tenso
   TORCH_CHECK(radii.scalar_type() == at::kInt && radii.is_contiguous() && radii.sizes() == means2d.sizes(), fn,
               ": argument 'radii' expected a contiguous int32 tensor of shape ", means2d.sizes(), ", got ",
               radii.sizes());
+  check_device(radii, means2d, fn, "radii");
   check_same(depths, means2d, fn, "depths");
+  TORCH_CHECK(tiles_x >= 0 && tiles_y >= 0, fn, ": arguments 'tiles_x', 'tiles_y' expected >= 0, got ", tiles_x, ", ",
+              tiles_y);
   TORCH_CHECK(depths.dim() == 2 && depths.size(0) == B && depths.size(1) == N, fn,
               ": argument 'depths' expected shape [B, N], got ", depths.sizes());
   TORCH_CHECK(B * N < (int64_t(1) << 31), fn, ": at most 2^31 - 1 Gaussians in all images, got ", B * N);

@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <utility>
+
 namespace render3d {
 
 // Argument checks of the C++ entry points. The Python wrappers check everything a user can
@@ -11,9 +13,27 @@ inline void check_float_1d(const at::Tensor& t, const char* fn, const char* name
   TORCH_CHECK(t.dim() == 1 && t.size(0) == n, fn, ": argument '", name, "' expected shape [", n, "], got ", t.sizes());
 }
 
-inline void check_same(const at::Tensor& t, const at::Tensor& ref, const char* fn, const char* name) {
+// A tensor and its argument name, for checking several alike in one loop.
+using Named = std::pair<const at::Tensor*, const char*>;
+
+inline void check_shape(const at::Tensor& t, at::IntArrayRef shape, const char* fn, const char* name) {
+  TORCH_CHECK(t.sizes() == shape, fn, ": argument '", name, "' expected shape ", shape, ", got ", t.sizes());
+}
+
+inline void check_device(const at::Tensor& t, const at::Tensor& ref, const char* fn, const char* name) {
   TORCH_CHECK(t.device() == ref.device(), fn, ": argument '", name, "' expected device ", ref.device(), ", got ",
               t.device());
+}
+
+// CUDA registrations call this before building their CUDAGuard: a CUDA op reached with a CPU
+// tensor first (another argument being on the GPU) gets this message, not c10's internal assert.
+inline void check_cuda(const at::Tensor& t, const char* fn, const char* name) {
+  TORCH_CHECK(t.is_cuda(), fn, ": argument '", name, "' expected a CUDA tensor like the other arguments, got ",
+              t.device());
+}
+
+inline void check_same(const at::Tensor& t, const at::Tensor& ref, const char* fn, const char* name) {
+  check_device(t, ref, fn, name);
   TORCH_CHECK(t.scalar_type() == ref.scalar_type(), fn, ": argument '", name, "' expected dtype ",
               ref.scalar_type(), ", got ", t.scalar_type());
   TORCH_CHECK(t.is_contiguous(), fn, ": argument '", name, "' must be contiguous");
@@ -24,8 +44,7 @@ inline void check_offsets(const at::Tensor& offsets, const at::Tensor& ref, cons
               offsets.sizes());
   TORCH_CHECK(offsets.scalar_type() == at::kLong, fn, ": argument 'offsets' expected dtype int64, got ",
               offsets.scalar_type());
-  TORCH_CHECK(offsets.device() == ref.device(), fn, ": argument 'offsets' expected device ", ref.device(), ", got ",
-              offsets.device());
+  check_device(offsets, ref, fn, "offsets");
   TORCH_CHECK(offsets.is_contiguous(), fn, ": argument 'offsets' must be contiguous");
 }
 
