@@ -75,6 +75,21 @@ def test_disabled_by_environment(tmp_path):
     assert result.returncode == 0 and "disabled by RENDER3D_NATIVE=0" in result.stderr
 
 
+def test_a_forced_cuda_build_without_a_gpu_asks_for_the_architectures(monkeypatch):
+    """RENDER3D_FORCE_CUDA=1 on a machine with no GPU and no TORCH_CUDA_ARCH_LIST: torch found no
+    architecture to build for and failed with 'IndexError: list index out of range'."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for unset in ("", " "):
+        monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", unset)
+        assert _build._compiler_problem(True) == (
+            "RENDER3D_FORCE_CUDA=1 with no GPU visible: set TORCH_CUDA_ARCH_LIST to the GPUs to build for "
+            "(for example '8.0;9.0')")
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST")
+    assert "TORCH_CUDA_ARCH_LIST" in _build._compiler_problem(True)
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    assert "TORCH_CUDA_ARCH_LIST" not in (_build._compiler_problem(True) or "")   # nvcc's absence may remain
+
+
 def test_stale_lock_does_not_hang():
     """torch's own build 'lock' left by a killed build would make the next load wait forever."""
     _build.load_native(raise_errors=True)

@@ -173,6 +173,10 @@ def _compiler_problem(with_cuda: bool) -> str | None:
     if with_cuda:
         from torch.utils.cpp_extension import CUDA_HOME
 
+        # torch takes the architectures from the visible GPU; with none it failed with an IndexError
+        if not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip():
+            return ("RENDER3D_FORCE_CUDA=1 with no GPU visible: set TORCH_CUDA_ARCH_LIST to the GPUs to build for "
+                    "(for example '8.0;9.0')")
         if CUDA_HOME is None or not (Path(CUDA_HOME) / "bin" / "nvcc").exists():
             return "nvcc not found (set CUDA_HOME)"
     return None
