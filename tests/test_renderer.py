@@ -2,6 +2,7 @@
 of the sampled and the occupancy-marched paths, chunking, gradients, and bad input."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -208,6 +209,24 @@ def test_bad_configuration():
     with pytest.raises(ValueError, match=r"render_rays: arguments 'origins', 'directions' expected at least one ray, "
                                          r"got shape \[0, 64, 3\]"):
         renderer(demo_scene(), orbit(1, radius=3.0, width=8, height=8, fov_degrees=60)[:0])
+
+
+def test_a_background_that_is_not_a_colour_is_named():
+    """A string and a NaN reached the first render (torch's 'invalid data type', NaN images), and
+    a colour of the wrong length failed in torch's expand."""
+    for bad in ("white", float("nan"), (0.5, math.inf, 0.5), [], [[1.0, 1.0, 1.0]]):
+        with pytest.raises(ValueError, match=re.escape(f"render3d.volume.VolumeRenderer: argument 'background' "
+                                                       f"expected None, a finite float or [C] finite floats, "
+                                                       f"got {bad!r}")):
+            VolumeRenderer(background=bad)
+    cameras = orbit(1, radius=3.0, width=8, height=8, fov_degrees=60)
+    with pytest.raises(ValueError, match=re.escape("render3d.volume.VolumeRenderer: argument 'background' expected a "
+                                                   "float or [C=3] (the field's channels), got 2 values [1.0, 0.5]")):
+        VolumeRenderer(bbox=BOX, background=(1.0, 0.5))(demo_scene(), cameras, normals=False)
+    grey = [VolumeRenderer(bbox=BOX, background=bg).eval()(demo_scene(), cameras, normals=False)["image"]
+            for bg in (0.5, [0.5], torch.tensor([0.5, 0.5, 0.5]))]
+    torch.testing.assert_close(grey[0], grey[1])
+    torch.testing.assert_close(grey[0], grey[2])
 
 
 def test_nan_densities_from_the_field_are_reported():

@@ -39,6 +39,21 @@ from .composite import composite, composite_packed
 FieldFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (points [B,N,3], dirs [B,N,3]) -> (sigma [B,N], feat [B,N,C])
 
 
+def _check_background(fn: str, background) -> tuple[float, ...] | None:
+    """None, or the colour as a tuple of finite floats (one: every channel). A string or a NaN
+    used to surface at the first render, as torch's error or as NaN images."""
+    if background is None:
+        return None
+    try:
+        values = torch.as_tensor(background, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        values = None
+    if values is None or values.dim() > 1 or values.numel() == 0 or not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{fn}: argument 'background' expected None, a finite float or [C] finite floats, "
+                         f"got {background!r}")
+    return tuple(values.reshape(-1).tolist())
+
+
 class VolumeRenderer(torch.nn.Module):
     """Render a field (see `render3d.volume.fields.Field`) from a batch of cameras."""
 
@@ -78,7 +93,7 @@ class VolumeRenderer(torch.nn.Module):
         self.near, self.far = float(near), float(far)
         self.bbox = None if bbox is None else tuple(tuple(corner.tolist()) for corner in check_box(fn, "bbox", bbox))
         self.spacing, self.weight_smoothing = spacing, weight_smoothing
-        self.background = background
+        self.background = _check_background(fn, background)
         self.chunk = chunk
         self.occupancy_grid = occupancy_grid
         self.step_size, self.cone_angle = step_size, cone_angle
@@ -169,7 +184,10 @@ class VolumeRenderer(torch.nn.Module):
     def _background(self, channels, with_normals, like):
         if self.background is None:
             return None
-        bg = torch.as_tensor(self.background, dtype=like.dtype, device=like.device).expand(channels)
+        if len(self.background) not in (1, channels):
+            raise ValueError(f"render3d.volume.VolumeRenderer: argument 'background' expected a float or [C={channels}] "
+                             f"(the field's channels), got {len(self.background)} values {list(self.background)}")
+        bg = torch.tensor(self.background, dtype=like.dtype, device=like.device).expand(channels)
         if with_normals:
             bg = torch.cat([bg, bg.new_zeros(3)])
         return bg
