@@ -399,6 +399,21 @@ def test_rasterize_native_matches_twin_with_gradients(device, mode):
     assert float(outs["native"][1][-1].abs().sum()) > 0  # screen-space gradients for densification
 
 
+def test_rgb_to_sh_renders_as_the_colour_and_refuses_integer_colours():
+    from render3d.splat import rgb_to_sh
+
+    rgb = torch.tensor([[0.2, 0.5, 0.9]], dtype=torch.float64)
+    directions = torch.tensor([[0.3, -0.2, 0.9]], dtype=torch.float64)
+    torch.testing.assert_close(sh_to_color(0, rgb_to_sh(rgb)[:, None], directions), rgb)
+    torch.testing.assert_close(rgb_to_sh([0.2, 0.5, 0.9]), rgb_to_sh(rgb[0]).float())   # a list as a tensor
+    # 0..255 colours rendered white, and a list was a TypeError from Python's '-'
+    with pytest.raises(ValueError, match=r"rgb_to_sh: argument 'rgb' expected float RGB in \[0, 1\], got dtype "
+                                         r"uint8 \(divide 0..255 colours by 255\)"):
+        rgb_to_sh(torch.tensor([[51, 127, 230]], dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"rgb_to_sh: argument 'rgb' expected float RGB in \[0, 1\], got 'red'"):
+        rgb_to_sh("red")
+
+
 def test_spherical_harmonics_against_gsplat_and_view_dependence():
     reference = pytest.importorskip("gsplat.cuda._torch_impl")
     g = torch.Generator().manual_seed(0)

@@ -42,6 +42,15 @@ def sh_to_color(degree: int, coefficients: torch.Tensor, directions: torch.Tenso
     return torch.clamp_min((basis[..., None] * coefficients[..., :n, :]).sum(-2) + 0.5, 0.0)
 
 
-def rgb_to_sh(rgb: torch.Tensor) -> torch.Tensor:
-    """The degree-0 coefficient that renders as `rgb` (3DGS's RGB2SH)."""
+def rgb_to_sh(rgb) -> torch.Tensor:
+    """The degree-0 coefficient that renders as `rgb` (3DGS's RGB2SH): float RGB in [0, 1], a
+    tensor or anything `torch.as_tensor` takes. Integer colours are refused: 0..255 values
+    would be taken as [0, 1] ones and render white."""
+    try:
+        rgb = torch.as_tensor(rgb)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"rgb_to_sh: argument 'rgb' expected float RGB in [0, 1], got {rgb!r}") from None
+    if not rgb.is_floating_point():
+        raise ValueError(f"rgb_to_sh: argument 'rgb' expected float RGB in [0, 1], got dtype "
+                         f"{str(rgb.dtype).removeprefix('torch.')} (divide 0..255 colours by 255)")
     return (rgb - 0.5) / SH_C0
