@@ -25,6 +25,14 @@
 # OUT gets summary.json (each step's exit status and seconds; 124 = out of time),
 # gpu-check.log (everything printed), peers-build.log, and train_cuda.json, volume_cuda.json
 # and splat_cuda.json: copy those three into bench/results/.
+#
+# Rehearsal without a GPU (the plumbing, the CUDA build and link, test collection, the peers'
+# builds): a Python 3.12 venv holding a CUDA build of torch plus the packages above, then
+#     RENDER3D_FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 CUDA_HOME=/usr/local/cuda-13.0 \
+#       PYTHON=venv/bin/python bash bench/gpu_check.sh OUT 900
+# builds and loads our CUDA kernels, selects the CUDA tests (they skip) and stops the
+# benchmarks at "no GPU is visible". Run on 2026-12-04 with torch 2.13.0+cu130: all as
+# expected, and gsplat 1.5.3 compiled against CUDA 13.0 (362 s on 2 cores, sm_90).
 set -uo pipefail
 
 out=${1:?usage: bash bench/gpu_check.sh OUT [SECONDS]}
