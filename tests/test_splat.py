@@ -250,9 +250,9 @@ def test_native_ops_name_a_tensor_on_another_device(op):
     had no device check (the kernel read host memory as device memory), and a CPU first argument
     met the CUDA registration's CUDAGuard, an internal assert, before any check."""
     if op == "raster_fwd":
-        inputs, (W, H) = [t.cuda() for t in raster_inputs()[:6]], raster_inputs()[6]
+        *inputs, (W, H) = raster_inputs()
         for moved, name in enumerate(["means2d", "conics", "features", "opacities", "tile_offsets", "ids"]):
-            args = list(inputs)
+            args = [t.cuda() for t in inputs]
             args[moved] = args[moved].cpu()
             expected = "a CUDA tensor" if name == "means2d" else "device cuda"
             with pytest.raises(RuntimeError, match=f"render3d::raster_fwd: argument '{name}' expected {expected}"):
