@@ -5,8 +5,9 @@ box ``bounds`` maps to [-1, 1] on each axis, and [-1, 1] spans the outer *edges*
 grid, so cell i of n along an axis has its centre at ``min + (i + 0.5) / n * (max - min)``.
 A point exactly on the box boundary sits half a cell beyond the last centre; with
 ``padding="zeros"`` it reads half the edge value. Sampling is differentiable w.r.t. the
-points and the grids; interpolation is only continuous (not smooth) across cell
-boundaries, so autograd normals of these fields show the grid's cells.
+points and the grids, twice on every torch (`_grid_sample`: torch 2.11 cannot differentiate
+grid sampling's backward); interpolation is only continuous (not smooth) across
+cell boundaries, so autograd normals of these fields show the grid's cells.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from render3d._checks import Sizes, check_choice, check_positive, check_tensor
+from render3d.volume._grid_sample import grid_sample
 from render3d.volume.composite import DENSITY_ACTIVATIONS, density_activation
 from render3d.volume.fields import Field, _parse_bounds, check_field_inputs
 
@@ -75,13 +76,7 @@ def sample_triplane(
     grid = torch.stack(
         [torch.stack(pair, dim=-1) for pair in ((x, y), (x, z), third)], dim=1
     )                                                                   # [B, 3, N, 2]
-    sampled = F.grid_sample(
-        planes.reshape(B * 3, C, H, W),
-        grid.reshape(B * 3, 1, N, 2),
-        mode="bilinear",
-        padding_mode=padding,
-        align_corners=False,
-    )                                                                   # [B*3, C, 1, N]
+    sampled = grid_sample(planes.reshape(B * 3, C, H, W), grid.reshape(B * 3, 1, N, 2), padding)  # [B*3, C, 1, N]
     per_plane = sampled.reshape(B, 3, C, N).permute(0, 3, 1, 2)        # [B, N, 3, C]
     if reduce == "mean":
         return per_plane.mean(dim=2)
@@ -117,7 +112,7 @@ def sample_feature_volume(
 
     B, N = points.shape[:2]
     grid = _normalize(points, bounds).reshape(B, 1, 1, N, 3)
-    sampled = F.grid_sample(volume, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    sampled = grid_sample(volume, grid, padding)
     return sampled.reshape(B, volume.shape[1], N).transpose(1, 2)      # [B, N, C]
 
 
