@@ -31,8 +31,9 @@
 #     RENDER3D_FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 CUDA_HOME=/usr/local/cuda-13.0 \
 #       PYTHON=venv/bin/python bash bench/gpu_check.sh OUT 900
 # builds and loads our CUDA kernels, selects the CUDA tests (they skip) and stops the
-# benchmarks at "no GPU is visible". Run on 2026-12-04 with torch 2.13.0+cu130: all as
-# expected, and gsplat 1.5.3 compiled against CUDA 13.0 (362 s on 2 cores, sm_90).
+# benchmarks at "no GPU is visible". Run on 2026-12-04 with torch 2.13.0+cu130 and with
+# 2.11.0+cu130 (the GPU machines' torch): all as expected, and gsplat 1.5.3 compiled against
+# CUDA 13.0 (362 s on 2 cores, sm_90). The whole CPU suite under 2.11 passes too.
 set -uo pipefail
 
 out=${1:?usage: bash bench/gpu_check.sh OUT [SECONDS]}
