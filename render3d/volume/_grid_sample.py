@@ -66,12 +66,9 @@ class _GridSample(torch.autograd.Function):
         input, grid = ctx.saved_tensors
         needs = list(ctx.needs_input_grad[:2])
         if torch.is_grad_enabled():   # create_graph=True: this gradient will be differentiated again
-            wanted = [t for t, need in zip((input, grid), needs) if need]
-            found = iter(torch.autograd.grad(grid_sample_torch(input, grid, ctx.padding), wanted, grad,
-                                             create_graph=True, allow_unused=True))
-            grads = [next(found) if need else None for need in needs]
-            grads = [torch.zeros_like(t) if need and g is None else g for t, g, need in zip((input, grid), grads, needs)]
-            return grads[0], grads[1], None
+            from render3d.ops._registry import _twin_backward
+
+            return _twin_backward(ctx, lambda *args: (grid_sample_torch(*args),), (input, grid, ctx.padding), (grad,))
         backward = torch.ops.aten.grid_sampler_3d_backward if input.dim() == 5 else torch.ops.aten.grid_sampler_2d_backward
         grad_input, grad_grid = backward(grad.contiguous(), input, grid, 0, _PADDING_CODES[ctx.padding], False, needs)
         return grad_input if needs[0] else None, grad_grid if needs[1] else None, None
