@@ -9,7 +9,7 @@ import torch
 
 from conftest import device_params
 from render3d.cameras import Cameras, orbit
-from render3d.rays import OccupancyGrid
+from render3d.rays import OccupancyGrid, ray_aabb
 from render3d.volume import SphereField, TriPlaneField, VolumeRenderer, demo_scene
 
 BOX = ([-1, -1, -1], [1, 1, 1])
@@ -80,6 +80,26 @@ def test_sampled_and_marched_paths_agree():
     assert float((a["alpha"] - b["alpha"]).abs().mean()) < 0.01
     solid = (a["alpha"] > 0.99) & (b["alpha"] > 0.99)
     assert float((a["depth"] - b["depth"])[solid].abs().median()) < 0.01
+
+
+def test_both_paths_put_empty_pixels_at_the_rays_far_end():
+    """Where nothing is seen, depth is the ray's far end (the box's exit; near for a ray that
+    misses the box) on both paths; the marched path gave 0 to rays the grid emptied."""
+    sphere = SphereField(radius=0.4)
+    cameras = orbit(2, radius=3.0, width=24, height=20, pitch=math.pi / 2 - 0.3, fov_degrees=70)
+    origins, directions = cameras.generate_rays()
+    t_near, t_far, hit = ray_aabb(origins, directions, *BOX, near=0.1, far=10)
+    grid = OccupancyGrid(BOX, resolution=32)
+    grid.build(sphere.density, step_size=0.01, generator=torch.Generator().manual_seed(0))
+    sampled = VolumeRenderer(n_coarse=32, n_fine=32, near=0.1, far=10, bbox=BOX).eval()
+    marched = VolumeRenderer(near=0.1, far=10, bbox=BOX, occupancy_grid=grid, step_size=0.005).eval()
+    with torch.no_grad():
+        a, b = (r.render_rays(sphere, origins, directions) for r in (sampled, marched))
+    empty = (b["opacity"][..., 0] == 0) & (a["opacity"][..., 0] < 1e-9)
+    assert empty.sum() > 100 and hit[empty].any() and (~hit[empty]).any()   # both kinds of empty ray
+    torch.testing.assert_close(a["depth"][..., 0][empty], t_far[empty])
+    torch.testing.assert_close(b["depth"][..., 0][empty], t_far[empty])
+    assert float(b["opacity"].max()) > 0.99
 
 
 def test_the_marched_path_gives_the_field_its_ray_directions():

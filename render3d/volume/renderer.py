@@ -34,6 +34,7 @@ from ..rays import (
     ray_aabb,
     stratified_points,
 )
+from ..constants import DEPTH_OPACITY_EPS
 from .composite import composite, composite_packed
 
 FieldFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (points [B,N,3], dirs [B,N,3]) -> (sigma [B,N], feat [B,N,C])
@@ -113,8 +114,10 @@ class VolumeRenderer(torch.nn.Module):
 
         Returns:
             ``image [B, C, H, W]`` (composited features), ``depth [B, 1, H, W]`` (distance along
-            the ray), ``alpha [B, 1, H, W]`` (opacity) and, on request, ``normals [B, 3, H, W]``
-            (world space, unit length where alpha > 0).
+            the ray; where nothing is seen, the ray's far end on both paths: ``far``, or with a
+            bbox the box's exit, and ``near`` for a ray that misses the box), ``alpha [B, 1, H,
+            W]`` (opacity) and, on request, ``normals [B, 3, H, W]`` (world space, unit length
+            where alpha > 0).
         """
         origins, directions = cameras.generate_rays()
         out = self.render_rays(field, origins, directions, normals=normals, jitter=jitter, generator=generator)
@@ -252,5 +255,8 @@ class VolumeRenderer(torch.nn.Module):
             result = composite_packed(density, values, samples.t_starts, samples.t_ends, offsets=samples.offsets,
                                       background=self._background(channels, normals, values),
                                       check_values=self.check_values, impl=self.impl)
+            # A ray the grid empties has no samples, so composite_packed knows no far end for it
+            # (depth 0); give every transparent ray its far end, as the sampled path does.
+            result["depth"] = torch.where(result["opacity"] > DEPTH_OPACITY_EPS, result["depth"], t_far)
             outputs.append(self._finish(result, channels, normals))
         return {key: torch.stack([o[key] for o in outputs]) for key in outputs[0]}
