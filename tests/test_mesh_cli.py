@@ -151,6 +151,12 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
      "render3d render: --impl applies to scenes only, not to --checkpoint"),                # was ignored
     (["render", "--checkpoint", "{checkpoint}", "--seeds", f"0,{2 ** 64}"],
      f"render3d render: --seeds expected ints in 0..2**64-1 like 0-3 or 1,5,7, got '0,{2 ** 64}'"),
+    (["render", "--checkpoint", "{checkpoint}", "--truncation", "1e300"],                     # were NaN images
+     "render3d render: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay finite "
+     "in torch.float32, got 1e+300"),
+    (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e300"],
+     "render3d export-mesh: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay "
+     "finite in torch.float32, got -1e+300"),
 ])
 def test_settings_that_cannot_apply_are_refused(command, message, tmp_path, capsys):
     test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys)

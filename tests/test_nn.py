@@ -68,6 +68,30 @@ def test_mapping_truncation_and_w_average():
     torch.testing.assert_close(truncated[:, :2], mapping.w_avg.expand(5, 2, 16))
     torch.testing.assert_close(truncated[:, 2], ws[:, 2])
     torch.testing.assert_close(mapping(z, truncation=0.5), mapping.w_avg.lerp(ws, 0.5))
+    torch.testing.assert_close(mapping(z, truncation=torch.tensor(0.5)), mapping.w_avg.lerp(ws, 0.5))
+    assert torch.isfinite(mapping(z, truncation=1e15)).all()                # extrapolation far out still works
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"truncation": float("nan")}, "argument 'truncation' expected a finite number, got nan"),
+    ({"truncation": "0.7"}, "argument 'truncation' expected a finite number, got '0.7'"),
+    ({"truncation": 1e300}, "argument 'truncation' expected a number small enough for w_avg \\+ psi \\(w - w_avg\\) "
+                            "to stay finite in torch.float32, got 1e\\+300"),
+    ({"truncation": 0.5, "truncation_cutoff": -1}, "argument 'truncation_cutoff' expected a non-negative int, got -1"),
+    ({"truncation": 0.5, "truncation_cutoff": 1.5}, "argument 'truncation_cutoff' expected a non-negative int, got 1.5"),
+])
+def test_mapping_names_a_bad_truncation(kwargs, message):
+    """NaN or a psi so large that w overflows gave NaN images; a string failed inside lerp."""
+    torch.manual_seed(0)
+    mapping = MappingNetwork(8, 16, num_ws=3, num_layers=2)
+    mapping(torch.randn(64, 8), update_w_avg=True)
+    with pytest.raises(ValueError, match="MappingNetwork: " + message):
+        mapping(torch.randn(2, 8), **kwargs)
+
+
+def test_mapping_does_not_blame_truncation_for_a_w_that_is_not_finite():
+    mapping = MappingNetwork(8, 16, num_ws=3, num_layers=2)
+    assert torch.isnan(mapping(torch.full((2, 8), float("nan")), truncation=1e300)).all()
 
 
 def test_minibatch_stddev_groups_consecutive_samples():

@@ -130,6 +130,20 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
         raise _checkpoint_error(command, argument, error) from None
 
 
+def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation: float):
+    """`styles_from_seeds` for the command line, run before folders are made: a --truncation
+    that carries w past float range (the mapping network refuses it) is a UsageError."""
+    from render3d.generators.sampling import styles_from_seeds
+
+    try:
+        return styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
+    except ValueError as error:
+        said = re.match(r"\w+: argument 'truncation' (.*)", str(error))
+        if said is None:
+            raise
+        raise UsageError(f"render3d {command}: --truncation {said[1]}") from None
+
+
 def _checkpoint_error(command: str, argument: str, error: Exception) -> UsageError:
     # load_generator names its own argument; on the command line it is `argument`
     said = str(error).removeprefix("load_generator: argument 'path' ")

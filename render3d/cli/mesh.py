@@ -93,7 +93,7 @@ def run_export_mesh(args) -> int:
     from render3d.mesh.export import check_writable, mesh_files, mesh_format
     from render3d.volume import describe_scenes, make_scene, scene_names
 
-    from ._args import UsageError, load_checkpoint_generator, report, split_scene_options
+    from ._args import UsageError, checkpoint_styles, load_checkpoint_generator, report, split_scene_options
 
     if args.list_scenes:
         print(describe_scenes())
@@ -131,11 +131,12 @@ def run_export_mesh(args) -> int:
             if not 0 <= args.seed < SEED_LIMIT:
                 raise UsageError(f"render3d export-mesh: --seed expected an int in 0..2**64-1, got {args.seed}")
             # loaded whole before the folder is made: a damaged file leaves nothing behind
-            generator = load_checkpoint_generator("export-mesh", args.checkpoint)
+            G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
+            ws = checkpoint_styles("export-mesh", G, meta, [args.seed], args.truncation)
         for file in mesh_files(*mesh_format("render3d export-mesh", out, name="--out")):
             check_writable("render3d export-mesh", "--out", file)
         if args.checkpoint is not None:
-            return _export_generator_mesh(args, out, *generator)
+            return _export_generator_mesh(args, out, G, meta, ws)
         if args.scene not in scene_names():
             raise UsageError(f"render3d export-mesh: --scene expected one of {', '.join(scene_names())}, "
                              f"got {args.scene!r}")
@@ -161,16 +162,15 @@ def run_export_mesh(args) -> int:
     return 0
 
 
-def _export_generator_mesh(args, out: Path, G, meta: dict) -> int:
+def _export_generator_mesh(args, out: Path, G, meta: dict, ws) -> int:
     """`render3d export-mesh --checkpoint`: one subject of a trained generator (`G` and its
-    metadata `meta` as `load_generator` returns them)."""
-    from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
+    metadata `meta` as `load_generator` returns them, `ws` the styles of `args.seed`)."""
+    from render3d.generators.sampling import extract_generator_mesh
     from render3d.mesh import export_mesh, mesh_summary
 
     from ._args import report
 
     started = time.perf_counter()
-    ws = styles_from_seeds(G, [args.seed], meta["view"], truncation=args.truncation)
     try:
         mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=_clean(args),
                                       color=None if args.no_color else args.colors_from or "renders",

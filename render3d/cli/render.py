@@ -63,8 +63,8 @@ def add_render(sub) -> None:
 def run_render(args) -> int:
     from render3d.volume import scene_names
 
-    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, load_checkpoint_generator,
-                        parse_seeds, report, split_scene_options)
+    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, checkpoint_styles,
+                        load_checkpoint_generator, parse_seeds, report, split_scene_options)
 
     try:
         split_scene_options("render", args, {"size": 256, "impl": "auto"}, {"seeds": "0-3", "truncation": 1.0})
@@ -87,10 +87,11 @@ def run_render(args) -> int:
             if args.checkpoint is not None:
                 seeds = parse_seeds("render", args.seeds)
                 # loaded whole before the folder is made: a damaged file leaves nothing behind
-                generator = load_checkpoint_generator("render", args.checkpoint)
+                G, meta = load_checkpoint_generator("render", args.checkpoint)
+                ws = checkpoint_styles("render", G, meta, seeds, args.truncation)
             check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
-                return _render_generator(args, outputs, out, seeds, *generator)
+                return _render_generator(args, outputs, out, seeds, G, meta, ws)
         except UsageError as error:
             return report(error)
 
@@ -126,18 +127,16 @@ def run_render(args) -> int:
     return 0
 
 
-def _render_generator(args, outputs: list[str], out: Path, seeds: list[int], G, meta: dict) -> int:
+def _render_generator(args, outputs: list[str], out: Path, seeds: list[int], G, meta: dict, ws) -> int:
     """`render3d render --checkpoint`: grid, orbit video and depth of a generator's subjects
-    (`G` and its metadata `meta` as `load_generator` returns them)."""
+    (`G` and its metadata `meta` as `load_generator` returns them, `ws` the styles of `seeds`)."""
     import numpy as np
 
-    from render3d.generators.sampling import (orbit_frames, render_views, styles_from_seeds, view_cameras,
-                                              views_grid_image)
+    from render3d.generators.sampling import orbit_frames, render_views, view_cameras, views_grid_image
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
 
     started = time.perf_counter()
     view = meta["view"]
-    ws = styles_from_seeds(G, seeds, view, truncation=args.truncation)
     written: list[Path] = []
     if "grid" in outputs or "depth" in outputs:
         cameras = view_cameras(view, args.views, G.resolutions[-1])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from render3d._checks import check_tensor
+from render3d._checks import check_number, check_positive, check_tensor
 
 from .layers import FullyConnected
 
@@ -44,6 +44,9 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, *, truncation: float = 1.0,
                 truncation_cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
         fn = "MappingNetwork"
+        check_number(fn, "truncation", truncation)
+        if truncation_cutoff is not None:
+            check_positive(fn, "truncation_cutoff", truncation_cutoff, allow_zero=True, integer=True)
         parts = []
         if self.z_dim > 0:
             check_tensor(fn, "z", z, (None, self.z_dim))
@@ -62,5 +65,14 @@ class MappingNetwork(nn.Module):
         ws = x[:, None].repeat(1, self.num_ws, 1)
         if truncation != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            ws[:, :cutoff] = self.w_avg.lerp(ws[:, :cutoff], truncation)
+            psi, head = float(truncation), ws[:, :cutoff]
+            # A psi past the dtype's range is torch's overflow error inside lerp; one that only
+            # carries w past it gives NaN images. A w that is not finite already is not psi's doing.
+            in_range = abs(psi) <= torch.finfo(ws.dtype).max
+            truncated = self.w_avg.lerp(head, psi) if in_range else head
+            if head.numel() and not (in_range and bool(torch.isfinite(truncated).all())) \
+                    and bool(torch.isfinite(head).all()):
+                raise ValueError(f"{fn}: argument 'truncation' expected a number small enough for "
+                                 f"w_avg + psi (w - w_avg) to stay finite in {ws.dtype}, got {truncation!r}")
+            ws[:, :cutoff] = truncated
         return ws
