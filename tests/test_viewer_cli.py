@@ -120,3 +120,18 @@ def test_the_port_is_checked_and_a_free_one_found_below_65536():
         with pytest.raises(ValueError, match="f: argument 'port' expected a port with a free one at or above it, "
                                              "got 65535: none from 65535 to 65535 is free on 127.0.0.1"):
             first_free_port("f", "127.0.0.1", 65535)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"resolution": True}, "argument 'resolution' expected pixels in 32..1024, got True"),
+    ({"resolution": 64.0}, "argument 'resolution' expected pixels in 32..1024, got 64.0"),
+    ({"rest_seconds": True}, "argument 'rest_seconds' expected a finite number >= 0, got True"),  # was 1 s
+    ({"rest_seconds": float("inf")}, "argument 'rest_seconds' expected a finite number >= 0, got inf"),
+])
+def test_the_viewer_names_settings_that_are_not_numbers_before_serving(kwargs, message):
+    from render3d_viewer.app import Viewer
+    from render3d_viewer.sources import open_source
+
+    pytest.importorskip("viser")
+    with pytest.raises(ValueError, match=re.escape(f"Viewer: {message}")):
+        Viewer(open_source("sphere"), host="127.0.0.1", port=free_port(), **kwargs)

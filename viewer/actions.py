@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from render3d._checks import is_number
 from render3d.cameras import Cameras
 
 from .cameras import viser_to_cameras
@@ -58,7 +58,7 @@ def snapshot_png(source: Source, view: View, long_side: int) -> bytes:
 def orbit_cameras(view: View, frames: int, long_side: int) -> Cameras:
     """`frames` cameras of one turn around the vertical (world +Y) axis through the view's
     orbit point, starting at the view's camera (frame `frames` would repeat frame 0)."""
-    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1:   # was ZeroDivisionError
+    if not is_number(frames, integer=True) or frames < 1:   # was ZeroDivisionError
         raise ValueError(f"orbit_cameras: argument 'frames' expected a positive int, got {frames!r}")
     first = view_cameras(view, long_side)
     angles = torch.arange(frames, dtype=torch.float64) * (2 * math.pi / frames)

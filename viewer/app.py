@@ -7,10 +7,11 @@ import getpass
 import ipaddress
 import logging
 import math
-import numbers
 import socket
 import threading
 import time
+
+from render3d._checks import is_number
 
 from .cameras import framing_to_viser
 from .session import RESOLUTIONS, Session
@@ -70,7 +71,7 @@ def check_host(fn: str, host: str) -> None:
 def free_port(fn: str, host: str, port) -> int:
     """The first port from `port` up that this machine can listen on at `host` (viser moves on
     to the next port when one is taken, past 65535 too, where it hangs)."""
-    if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 0 < port < 65536:
+    if not is_number(port, integer=True) or not 0 < port < 65536:
         raise ValueError(f"{fn}: argument 'port' expected a port number in 1..65535, got {port!r}")
     family, kind, protocol, _, address = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM,
                                                             flags=socket.AI_PASSIVE)[0]
@@ -96,10 +97,9 @@ class Viewer:
 
         check_host("Viewer", host)
         low, high = RESOLUTIONS
-        if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral) \
-                or not low <= resolution <= high:
+        if not is_number(resolution, integer=True) or not low <= resolution <= high:
             raise ValueError(f"Viewer: argument 'resolution' expected pixels in {low}..{high}, got {resolution!r}")
-        if not (isinstance(rest_seconds, numbers.Real) and math.isfinite(rest_seconds) and rest_seconds >= 0):
+        if not (is_number(rest_seconds) and math.isfinite(rest_seconds) and rest_seconds >= 0):
             raise ValueError(f"Viewer: argument 'rest_seconds' expected a finite number >= 0, got {rest_seconds!r}")
         port = free_port("Viewer", host, port)
         self.source = source

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from render3d import DEMO_CHECKPOINT
+from render3d._checks import is_number
 from render3d.cameras import Cameras, Framing, intrinsics_from_fov
 from render3d.volume import AnalyticField, Scene, VolumeRenderer, make_scene, scene_names
 from render3d.volume.views import FAR, NEAR
@@ -99,7 +99,7 @@ class Source(ABC):
         resolved = {**self.defaults(), **settings}
         for p in self.parameters:
             value = resolved[p.name]
-            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            number = is_number(value) and math.isfinite(value)
             if not (number and p.low <= value <= p.high and (not p.integer or float(value).is_integer())):
                 kind = "a whole number" if p.integer else "a number"
                 raise ValueError(f"{type(self).__name__}: setting {p.name!r} expected {kind} in {p.low}..{p.high}, "
