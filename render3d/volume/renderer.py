@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import Sizes, check_box, check_choice, check_finite, check_positive, check_tensor
+from ..constants import DEPTH_OPACITY_EPS
 from ..rays import (
     OccupancyGrid,
     SPACINGS,
@@ -34,7 +35,6 @@ from ..rays import (
     ray_aabb,
     stratified_points,
 )
-from ..constants import DEPTH_OPACITY_EPS
 from .composite import composite, composite_packed
 
 FieldFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (points [B,N,3], dirs [B,N,3]) -> (sigma [B,N], feat [B,N,C])
