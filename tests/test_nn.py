@@ -70,6 +70,7 @@ def test_mapping_truncation_and_w_average():
     torch.testing.assert_close(mapping(z, truncation=0.5), mapping.w_avg.lerp(ws, 0.5))
     torch.testing.assert_close(mapping(z, truncation=torch.tensor(0.5)), mapping.w_avg.lerp(ws, 0.5))
     assert torch.isfinite(mapping(z, truncation=1e15)).all()                # extrapolation far out still works
+    torch.testing.assert_close(mapping(z, truncation=1e300, truncation_cutoff=0), ws)   # truncates nothing
 
 
 @pytest.mark.parametrize("kwargs, message", [

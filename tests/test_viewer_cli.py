@@ -129,9 +129,9 @@ def test_the_port_is_checked_and_a_free_one_found_below_65536():
     ({"rest_seconds": float("inf")}, "argument 'rest_seconds' expected a finite number >= 0, got inf"),
 ])
 def test_the_viewer_names_settings_that_are_not_numbers_before_serving(kwargs, message):
+    pytest.importorskip("viser")
     from render3d_viewer.app import Viewer
     from render3d_viewer.sources import open_source
 
-    pytest.importorskip("viser")
     with pytest.raises(ValueError, match=re.escape(f"Viewer: {message}")):
         Viewer(open_source("sphere"), host="127.0.0.1", port=free_port(), **kwargs)

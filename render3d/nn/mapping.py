@@ -68,10 +68,12 @@ class MappingNetwork(nn.Module):
             psi, head = float(truncation), ws[:, :cutoff]
             # A psi past the dtype's range is torch's overflow error inside lerp; one that only
             # carries w past it gives NaN images. A w that is not finite already is not psi's doing.
-            in_range = abs(psi) <= torch.finfo(ws.dtype).max
-            truncated = self.w_avg.lerp(head, psi) if in_range else head
-            if head.numel() and not (in_range and bool(torch.isfinite(truncated).all())) \
-                    and bool(torch.isfinite(head).all()):
+            if abs(psi) <= torch.finfo(ws.dtype).max:
+                truncated = self.w_avg.lerp(head, psi)
+                overflow = not bool(torch.isfinite(truncated).all())
+            else:
+                truncated, overflow = head, head.numel() > 0
+            if overflow and bool(torch.isfinite(head).all()):
                 raise ValueError(f"{fn}: argument 'truncation' expected a number small enough for "
                                  f"w_avg + psi (w - w_avg) to stay finite in {ws.dtype}, got {truncation!r}")
             ws[:, :cutoff] = truncated
