@@ -157,6 +157,9 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
     (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e300"],
      "render3d export-mesh: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay "
      "finite in torch.float32, got -1e+300"),
+    (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e300"],        # a traceback after the folder was made
+     "render3d demo: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay finite "
+     "in torch.float32, got 1e+300"),
 ])
 def test_settings_that_cannot_apply_are_refused(command, message, tmp_path, capsys):
     test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys)
@@ -180,13 +183,13 @@ def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_pat
 
 def test_a_damaged_checkpoint_is_named_before_folders_are_made(tmp_path, capsys):
     """A generator file that is there but cut short was read only after render and export-mesh
-    had made their output folders, which the failed run left behind."""
+    had made their output folders, which the failed run left behind (demo: with a traceback)."""
     from render3d import DEMO_CHECKPOINT
     from render3d.cli.main import main
 
     damaged = tmp_path / "generator.safetensors"
     damaged.write_bytes(DEMO_CHECKPOINT.read_bytes()[:300])
-    for command, out in (("render", "out"), ("export-mesh", "out/x.glb")):
+    for command, out in (("render", "out"), ("export-mesh", "out/x.glb"), ("demo", "out")):   # demo: a traceback
         assert main([command, "--checkpoint", str(damaged), "--out", str(tmp_path / out)]) == 2
         assert capsys.readouterr().err.strip().startswith(
             f"render3d {command}: --checkpoint expected a render3d generator file (safetensors), got {damaged}, "

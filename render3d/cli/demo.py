@@ -18,22 +18,19 @@ from render3d import DEMO_CHECKPOINT
 from ._args import MAX_SEEDS, finite_float
 
 
-def run_demo(out: Path, checkpoint: Path = DEMO_CHECKPOINT, *, seeds=(0, 1, 2, 3), views: int = 6,
-             frames: int = 48, fps: int = 24, mesh_resolution: int = 96, truncation: float = 0.7,
-             progress: bool = False) -> dict[str, Path]:
-    """Write the demo outputs for `seeds` into `out`; returns {label: path}. `progress`:
-    progress bars for the video, the views and the meshes."""
+def write_demo(out: Path, G, meta: dict, seeds, ws, *, views: int = 6, frames: int = 48, fps: int = 24,
+               mesh_resolution: int = 96, progress: bool = False) -> dict[str, Path]:
+    """Write the demo outputs for `seeds` into `out`; returns {label: path}. `G` and `meta`
+    as `load_generator` returns them, `ws` the styles of `seeds`; `progress`: progress bars
+    for the video, the views and the meshes."""
     from tqdm import tqdm
 
-    from render3d.generators.sampling import (extract_generator_mesh, orbit_frames, render_views, styles_from_seeds,
-                                              view_cameras, views_grid_image)
+    from render3d.generators.sampling import (extract_generator_mesh, orbit_frames, render_views, view_cameras,
+                                              views_grid_image)
     from render3d.mesh import export_mesh
-    from render3d.training import load_generator
     from render3d.visualize import save_image, save_video
 
     out.mkdir(parents=True, exist_ok=True)
-    G, meta = load_generator(checkpoint)
-    ws = styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
     size = G.resolutions[-1]
     written: dict[str, Path] = {}
     written["video"] = save_video(orbit_frames(G, ws, meta["view"], frames, size, progress=progress),
@@ -68,7 +65,8 @@ def add_demo(sub) -> None:
 
 
 def _run(args) -> int:
-    from ._args import UsageError, check_fps, check_positive, check_writable_dir, parse_seeds, report
+    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, checkpoint_styles,
+                        load_checkpoint_generator, parse_seeds, report)
 
     try:
         check_positive("demo", args, ("views", "frames", "fps"))
@@ -80,12 +78,15 @@ def _run(args) -> int:
             raise UsageError(f"render3d demo: --checkpoint expected a generator file, checkpoint or run folder, got "
                              f"{args.checkpoint}, which does not exist (the demo checkpoint ships in assets/; "
                              f"restore it with `git checkout -- assets/`)")
+        # loaded whole, and its styles taken, before the folder is made: nothing is left behind
+        G, meta = load_checkpoint_generator("demo", args.checkpoint)
+        ws = checkpoint_styles("demo", G, meta, seeds, args.truncation)
         check_writable_dir("demo", "--out", args.out)
     except UsageError as error:
         return report(error)
     started = time.perf_counter()
-    written = run_demo(args.out, args.checkpoint, seeds=seeds, views=args.views, frames=args.frames, fps=args.fps,
-                       mesh_resolution=args.mesh_resolution, truncation=args.truncation, progress=True)
+    written = write_demo(args.out, G, meta, seeds, ws, views=args.views, frames=args.frames, fps=args.fps,
+                         mesh_resolution=args.mesh_resolution, progress=True)
     print(f"render3d demo: done in {time.perf_counter() - started:.0f} s")
     for label, path in written.items():
         print(f"  {label:<7} {path.resolve()}")
