@@ -157,12 +157,46 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
     (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e300"],
      "render3d export-mesh: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay "
      "finite in torch.float32, got -1e+300"),
+    # w finite, densities NaN: a traceback from deep in the render, after the folder was made
+    (["render", "--checkpoint", "{checkpoint}", "--seeds", "5,7", "--truncation", "1e30"],
+     "render3d render: --truncation expected a number small enough for the densities to stay finite, got 1e+30, "
+     "which makes seed 5's density at its centre nan"),
+    (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e25"],
+     "render3d export-mesh: --truncation expected a number small enough for the densities to stay finite, "
+     "got -1e+25, which makes seed 0's density at its centre nan"),
+    (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e30"],
+     "render3d demo: --truncation expected a number small enough for the densities to stay finite, got 1e+30, "
+     "which makes seed 0's density at its centre nan"),
     (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e300"],        # a traceback after the folder was made
      "render3d demo: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay finite "
      "in torch.float32, got 1e+300"),
 ])
 def test_settings_that_cannot_apply_are_refused(command, message, tmp_path, capsys):
     test_options_of_the_other_source_are_refused_not_ignored(command, message, tmp_path, capsys)
+
+
+def test_a_generator_whose_densities_are_nan_is_named_not_its_truncation(tmp_path, capsys):
+    """A diverged generator (NaN weights in its density head) went as far as the render, a
+    traceback naming `render3d.volume.composite`'s argument 'densities'. At a truncation
+    that would be fine, the message names the checkpoint, not --truncation."""
+    import torch
+
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        G.density_head.weight.fill_(float("nan"))
+    diverged = save_generator(tmp_path / "diverged.safetensors", G, meta)
+    for command, out in (("render", "out"), ("export-mesh", "out/x.glb"), ("demo", "out")):
+        for truncation in ("1", "0.5"):
+            assert main([command, "--checkpoint", str(diverged), "--truncation", truncation,
+                         "--out", str(tmp_path / out)]) == 2
+            assert capsys.readouterr().err.strip() == (
+                f"render3d {command}: --checkpoint expected a generator whose densities are finite, got one whose "
+                f"density at the centre of seed 0's subject is nan (did its training diverge?)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diverged.safetensors"]
 
 
 def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_path, capsys):
