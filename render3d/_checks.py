@@ -200,3 +200,16 @@ def error_reason(error: BaseException) -> str:
     text = re.sub(r" <_io\.BytesIO object at \w+>", "", str(error)).strip()
     first = text.splitlines()[0] if text else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def restate(error: BaseException, names: dict[str, str]) -> str:
+    """A check's message said in the caller's terms: "<function>: [context: ]argument 'x'
+    expected ..." becomes "[context: ]<names[x]> expected ..." when `names` maps x to what
+    set it (a command-line option such as "--level", a config key such as "data.path"). A
+    message about another argument, or none, is kept whole, its function name included: it
+    says where to look."""
+    text = str(error)
+    match = re.fullmatch(r"[\w.]+: (.*?)argument '(\w+)' (.*)", text, re.DOTALL)
+    if match is None or match[2] not in names:
+        return text
+    return f"{match[1]}{names[match[2]]} {match[3]}"

@@ -42,3 +42,19 @@ def test_check_positive_takes_numbers_only():
     for value in (math.nan, -math.inf, None, False):
         with pytest.raises(ValueError, match="f: argument 'x' expected a finite number"):
             check_number("f", "x", value)
+
+
+def test_restate_names_an_argument_by_what_set_it():
+    from render3d._checks import restate
+
+    options = {"level": "--level", "path": "MESH"}
+    assert restate(ValueError("render3d.mesh.extract_mesh: the field has no surface inside bbox: argument 'level' "
+                              "expected a value in [0, 1], got 5"), options) == (
+        "the field has no surface inside bbox: --level expected a value in [0, 1], got 5")
+    assert restate(ValueError("load_mesh: argument 'path' expected a mesh,\nsee 'x'"), options) == (
+        "MESH expected a mesh,\nsee 'x'")                                     # the whole message, lines and all
+    # another argument, or none: the library's words, its function name included
+    for kept in ("render3d.volume.composite: argument 'densities' expected finite values",
+                 "EG3DDataset: entry 2 cannot be decoded", "no function: argument 'level' is not first",
+                 "discriminator.mbstd_group expected a divisor of 4, got 3"):
+        assert restate(ValueError(kept), options) == kept

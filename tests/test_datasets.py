@@ -213,3 +213,13 @@ def test_check_command_lists_every_problem_and_fails(tmp_path):
     assert "malformed: entry 4 (sub/img04.png): label has 24 values" in bad.stdout
     report = json.loads((out / "report.json").read_text())
     assert [p["index"] for p in report["problems"]] == [0, 4] and report["well_formed"] == 4
+
+
+def test_check_command_names_a_path_that_is_no_dataset_as_path(tmp_path, capsys):
+    """It said check_dataset's argument 'path', which is PATH on the command line."""
+    from render3d.cli.main import main
+
+    (tmp_path / "notes.txt").write_text("not a zip")
+    assert main(["dataset", "check", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"render3d dataset check: PATH expected a folder or a zip archive, got "
+                                               f"'{tmp_path / 'notes.txt'}' (a file that is not a zip)")

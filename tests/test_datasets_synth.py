@@ -145,7 +145,8 @@ def test_synth_command_writes_the_dataset(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["000000.png"]  # none left over
     bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "x"),
                           "--resolution", "512"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "argument 'resolution' expected 32 to 256 pixels, got 512" in bad.stderr
+    assert bad.returncode == 2
+    assert "render3d dataset synth: --resolution expected 32 to 256 pixels, got 512" in bad.stderr
 
 
 def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
@@ -173,12 +174,15 @@ def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
 
 
 @pytest.mark.parametrize("option,said", [
-    (["--mesh-resolution", "1"], "SynthConfig: argument 'mesh_resolution' expected 8 or more grid points per side, got 1"),
-    (["--seed", "-5"], "SynthConfig: argument 'seed' expected a non-negative int, got -5"),
-    (["--radius", "-1"], "PoseDistribution: argument 'radius' expected a positive finite number, got -1.0"),
-    (["--fov", "nan"], "PoseDistribution: argument 'fov_degrees' expected degrees in (0, 180), got nan"),
-    (["--pitch-mean", "200"], "PoseDistribution: argument 'pitch_mean' expected radians in [0, pi]"),
-    (["--yaw-spread", "inf"], "PoseDistribution: argument 'yaw_spread' expected a finite non-negative number (radians), got inf (inf degrees)"),
+    # named by the option (it was "SynthConfig: argument 'mesh_resolution'")
+    (["--mesh-resolution", "1"], "render3d dataset synth: --mesh-resolution expected 8 or more grid points per side, "
+                                 "got 1"),
+    (["--seed", "-5"], "render3d dataset synth: --seed expected a non-negative int, got -5"),
+    (["--radius", "-1"], "render3d dataset synth: --radius expected a positive finite number, got -1.0"),
+    (["--fov", "nan"], "render3d dataset synth: --fov expected degrees in (0, 180), got nan"),
+    (["--pitch-mean", "200"], "render3d dataset synth: --pitch-mean expected radians in [0, pi]"),
+    (["--yaw-spread", "inf"], "render3d dataset synth: --yaw-spread expected a finite non-negative number (radians), "
+                              "got inf (inf degrees)"),
 ])
 def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, option, said):
     # each of these used to fail inside the workers, after the progress bar started, or with a

@@ -274,11 +274,27 @@ def test_bad_names_list_the_valid_ones(tmp_path):
 
 
 def test_no_surface_is_a_clear_error(tmp_path):
-    result = run("export-mesh", "--scene", "sphere", "--level", "500", "--resolution", "16", "--out",
-                 str(tmp_path / "x.glb"), timeout=120)
-    assert result.returncode == 2
-    assert "the field has no surface inside bbox" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "x.glb").exists()
+    from render3d import DEMO_CHECKPOINT
+
+    for source in (["--scene", "sphere"], ["--checkpoint", str(DEMO_CHECKPOINT)]):
+        result = run("export-mesh", *source, "--level", "500", "--resolution", "16", "--out", str(tmp_path / "x.glb"),
+                     timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        # said with the option, not as render3d.mesh.extract_mesh's argument 'level'
+        assert re.search(r"^render3d export-mesh: the field has no surface inside bbox: --level expected a value "
+                         r"strictly between the field's minimum and maximum there, \[0, [0-9.]+\], got 500$",
+                         result.stderr, re.MULTILINE), result.stderr
+        assert not (tmp_path / "x.glb").exists()
+
+
+def test_an_unreadable_mesh_file_is_named_as_the_argument(tmp_path):
+    """It said render3d.mesh.load_mesh's argument 'path', after the output folder was made."""
+    (tmp_path / "text.ply").write_text("ply\n")
+    result = run("preview-mesh", str(tmp_path / "text.ply"), "--out", str(tmp_path / "out"), timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"render3d preview-mesh: MESH expected a mesh file trimesh can read, got "
+                                    f"{tmp_path / 'text.ply'} ("), result.stderr
+    assert not (tmp_path / "out").exists()                 # read before the folder is made
 
 
 def test_sizes_beyond_memory_are_named_not_a_traceback(tmp_path):

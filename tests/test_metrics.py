@@ -177,7 +177,8 @@ def test_eval_images_command_writes_results_with_settings(tmp_path, capsys):
     assert record["inputs"]["real"]["images"] == 24 and record["environment"]["render3d"]
     code = main(cmd[3:-4] + ["--inception", str(tmp_path / "none.pt"), "--out", str(out)])
     stderr = capsys.readouterr().err
-    assert code == 2 and "inception-2015-12-05.pt" in stderr
+    assert code == 2 and stderr.startswith("render3d eval images: --inception expected the TorchScript Inception "
+                                           "file inception-2015-12-05.pt "), stderr   # was InceptionFeatures' 'path'
     assert "features" not in stderr  # failed before reading any image
 
 
@@ -187,10 +188,11 @@ def test_eval_images_command_writes_results_with_settings(tmp_path, capsys):
                       "(UnidentifiedImageError: cannot identify image file)"),
     ("--max-images 1", "--max-images expected an integer >= 2, got 1"),
     ("--kid-subset-size 1", "--kid-subset-size expected an integer >= 2, got 1"),
-    ("--device gpu", "InceptionFeatures: argument 'device' expected a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+    ("--device gpu", "--device expected a torch device such as 'cpu', 'cuda' or 'cuda:1', "
                      "got 'gpu'"),
-    ("--device cuda:7", "InceptionFeatures: argument 'device' expected a device this machine has, got 'cuda:7' while "
+    ("--device cuda:7", "--device expected a device this machine has, got 'cuda:7' while "
                         "torch sees {cuda} CUDA device(s)"),
+    ("no real images", "REAL expected a folder or zip holding images, got none in {real}"),   # was ImageFolder's 'path'
 ])
 def test_eval_images_refuses_what_it_cannot_score(tmp_path, capsys, case, message):
     """Sets FID/KID cannot be computed on, damaged images and devices that do not exist are
@@ -198,7 +200,7 @@ def test_eval_images_refuses_what_it_cannot_score(tmp_path, capsys, case, messag
     after both sets were read)."""
     torch.jit.script(_Projection()).save(str(tmp_path / "net.pt"))
     real, fake = tmp_path / "real", tmp_path / "fake"
-    _write_images(real, _images(4, seed=0))
+    _write_images(real, _images(0 if case == "no real images" else 4, seed=0))
     _write_images(fake, _images(1 if case == "one image" else 4, seed=1))
     if case == "damaged image":
         (fake / "001.png").write_bytes(b"not an image")
@@ -207,5 +209,5 @@ def test_eval_images_refuses_what_it_cannot_score(tmp_path, capsys, case, messag
                  "--out", str(tmp_path / "out" / "results.json")])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("render3d")]
     assert code == 2
-    assert lines == ["render3d eval images: " + message.format(fake=fake, cuda=torch.cuda.device_count())]
+    assert lines == ["render3d eval images: " + message.format(real=real, fake=fake, cuda=torch.cuda.device_count())]
     assert not (tmp_path / "out" / "results.json").exists()

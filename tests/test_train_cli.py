@@ -120,7 +120,7 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         ([f"data.path={absent}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
          f"dataset.json), got '{absent}' (nothing there): pass data.path=PATH, or write a synthetic one with "
          f"`render3d dataset synth {absent}`"),
-        ([f"data.path={empty}"], f"render3d train: data.path: EG3DDataset: argument 'path' expected a well-formed "
+        ([f"data.path={empty}"], f"render3d train: data.path expected a well-formed "
          f"EG3D dataset, got 1 malformed entries: no entry (dataset.json): no dataset.json in {empty}"),
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
          "at least the generator's 64 px (smaller ones would be up-sampled), got 32 x 32 in "),
@@ -130,7 +130,7 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          "images that each process scores per step (or a number above it), got 3"),
         (["generator.c_dim=7"], "render3d train: generator.c_dim expected 0 (no camera conditioning) or 25 (the "
          "camera labels' length, as EG3D), got 7"),
-        (["generator.n_coarse=0"], "render3d train: render3d.volume.VolumeRenderer: argument 'n_coarse' expected a "
+        (["generator.n_coarse=0"], "render3d train: generator.n_coarse expected a "
          "positive int, got 0"),
         (["discriminator.resolution=32"],
          "render3d train: discriminator.resolution expected the generator's output size 16, got 32"),
@@ -321,6 +321,20 @@ def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, op
                  "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"render3d eval generator: {message}"
     assert not out.exists()
+
+
+def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys):
+    """It said SyntheticDataset's argument 'path', which is DATASET on the command line."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "eval.json")]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        f"render3d eval generator: DATASET expected a well-formed EG3D dataset, got 1 malformed entries: no entry "
+        f"(dataset.json): no dataset.json in {tmp_path / 'empty'}")
+    assert not (tmp_path / "eval.json").exists()
 
 
 def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):

@@ -33,11 +33,11 @@ def free_port() -> int:
     (["--resolution", "8"], "render3d view: --resolution expected pixels in 32..1024, got 8"),
     # the page's slider stops at 32 and 1024: a start outside it left every browser's page blank
     (["--resolution", "2048"], "render3d view: --resolution expected pixels in 32..1024, got 2048"),
-    (["nowhere"], "render3d view: viewer.open_source: argument 'target' expected a scene name"),
+    (["nowhere"], "render3d view: TARGET expected a scene name"),
     # an address that does not resolve, or one of another machine: viser tried port after port forever
-    (["--host", "999.1.1.1"], "render3d view: viewer.serve: argument 'host' expected a name or address of this "
+    (["--host", "999.1.1.1"], "render3d view: --host expected a name or address of this "
                               "machine, got '999.1.1.1', which does not resolve"),
-    (["--host", "192.0.2.1"], "render3d view: viewer.serve: argument 'host' expected a name or address of this "
+    (["--host", "192.0.2.1"], "render3d view: --host expected a name or address of this "
                               "machine, got '192.0.2.1' (192.0.2.1), which it cannot listen on"),
 ])
 def test_bad_arguments_are_named(args, message):

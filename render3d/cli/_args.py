@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -31,6 +32,24 @@ def finite_float(text: str) -> float:
 def report(error: Exception) -> int:
     print(error, file=sys.stderr)
     return 2
+
+
+def restated(command: str, error: Exception, names: dict[str, str]) -> UsageError:
+    """A library's ValueError as this command's one-line message: the arguments that `names`
+    maps are called by the options that set them (`render3d._checks.restate`), others keep
+    the library's words."""
+    from render3d._checks import restate
+
+    return UsageError(f"render3d {command}: {restate(error, names)}")
+
+
+@contextlib.contextmanager
+def said_as(command: str, names: dict[str, str]):
+    """Inside it, a ValueError becomes `restated`'s UsageError."""
+    try:
+        yield
+    except ValueError as error:
+        raise restated(command, error, names) from None
 
 
 def split_scene_options(command: str, args, scene: dict, generator: dict) -> None:
@@ -143,10 +162,9 @@ def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation:
     try:
         ws = styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
     except ValueError as error:
-        said = re.match(r"\w+: argument 'truncation' (.*)", str(error))
-        if said is None:
+        if "argument 'truncation'" not in str(error):
             raise
-        raise UsageError(f"render3d {command}: --truncation {said[1]}") from None
+        raise restated(command, error, {"truncation": "--truncation"}) from None
     bad = _non_finite_density(G, meta, seeds, ws)
     if bad is None:
         return ws
@@ -177,5 +195,6 @@ def _non_finite_density(G, meta: dict, seeds: list[int], ws, chunk: int = 16):
 
 def _checkpoint_error(command: str, argument: str, error: Exception) -> UsageError:
     # load_generator names its own argument; on the command line it is `argument`
-    said = str(error).removeprefix("load_generator: argument 'path' ")
-    return UsageError(f"render3d {command}: {argument} {said}")
+    if isinstance(error, OSError):
+        return UsageError(f"render3d {command}: {argument} {error}")
+    return restated(command, error, {"path": argument})

@@ -45,6 +45,7 @@ def add_check(sub) -> None:
 
 
 def run_check(args) -> int:
+    from render3d._checks import restate
     from render3d.datasets.check import check_dataset, histogram_lines
     from render3d.visualize import draw_cameras
 
@@ -58,7 +59,7 @@ def run_check(args) -> int:
     try:
         report = check_dataset(args.path, progress=True)
     except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: {restate(exc, {'path': 'PATH'})}", file=sys.stderr)
         return 2
     summary = report.to_dict()
     print(f"{report.path} ({report.format}): {report.entries} entries, {summary['well_formed']} well formed, "
@@ -144,20 +145,23 @@ def _synth_config(args):
 
 
 def run_synth(args) -> int:
+    from render3d._checks import restate
     from render3d.datasets.synth import generate_synthetic
 
     prog = "render3d dataset synth"
+    # SynthConfig's and PoseDistribution's fields, and generate_synthetic's arguments, as options
+    options = {name: "--" + name.replace("_", "-") for name in vars(args)} | {"fov_degrees": "--fov", "out": "OUT"}
     try:
         config = _synth_config(args)
     except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: {restate(exc, options)}", file=sys.stderr)
         return 2
     if not _writable(prog, args.out):
         return 2
     try:
         summary = generate_synthetic(args.out, config, overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{prog}: {restate(exc, options)}", file=sys.stderr)
         return 2
     rate = summary["images"] / summary["seconds"]
     print(f"{prog}: {summary['images']} images of {summary['objects']} meshes in {summary['seconds']:.0f} s "

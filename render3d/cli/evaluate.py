@@ -49,7 +49,7 @@ def run_images(args) -> int:
 
     from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid, write_results
 
-    from ._args import UsageError, check_at_least, report
+    from ._args import UsageError, check_at_least, report, said_as
 
     prog = "render3d eval images"
     try:   # FID's covariances and KID's unbiased estimate need two images of each set at least
@@ -59,17 +59,24 @@ def run_images(args) -> int:
     if not _writable(prog, args.out.parent):
         return 2
     try:
-        sets = {"real": ImageFolder(args.real, args.max_images), "fake": ImageFolder(args.fake, args.max_images)}
+        sets = {}
+        for name, path in (("real", args.real), ("fake", args.fake)):
+            with said_as("eval images", {"path": name.upper()}):
+                sets[name] = ImageFolder(path, args.max_images)
         few = [f"{name.upper()} ({images.storage.path}) holds {len(images)}" for name, images in sets.items()
                if len(images) < 2]
         if few:
             raise ValueError(f"FID and KID need at least 2 images in each set, got: {'; '.join(few)}")
-        network = InceptionFeatures(args.inception, device=args.device)   # after the inputs: the cheaper fix first
+        # the network after the inputs: the cheaper fix first
+        with said_as("eval images", {"path": "--inception", "device": "--device"}):
+            network = InceptionFeatures(args.inception, device=args.device)
         features = {}
         for name, images in sets.items():
             with tqdm(images.batches(args.batch), total=-(-len(images) // args.batch), desc=f"{name} features",
                       unit="batch") as batches:          # closed before a message
                 features[name] = extract_features(batches, network)
+    except UsageError as error:
+        return report(error)
     except ValueError as exc:                           # a damaged image, or one of another size, says which
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -208,7 +215,7 @@ def run_generator(args) -> int:
     from render3d.metrics import load_points, write_results
     from render3d.metrics.generators import shape_metrics
 
-    from ._args import UsageError, check_at_least, load_checkpoint_generator, report
+    from ._args import UsageError, check_at_least, load_checkpoint_generator, report, said_as
 
     prog = "render3d eval generator"
     try:   # marching cubes needs two samples per side; FID's covariances and KID two images at least
@@ -220,7 +227,8 @@ def run_generator(args) -> int:
         return 2
     try:
         G, meta = load_checkpoint_generator("eval generator", args.checkpoint, argument="CHECKPOINT")
-        dataset = SyntheticDataset(args.dataset, with_geometry=False)
+        with said_as("eval generator", {"path": "DATASET"}):
+            dataset = SyntheticDataset(args.dataset, with_geometry=False)
         files = _shape_files(prog, args.dataset)
         if files is None:                               # said why
             return 2

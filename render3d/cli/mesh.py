@@ -41,6 +41,11 @@ CLEAN_DEFAULTS = {"min_component": 0.01, "smooth": 10}
 CLEAN_OPTIONS = ("min_component", "smooth", "target_faces")
 
 
+# extract_mesh's and clean_mesh's arguments that export-mesh's options set
+MESH_OPTIONS = {"resolution": "--resolution", "level": "--level", "min_component_share": "--min-component",
+                "smooth_iterations": "--smooth", "target_faces": "--target-faces"}
+
+
 def _flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
@@ -93,7 +98,8 @@ def run_export_mesh(args) -> int:
     from render3d.mesh.export import check_writable, mesh_files, mesh_format
     from render3d.volume import describe_scenes, make_scene, scene_names
 
-    from ._args import UsageError, checkpoint_styles, load_checkpoint_generator, report, split_scene_options
+    from ._args import (UsageError, checkpoint_styles, load_checkpoint_generator, report, restated,
+                        split_scene_options)
 
     if args.list_scenes:
         print(describe_scenes())
@@ -151,8 +157,8 @@ def run_export_mesh(args) -> int:
     try:
         mesh = extract_mesh(field_fn, scene.bbox, args.resolution, args.level, field_type=args.field,
                             color_fn=None if args.no_color else scene.field.color, clean=_clean(args), progress=True)
-    except ValueError as error:  # no surface at that level, NaN in the field
-        return report(error)
+    except ValueError as error:  # no surface at that level, a grid too big, NaN in the field
+        return report(restated("export-mesh", error, MESH_OPTIONS))
     written = export_mesh(mesh, out)
     info = mesh.metadata["render3d"]
     level = f"level {info['level']:.4g}" + (" (auto)" if info["level_mode"] == "auto" else "")
@@ -168,15 +174,15 @@ def _export_generator_mesh(args, out: Path, G, meta: dict, ws) -> int:
     from render3d.generators.sampling import extract_generator_mesh
     from render3d.mesh import export_mesh, mesh_summary
 
-    from ._args import report
+    from ._args import report, restated
 
     started = time.perf_counter()
     try:
         mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=_clean(args),
                                       color=None if args.no_color else args.colors_from or "renders",
                                       view=meta["view"], progress=True)
-    except ValueError as error:  # no surface at that level
-        return report(error)
+    except ValueError as error:  # no surface at that level, a grid too big
+        return report(restated("export-mesh", error, MESH_OPTIONS))
     written = export_mesh(mesh, out)
     level = mesh.metadata["render3d"]["level"]
     colors = f", colours from its {mesh.metadata['render3d']['colors']}" if mesh.metadata["render3d"]["colors"] else ""
@@ -206,7 +212,9 @@ def add_preview_mesh(sub) -> None:
 
 
 def run_preview_mesh(args) -> int:
-    from ._args import UsageError, check_fps, check_positive, check_writable_dir, report
+    from render3d.mesh import load_mesh
+
+    from ._args import UsageError, check_fps, check_positive, check_writable_dir, report, restated, said_as
 
     out = args.out or args.mesh.parent
     try:
@@ -216,6 +224,9 @@ def run_preview_mesh(args) -> int:
             raise UsageError(f"render3d preview-mesh: --size expected at least 2 pixels, got {args.size}")
         if not args.mesh.is_file():
             raise UsageError(f"render3d preview-mesh: MESH expected an existing mesh file, got {args.mesh}")
+        started = time.perf_counter()
+        with said_as("preview-mesh", {"path": "MESH"}):     # read before the folder is made
+            mesh = load_mesh(args.mesh)
         check_writable_dir("preview-mesh", "--out", out)
     except UsageError as error:
         return report(error)
@@ -223,14 +234,9 @@ def run_preview_mesh(args) -> int:
     import torch
 
     from render3d.cameras import Framing
-    from render3d.mesh import draw_axis_labels, load_mesh, mesh_summary, render_mesh, with_axes
+    from render3d.mesh import draw_axis_labels, mesh_summary, render_mesh, with_axes
     from render3d.visualize import save_image, save_video, views_grid
 
-    started = time.perf_counter()
-    try:
-        mesh = load_mesh(args.mesh)
-    except ValueError as error:
-        return report(error)
     shown, bounds, length = mesh, mesh.bounds, 0.0
     if args.axes:
         length = 1.25 * float(abs(mesh.bounds).max()) or 1.0     # a mesh all at the origin gets unit axes
@@ -249,7 +255,7 @@ def run_preview_mesh(args) -> int:
     try:
         views = render(args.views)
     except ValueError as error:  # nvdiffrast asked for but missing
-        return report(error)
+        return report(restated("preview-mesh", error, {"backend": "--backend"}))
     written = [save_image(views_grid(views, rows=("image", "depth", "normals")), out / f"{args.mesh.stem}_views.png"),
                save_video(render(args.frames)["image"], out / f"{args.mesh.stem}_turntable.{args.format}",
                           fps=args.fps)]

@@ -45,7 +45,7 @@ def run_export_splat(args) -> int:
     from render3d.mesh.export import check_writable
     from render3d.splat import load_ply, load_splat, save_ply, save_splat
 
-    from ._args import UsageError, report
+    from ._args import UsageError, report, restated
 
     try:
         source = _format("SPLATS", args.splats)
@@ -57,10 +57,13 @@ def run_export_splat(args) -> int:
         if args.out.resolve() == args.splats.resolve():
             raise UsageError(f"render3d export-splat: --out expected a file other than SPLATS, got {args.out}")
         check_writable("render3d export-splat", "--out", args.out)
-        started = time.perf_counter()
-        splats = load_ply(args.splats) if source == ".ply" else load_splat(args.splats)
     except (UsageError, ValueError) as error:
         return report(error)
+    started = time.perf_counter()
+    try:
+        splats = load_ply(args.splats) if source == ".ply" else load_splat(args.splats)
+    except ValueError as error:
+        return report(restated("export-splat", error, {"path": "SPLATS"}))
     count = len(splats["opacities"])
     if not count:
         return report(UsageError(f"render3d export-splat: SPLATS expected Gaussian splats, got {args.splats} "
@@ -73,7 +76,7 @@ def run_export_splat(args) -> int:
     try:
         (save_ply if target == ".ply" else save_splat)(args.out, **splats)
     except ValueError as error:  # a set that breaks the format's rules, e.g. non-positive scales
-        return report(error)
+        return report(restated("export-splat", error, {"path": "--out"}))
     degree = round(splats["sh"].shape[1] ** 0.5) - 1 if target == ".ply" else 0
     low, high = splats["means"].amin(0).tolist(), splats["means"].amax(0).tolist()
     bounds = " to ".join("(" + ", ".join(f"{v:.3g}" for v in corner) + ")" for corner in (low, high))

@@ -50,7 +50,7 @@ def add_view(sub) -> None:
 def run_view(args) -> int:
     import logging
 
-    from ._args import UsageError, report
+    from ._args import UsageError, report, restated
 
     try:
         if not 0 < args.port < 65536:
@@ -73,6 +73,7 @@ def run_view(args) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         serve(args.target, host=args.host, port=args.port, resolution=args.resolution)
-    except ValueError as error:  # an unknown scene, an unreadable file or checkpoint
-        return report(UsageError(f"render3d view: {error}"))
+    except ValueError as error:  # an unknown scene, an unreadable file or checkpoint, a host not of this machine
+        return report(restated("view", error, {"target": "TARGET", "path": "TARGET", "host": "--host",
+                                               "port": "--port"}))
     return 0
