@@ -87,7 +87,12 @@ def from_dict(cls, data: dict, *, path: str = "config"):
     if unknown:
         raise ValueError(f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(valid_keys(cls))}")
     values = {key: _convert(hints[key], value, f"{path}.{key}") for key, value in data.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:     # its own checks name a field as "<cls>: argument 'field'"
+        from render3d._checks import restate
+
+        raise ValueError(restate(error, {key: f"{path}.{key}" for key in hints})) from None
 
 
 def to_dict(config) -> dict:

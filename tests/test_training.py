@@ -38,8 +38,11 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
         resolve_config(apply_overrides(base, ["data.root=x"]))
     with pytest.raises(ValueError, match=r"config.batch: expected an int, got 'many'"):
         resolve_config(apply_overrides(base, ["batch=many"]))
-    with pytest.raises(ValueError, match=r"argument 'gpc_swap' expected a number in \[0, 1\], got 1.5"):
+    # a component config's own checks, named by the override key (they said "StyleGAN2LossConfig: argument ...")
+    with pytest.raises(ValueError, match=r"^loss.gpc_swap expected a number in \[0, 1\], got 1.5$"):
         resolve_config(apply_overrides(base, ["loss.gpc_swap=1.5"]))
+    with pytest.raises(ValueError, match=r"^generator.resolution expected a power of two >= 4, got -1$"):
+        resolve_config(apply_overrides(base, ["generator.resolution=-1"]))
     with pytest.raises(ValueError, match=r"discriminator_type: expected one of 'stylegan2', got 'patchgan'"):
         resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
 
