@@ -211,3 +211,5 @@ def test_eval_images_refuses_what_it_cannot_score(tmp_path, capsys, case, messag
     assert code == 2
     assert lines == ["render3d eval images: " + message.format(real=real, fake=fake, cuda=torch.cuda.device_count())]
     assert not (tmp_path / "out" / "results.json").exists()
+    if case != "damaged image":                         # found before the results' folder is made
+        assert not (tmp_path / "out").exists()

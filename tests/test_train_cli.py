@@ -324,17 +324,18 @@ def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, op
 
 
 def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys):
-    """It said SyntheticDataset's argument 'path', which is DATASET on the command line."""
+    """It said SyntheticDataset's argument 'path', which is DATASET on the command line, after the
+    results' folder was made."""
     from render3d import DEMO_CHECKPOINT
     from render3d.cli.main import main
 
     (tmp_path / "empty").mkdir()
     assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "empty"),
-                 "--out", str(tmp_path / "eval.json")]) == 2
+                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
     assert capsys.readouterr().err.strip().startswith(
         f"render3d eval generator: DATASET expected a well-formed EG3D dataset, got 1 malformed entries: no entry "
         f"(dataset.json): no dataset.json in {tmp_path / 'empty'}")
-    assert not (tmp_path / "eval.json").exists()
+    assert not (tmp_path / "results").exists()          # found before the results' folder is made
 
 
 def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):

@@ -54,11 +54,6 @@ def run_images(args) -> int:
     prog = "render3d eval images"
     try:   # FID's covariances and KID's unbiased estimate need two images of each set at least
         check_at_least("eval images", args, {"batch": 1, "kid_subsets": 1, "kid_subset_size": 2, "max_images": 2})
-    except UsageError as error:
-        return report(error)
-    if not _writable(prog, args.out.parent):
-        return 2
-    try:
         sets = {}
         for name, path in (("real", args.real), ("fake", args.fake)):
             with said_as("eval images", {"path": name.upper()}):
@@ -66,17 +61,20 @@ def run_images(args) -> int:
         few = [f"{name.upper()} ({images.storage.path}) holds {len(images)}" for name, images in sets.items()
                if len(images) < 2]
         if few:
-            raise ValueError(f"FID and KID need at least 2 images in each set, got: {'; '.join(few)}")
+            raise UsageError(f"{prog}: FID and KID need at least 2 images in each set, got: {'; '.join(few)}")
         # the network after the inputs: the cheaper fix first
         with said_as("eval images", {"path": "--inception", "device": "--device"}):
             network = InceptionFeatures(args.inception, device=args.device)
+    except UsageError as error:
+        return report(error)
+    if not _writable(prog, args.out.parent):            # made once the inputs are known good
+        return 2
+    try:
         features = {}
         for name, images in sets.items():
             with tqdm(images.batches(args.batch), total=-(-len(images) // args.batch), desc=f"{name} features",
                       unit="batch") as batches:          # closed before a message
                 features[name] = extract_features(batches, network)
-    except UsageError as error:
-        return report(error)
     except ValueError as exc:                           # a damaged image, or one of another size, says which
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -147,11 +145,11 @@ def run_shapes(args) -> int:
         print(f"{prog}: --points and --max-shapes expected positive numbers, got {args.points}, {args.max_shapes}",
               file=sys.stderr)
         return 2
-    if not _writable(prog, args.out.parent):
-        return 2
     files = {name: _shape_files(prog, path) for name, path in (("generated", args.generated),
                                                                ("reference", args.reference))}
     if None in files.values():
+        return 2
+    if not _writable(prog, args.out.parent):            # made once the inputs are known good
         return 2
     points = {}
     for name, paths in files.items():
@@ -221,20 +219,20 @@ def run_generator(args) -> int:
     try:   # marching cubes needs two samples per side; FID's covariances and KID two images at least
         check_at_least("eval generator", args, {"shapes": 1, "points": 1, "images": 2, "mesh_resolution": 2,
                                                 "max_reference": 1})
-    except UsageError as error:
-        return report(error)
-    if not _writable(prog, args.out.parent):
-        return 2
-    try:
         G, meta = load_checkpoint_generator("eval generator", args.checkpoint, argument="CHECKPOINT")
         with said_as("eval generator", {"path": "DATASET"}):
             dataset = SyntheticDataset(args.dataset, with_geometry=False)
-        files = _shape_files(prog, args.dataset)
-        if files is None:                               # said why
-            return 2
+    except UsageError as error:
+        return report(error)
+    files = _shape_files(prog, args.dataset)
+    if files is None:                                   # said why
+        return 2
+    if not _writable(prog, args.out.parent):            # made once the inputs are known good
+        return 2
+    try:
         reference = [load_points(f, args.points, seed=0) for f in files[:args.max_reference]]
-    except (UsageError, ValueError) as error:           # a damaged reference mesh names itself
-        return report(error if isinstance(error, UsageError) else UsageError(f"{prog}: {error}"))
+    except ValueError as error:                         # a damaged reference mesh names itself
+        return report(UsageError(f"{prog}: {error}"))
     print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
     metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference, view=meta["view"],
                                                          resolution=args.mesh_resolution, points=args.points,
