@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from render3d.cli.main import main
 from render3d.losses.stylegan2 import StyleGAN2Loss
-from render3d.training import loop, training_loop
+from render3d.training import logs, loop, training_loop
 from render3d.training.checkpoint import OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 
 
@@ -109,7 +109,7 @@ def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch
     def broken(self, G_ema, step, view):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(loop._Logger, "images", broken)
+    monkeypatch.setattr(logs.RunLog, "images", broken)
     config = tiny_train_config(data, total_kimg=0.016, checkpoint_every=2, image_every=3, log_every=1)
     with pytest.raises(RuntimeError, match="disk full") as caught:
         training_loop(tmp_path, config, progress=False)

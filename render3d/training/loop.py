@@ -23,12 +23,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import math
-import os
 import random
 import re
-import resource
 import signal
 import sys
 import threading
@@ -49,10 +46,8 @@ from .config import TrainConfig, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
 from .distributed import Distributed
+from .logs import RunLog, add_stat, grad_norm, progress_bar, reduce_stats
 
-SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
-SNAPSHOT_VIEWS = 4                 # views of each
-VIDEO_FRAMES = 24
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
 
 
@@ -199,7 +194,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                                               generator=torch.Generator().manual_seed(config.seed)))
     view = poses.view_defaults()
     meta = generator_metadata(config.generator_type, config.generator, {"view": view})
-    writer = _Logger(run_dir, config, step) if dist.main else None
+    writer = RunLog(run_dir, config, step) if dist.main else None
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
     if dist.main:
@@ -259,7 +254,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                   f"(NaN -> 0, inf -> 1e5) as in StyleGAN2-ADA; stats.jsonl logs the share of such steps "
                   f"as nonfinite/{name}", file=sys.stderr)
 
-    bar = _progress(progress and dist.main, total, nimg)
+    bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
     try:
         while nimg < total and (max_steps is None or step < max_steps):
@@ -304,11 +299,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             if loss.config.opacity_entropy > 0:
                 opacity = loss.opacity(rendered["alpha"])
                 total_g = total_g + opacity
-                _add(sums, "loss/opacity_entropy", opacity)
+                add_stat(sums, "loss/opacity_entropy", opacity)
             if pl_due:
                 pl = loss.path_length(fake, ws, dist.mean)
                 total_g = total_g + pl
-                _add(sums, "loss/path_length", pl)
+                add_stat(sums, "loss/path_length", pl)
             count_nonfinite("G", _optimizer_step("G", G, optimizers["G"], total_g, dist, sums))
             dist.average_buffers(G)                     # w_avg of the global batch
 
@@ -324,7 +319,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             if r1_due:
                 r1 = loss.r1(real_scores, real_images)
                 total_d = total_d + r1
-                _add(sums, "loss/r1", r1)
+                add_stat(sums, "loss/r1", r1)
             count_nonfinite("D", _optimizer_step("D", D, optimizers["D"], total_d, dist, sums))
 
             # EMA of the generator (half-life in images, optionally ramped up).
@@ -343,11 +338,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             seconds += time.perf_counter() - started
             for key, value in (("loss/G", g_loss), ("loss/D", d_loss), ("scores/real", real_scores.mean()),
                                ("scores/fake", fake_scores.mean())):
-                _add(sums, key, value)
+                add_stat(sums, key, value)
             sums["_count"] = sums.get("_count", 0) + 1
             bar.update(config.batch)
             if step % config.log_every == 0:
-                stats = _reduce(dist, sums, device)
+                stats = reduce_stats(dist, sums, device)
                 sums = {}
                 if writer:
                     writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
@@ -426,15 +421,15 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     dist.average_gradients(module)
-    norm = _grad_norm(module)
+    norm = grad_norm(module)
     finite = math.isfinite(norm)
     if not finite:
         for p in module.parameters():
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
-        norm = _grad_norm(module)
-    _add(sums, f"grad_norm/{name}", norm)
-    _add(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
+        norm = grad_norm(module)
+    add_stat(sums, f"grad_norm/{name}", norm)
+    add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
 
@@ -520,24 +515,6 @@ def _nonfinite_tensors(modules: dict[str, torch.nn.Module]) -> list[str]:
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
-def _add(sums: dict, key: str, value: torch.Tensor | float) -> None:
-    sums[key] = sums.get(key, 0.0) + float(value.detach() if isinstance(value, torch.Tensor) else value)
-
-
-def _grad_norm(module: torch.nn.Module) -> float:
-    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
-
-
-def _reduce(dist: Distributed, sums: dict, device) -> dict[str, float]:
-    """Means since the last log line, averaged over processes (lazy terms over the steps
-    that had them)."""
-    keys = sorted(k for k in sums if k != "_count")
-    count = sums.get("_count", 1)
-    values = dist.mean(torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device))
-    return {k: float(v) / count for k, v in zip(keys, values)}
-
-
 def _local_rng(device) -> dict[str, torch.Tensor]:
     states = {"cpu": torch.get_rng_state()[None]}
     if device.type == "cuda":
@@ -554,90 +531,3 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _logged_step(line: str) -> float:
-    """The step of a stats.jsonl line; inf for a line that cannot be read (a write cut off)."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
-
-
-def _progress(enabled: bool, total: int, done: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="img", unit_scale=True, desc="train", disable=not enabled,
-                dynamic_ncols=True)
-
-
-class _Logger:
-    """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos.
-
-    Training starts at `step` (the checkpoint's when resuming, else 0): what an earlier process
-    logged after it (it ran past its last checkpoint before it stopped, or it wrote none) is
-    dropped from stats.jsonl and purged from TensorBoard, so each step is there once."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig, step: int) -> None:
-        import yaml
-
-        self.run_dir = run_dir
-        (run_dir / "images").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            print("train: tensorboard is not installed; scalars go to stats.jsonl only", file=sys.stderr)
-            self.tensorboard = None
-        else:
-            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
-        stats = run_dir / "stats.jsonl"
-        if stats.exists():
-            kept = [line for line in stats.read_text().splitlines(keepends=True) if _logged_step(line) <= step]
-            temp = stats.with_name(f".{stats.name}.tmp")
-            temp.write_text("".join(kept))
-            os.replace(temp, stats)
-        self.stats = open(stats, "a")
-        self.last = (time.perf_counter(), 0, 0, 0.0)
-
-    def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
-                device) -> None:
-        now = time.perf_counter()
-        then, then_nimg, then_step, then_seconds = self.last
-        self.last = (now, nimg, step, seconds)
-        stats = {**stats, "progress/kimg": nimg / 1000, "progress/resolution": resolution, "progress/blend": blend,
-                 "speed/kimg_per_s": (nimg - then_nimg) / 1000 / max(now - then, 1e-9) if then_nimg else 0.0,
-                 "speed/step_s": (seconds - then_seconds) / max(step - then_step, 1),   # training only, no logging
-                 "memory/cpu_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
-        if device.type == "cuda":
-            stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
-        if self.tensorboard:
-            for key, value in stats.items():
-                self.tensorboard.add_scalar(key, value, step)
-        self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
-        self.stats.flush()
-
-    def images(self, G_ema, step: int, view: dict) -> None:
-        from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image
-        from render3d.visualize import save_image
-
-        device = next(G_ema.parameters()).device
-        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS, view)
-        views = render_views(G_ema, ws, view_cameras(view, SNAPSHOT_VIEWS, G_ema.resolutions[-1], device=device))
-        grid = views_grid_image(views)
-        save_image(grid, self.run_dir / "images" / f"step-{step:07d}.png")
-        if self.tensorboard:
-            self.tensorboard.add_image("samples", grid, step)
-
-    def video(self, G_ema, step: int, view: dict) -> None:
-        from render3d.generators.sampling import orbit_frames, styles_from_seeds
-        from render3d.visualize import save_video
-
-        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS[:2], view)
-        frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
-        save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
-
-    def close(self) -> None:
-        self.stats.close()
-        if self.tensorboard:
-            self.tensorboard.close()

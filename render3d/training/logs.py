@@ -1,0 +1,127 @@
+"""What a training run writes as it goes, beside its checkpoints: TensorBoard scalars and
+stats.jsonl (losses, R1, gradient norms, kimg/s, memory), image grids and orbit videos of
+the EMA generator, and the progress bar; with the per-step sums the scalars are means of."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig, config_dict
+from .distributed import Distributed
+
+SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
+SNAPSHOT_VIEWS = 4                 # views of each
+VIDEO_FRAMES = 24
+
+
+def add_stat(sums: dict, key: str, value: torch.Tensor | float) -> None:
+    sums[key] = sums.get(key, 0.0) + float(value.detach() if isinstance(value, torch.Tensor) else value)
+
+
+def grad_norm(module: torch.nn.Module) -> float:
+    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def reduce_stats(dist: Distributed, sums: dict, device) -> dict[str, float]:
+    """Means since the last log line, averaged over processes (lazy terms over the steps
+    that had them)."""
+    keys = sorted(k for k in sums if k != "_count")
+    count = sums.get("_count", 1)
+    values = dist.mean(torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=device))
+    return {k: float(v) / count for k, v in zip(keys, values)}
+
+
+def logged_step(line: str) -> float:
+    """The step of a stats.jsonl line; inf for a line that cannot be read (a write cut off)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
+def progress_bar(enabled: bool, total: int, done: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="img", unit_scale=True, desc="train", disable=not enabled,
+                dynamic_ncols=True)
+
+
+class RunLog:
+    """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos.
+
+    Training starts at `step` (the checkpoint's when resuming, else 0): what an earlier process
+    logged after it (it ran past its last checkpoint before it stopped, or it wrote none) is
+    dropped from stats.jsonl and purged from TensorBoard, so each step is there once."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, step: int) -> None:
+        import yaml
+
+        self.run_dir = run_dir
+        (run_dir / "images").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("train: tensorboard is not installed; scalars go to stats.jsonl only", file=sys.stderr)
+            self.tensorboard = None
+        else:
+            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
+        stats = run_dir / "stats.jsonl"
+        if stats.exists():
+            kept = [line for line in stats.read_text().splitlines(keepends=True) if logged_step(line) <= step]
+            temp = stats.with_name(f".{stats.name}.tmp")
+            temp.write_text("".join(kept))
+            os.replace(temp, stats)
+        self.stats = open(stats, "a")
+        self.last = (time.perf_counter(), 0, 0, 0.0)
+
+    def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
+                device) -> None:
+        now = time.perf_counter()
+        then, then_nimg, then_step, then_seconds = self.last
+        self.last = (now, nimg, step, seconds)
+        stats = {**stats, "progress/kimg": nimg / 1000, "progress/resolution": resolution, "progress/blend": blend,
+                 "speed/kimg_per_s": (nimg - then_nimg) / 1000 / max(now - then, 1e-9) if then_nimg else 0.0,
+                 "speed/step_s": (seconds - then_seconds) / max(step - then_step, 1),   # training only, no logging
+                 "memory/cpu_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+        if device.type == "cuda":
+            stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+        if self.tensorboard:
+            for key, value in stats.items():
+                self.tensorboard.add_scalar(key, value, step)
+        self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
+        self.stats.flush()
+
+    def images(self, G_ema, step: int, view: dict) -> None:
+        from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image
+        from render3d.visualize import save_image
+
+        device = next(G_ema.parameters()).device
+        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS, view)
+        views = render_views(G_ema, ws, view_cameras(view, SNAPSHOT_VIEWS, G_ema.resolutions[-1], device=device))
+        grid = views_grid_image(views)
+        save_image(grid, self.run_dir / "images" / f"step-{step:07d}.png")
+        if self.tensorboard:
+            self.tensorboard.add_image("samples", grid, step)
+
+    def video(self, G_ema, step: int, view: dict) -> None:
+        from render3d.generators.sampling import orbit_frames, styles_from_seeds
+        from render3d.visualize import save_video
+
+        ws = styles_from_seeds(G_ema, SNAPSHOT_SEEDS[:2], view)
+        frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
+        save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
+
+    def close(self) -> None:
+        self.stats.close()
+        if self.tensorboard:
+            self.tensorboard.close()
