@@ -338,6 +338,27 @@ def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys
     assert not (tmp_path / "results").exists()          # found before the results' folder is made
 
 
+def test_eval_generator_names_a_generator_whose_densities_are_nan(trained, tmp_path, capsys):
+    """A diverged generator (NaN in its density head) was a traceback from deep in marching
+    cubes, after the results' folder was made."""
+    import torch
+
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        G.density_head.weight.fill_(float("nan"))
+    diverged = save_generator(tmp_path / "diverged.safetensors", G, meta)
+    assert main(["eval", "generator", str(diverged), str(trained[0]), "--shapes", "2",
+                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "render3d eval generator: CHECKPOINT expected a generator whose densities are finite, got one whose density "
+        "at the centre of seed 0's subject is nan (did its training diverge?)")
+    assert not (tmp_path / "results").exists()
+
+
 def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):
     """A reference mesh that cannot be read, a dataset without object meshes and a checkpoint
     that is not one are one line each with exit status 2 (the first two were tracebacks), naming

@@ -149,14 +149,15 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
         raise _checkpoint_error(command, argument, error) from None
 
 
-def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation: float):
+def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation: float,
+                      argument: str = "--checkpoint"):
     """`styles_from_seeds` for the command line, run before folders are made. UsageErrors: a
     --truncation the mapping network refuses (w past float range); one that leaves w finite
     but not the densities (VolumeGAN's point MLP multiplies features and styles that both
     grow with psi: NaN from about psi 1e19 for the demo model), which was a traceback from
     deep in a render after the folder was made; and a generator whose densities are not
-    finite even untruncated. The densities are probed at each subject's centre (the view's
-    pivot), one point per seed."""
+    finite even untruncated, named as `argument`. The densities are probed at each subject's
+    centre (the view's pivot), one point per seed."""
     from render3d.generators.sampling import styles_from_seeds
 
     try:
@@ -172,7 +173,7 @@ def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation:
     if truncation != 1 and _non_finite_density(G, meta, [seed], styles_from_seeds(G, [seed], meta["view"])) is None:
         raise UsageError(f"render3d {command}: --truncation expected a number small enough for the densities to "
                          f"stay finite, got {truncation:g}, which makes seed {seed}'s density at its centre {value}")
-    raise UsageError(f"render3d {command}: --checkpoint expected a generator whose densities are finite, got one "
+    raise UsageError(f"render3d {command}: {argument} expected a generator whose densities are finite, got one "
                      f"whose density at the centre of seed {seed}'s subject is {value} (did its training diverge?)")
 
 

@@ -213,7 +213,7 @@ def run_generator(args) -> int:
     from render3d.metrics import load_points, write_results
     from render3d.metrics.generators import shape_metrics
 
-    from ._args import UsageError, check_at_least, load_checkpoint_generator, report, said_as
+    from ._args import UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, said_as
 
     prog = "render3d eval generator"
     try:   # marching cubes needs two samples per side; FID's covariances and KID two images at least
@@ -222,6 +222,8 @@ def run_generator(args) -> int:
         G, meta = load_checkpoint_generator("eval generator", args.checkpoint, argument="CHECKPOINT")
         with said_as("eval generator", {"path": "DATASET"}):
             dataset = SyntheticDataset(args.dataset, with_geometry=False)
+        # a diverged generator's NaN densities failed deep in marching cubes, a traceback
+        checkpoint_styles("eval generator", G, meta, list(range(args.shapes)), 1.0, argument="CHECKPOINT")
     except UsageError as error:
         return report(error)
     files = _shape_files(prog, args.dataset)
