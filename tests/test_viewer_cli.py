@@ -50,7 +50,25 @@ def test_unreadable_generator_file_is_named(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     result = view(str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"expected a render3d generator file (safetensors), got {bad}, which safetensors cannot read" in result.stderr
+    assert result.stderr.startswith(f"render3d view: TARGET expected a render3d generator file (safetensors), got "
+                                    f"{bad}, which safetensors cannot read"), result.stderr
+
+
+def test_a_diverged_generator_is_named_before_anything_is_served(tmp_path):
+    import torch
+
+    from render3d import DEMO_CHECKPOINT
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        G.density_head.weight.fill_(float("nan"))
+    diverged = save_generator(tmp_path / "diverged.safetensors", G, meta)
+    result = view(str(diverged), "--port", str(free_port()))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"render3d view: TARGET expected a generator whose densities are finite, got "
+                                     f"{diverged}, whose density at the centre of seed 0's subject is nan (did its "
+                                     f"training diverge?)")
 
 
 def test_default_target_is_served_until_ctrl_c():

@@ -88,6 +88,28 @@ def test_styles_from_seeds_condition_on_the_front_view():
         styles_from_seeds(G, [3], truncation="a")
 
 
+def test_nonfinite_density_finds_the_first_subject_whose_centre_is_not_finite():
+    """The cheap check the command line and the viewer run before a render: one density per
+    subject, at the view's pivot, in chunks."""
+    from render3d.generators.sampling import nonfinite_density
+
+    G = make_generator()
+    ws = styles_from_seeds(G, list(range(5)))
+    assert nonfinite_density(G, ws, VIEW) is None
+    pivot = torch.tensor([VIEW["pivot"]])
+    for chunk in (1, 2, 16):
+        broken = ws.clone()
+        broken[3] = float("nan")                            # a subject past the first chunk
+        index, value = nonfinite_density(G, broken, VIEW, chunk=chunk)
+        assert index == 3 and math.isnan(value)
+        assert math.isnan(G.density(pivot[None], broken[3:4]).item())     # what it probes
+    with torch.no_grad():
+        G.density_head.weight.fill_(float("inf"))        # every subject, as a diverged run
+    assert nonfinite_density(G, ws, VIEW)[0] == 0
+    with pytest.raises(ValueError, match="nonfinite_density: argument 'view' expected a generator's metadata view"):
+        nonfinite_density(G, ws, {"radius": 2.0})
+
+
 def test_a_view_that_is_not_one_is_named():
     """view_cameras({}) was KeyError 'radius'; a pitch of 10 was 'math domain error'."""
     from render3d.generators.sampling import orbit_frames, view_framing

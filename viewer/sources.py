@@ -270,7 +270,7 @@ class GeneratorSource(Source):
 
     def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
                  mesh_resolution: int = 128) -> None:
-        from render3d.generators.sampling import view_framing
+        from render3d.generators.sampling import nonfinite_density, styles_from_seeds, view_framing
         from render3d.training import load_generator
         from render3d.training.checkpoint import GENERATOR_FILE, resolve_generator_file
 
@@ -286,6 +286,12 @@ class GeneratorSource(Source):
         else:
             self.name = file.parent.name
         self.framing = view_framing(self.meta["view"])
+        # a diverged generator failed in every render, each a logged traceback, the page blank
+        bad = nonfinite_density(self.G, styles_from_seeds(self.G, [0], self.meta["view"]), self.meta["view"])
+        if bad is not None:
+            raise ValueError(f"viewer.GeneratorSource: argument 'path' expected a generator whose densities are "
+                             f"finite, got {self.path}, whose density at the centre of seed 0's subject is "
+                             f"{bad[1]} (did its training diverge?)")
         # samples only inside the generator's box (the rays' segment is clipped to it)
         self.normals_renderer = VolumeRenderer(n_coarse=self.NORMALS_SAMPLES, n_fine=self.NORMALS_SAMPLES, near=0.0,
                                                far=1e6, bbox=self.G.bbox, check_values=False)

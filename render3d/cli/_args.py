@@ -158,7 +158,7 @@ def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation:
     deep in a render after the folder was made; and a generator whose densities are not
     finite even untruncated, named as `argument`. The densities are probed at each subject's
     centre (the view's pivot), one point per seed."""
-    from render3d.generators.sampling import styles_from_seeds
+    from render3d.generators.sampling import nonfinite_density, styles_from_seeds
 
     try:
         ws = styles_from_seeds(G, seeds, meta["view"], truncation=truncation)
@@ -166,32 +166,15 @@ def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation:
         if "argument 'truncation'" not in str(error):
             raise
         raise restated(command, error, {"truncation": "--truncation"}) from None
-    bad = _non_finite_density(G, meta, seeds, ws)
+    bad = nonfinite_density(G, ws, meta["view"])
     if bad is None:
         return ws
-    seed, value = bad
-    if truncation != 1 and _non_finite_density(G, meta, [seed], styles_from_seeds(G, [seed], meta["view"])) is None:
+    seed, value = seeds[bad[0]], bad[1]
+    if truncation != 1 and nonfinite_density(G, styles_from_seeds(G, [seed], meta["view"]), meta["view"]) is None:
         raise UsageError(f"render3d {command}: --truncation expected a number small enough for the densities to "
                          f"stay finite, got {truncation:g}, which makes seed {seed}'s density at its centre {value}")
     raise UsageError(f"render3d {command}: {argument} expected a generator whose densities are finite, got one "
                      f"whose density at the centre of seed {seed}'s subject is {value} (did its training diverge?)")
-
-
-def _non_finite_density(G, meta: dict, seeds: list[int], ws, chunk: int = 16):
-    """(seed, its density) for the first of `seeds` whose density at the view's pivot is NaN
-    or infinite, else None. `chunk` seeds at a time: each builds its own feature volume."""
-    import torch
-
-    pivot = torch.tensor(meta["view"]["pivot"], dtype=ws.dtype, device=ws.device)
-    with torch.no_grad():
-        for start in range(0, len(ws), chunk):
-            part = ws[start:start + chunk]
-            density = G.density(pivot.expand(len(part), 1, 3), part)[:, 0]
-            bad = (~torch.isfinite(density)).nonzero()
-            if len(bad):
-                i = int(bad[0, 0])
-                return seeds[start + i], density[i].item()
-    return None
 
 
 def _checkpoint_error(command: str, argument: str, error: Exception) -> UsageError:

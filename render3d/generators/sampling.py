@@ -68,6 +68,25 @@ def styles_from_seeds(G, seeds: list[int], view: dict | None = None, *, labels: 
     return G.mapping(z, c, truncation=truncation)
 
 
+@torch.no_grad()
+def nonfinite_density(G, ws: torch.Tensor, view: dict, *, chunk: int = 16) -> tuple[int, float] | None:
+    """(index, density) of the first subject of ``ws [S, num_ws, w_dim]`` whose density at its
+    centre (`view`'s pivot, `view` a generator's metadata "view") is NaN or infinite, else None.
+    One point per subject: a cheap check, run before a render or marching cubes would trip over
+    it deep inside, for a generator whose training diverged or a truncation that carries w
+    past what its layers hold. `chunk` subjects at a time: each builds its own feature volume."""
+    check_view("nonfinite_density", view)
+    pivot = torch.tensor(view["pivot"], dtype=ws.dtype, device=ws.device)
+    for start in range(0, len(ws), chunk):
+        part = ws[start:start + chunk]
+        density = G.density(pivot.expand(len(part), 1, 3), part)[:, 0]
+        bad = (~torch.isfinite(density)).nonzero()
+        if len(bad):
+            i = int(bad[0, 0])
+            return start + i, density[i].item()
+    return None
+
+
 def view_cameras(view: dict, n: int, size: int, *, pitch_offset: float = 0.0, device="cpu") -> Cameras:
     """n cameras evenly spaced in yaw (a full turn from the front) at the training cameras'
     radius, FOV and mean pitch (`view`: a generator's metadata "view"), `size` pixels."""
