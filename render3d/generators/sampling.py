@@ -1,6 +1,7 @@
-"""Sampling a trained generator: latents and styles from seeds, cameras around its subject,
-rendered views with depth, orbit frames and meshes. Shared by the training snapshots,
-`render3d render`, `render3d export-mesh`, `render3d eval`, `render3d demo` and the viewer."""
+"""Sampling a trained generator: latents and styles from seeds, a check that its densities are
+finite, cameras around its subject, rendered views with depth, orbit frames and meshes. Shared
+by the training snapshots, `render3d render`, `render3d export-mesh`, `render3d eval`,
+`render3d demo` and the viewer."""
 
 from __future__ import annotations
 
