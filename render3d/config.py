@@ -90,9 +90,19 @@ def from_dict(cls, data: dict, *, path: str = "config"):
     try:
         return cls(**values)
     except ValueError as error:     # its own checks name a field as "<cls>: argument 'field'"
-        from render3d._checks import restate
+        restate_fields(error, cls, path)
+        raise
 
-        raise ValueError(restate(error, {key: f"{path}.{key}" for key in hints})) from None
+
+def restate_fields(error: ValueError, cls, path: str) -> None:
+    """Raise `error` again said with the key ``<path>.<field>`` for the field of dataclass `cls`
+    that it names as an argument (`render3d._checks.restate`); return if it names none, for
+    the caller to re-raise it as it is, traceback and all."""
+    from render3d._checks import restate
+
+    said = restate(error, {f.name: f"{path}.{f.name}" for f in dataclasses.fields(cls)})
+    if said != str(error):
+        raise ValueError(said) from None
 
 
 def to_dict(config) -> dict:

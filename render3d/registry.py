@@ -64,7 +64,13 @@ class Registry:
         elif not isinstance(config, entry.config):
             raise ValueError(f"{self.kind} {name!r}: argument 'config' expected {entry.config.__name__} or a dict, "
                              f"got {type(config).__name__}")
-        return entry.cls(config)
+        try:
+            return entry.cls(config)
+        except ValueError as error:     # a setting the component checks itself (e.g. VolumeRenderer's n_coarse)
+            from render3d.config import restate_fields
+
+            restate_fields(error, entry.config, self.kind)
+            raise
 
 
 GENERATORS = Registry("generator", "render3d.generators")

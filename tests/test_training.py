@@ -43,6 +43,11 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
         resolve_config(apply_overrides(base, ["loss.gpc_swap=1.5"]))
     with pytest.raises(ValueError, match=r"^generator.resolution expected a power of two >= 4, got -1$"):
         resolve_config(apply_overrides(base, ["generator.resolution=-1"]))
+    # a setting the built component checks itself (VolumeGAN's renderer: n_coarse), by its key too
+    from render3d.registry import GENERATORS
+
+    with pytest.raises(ValueError, match=r"^generator.n_coarse expected a positive int, got 0$"):
+        GENERATORS.build("volumegan", {**base["generator"], "n_coarse": 0})
     with pytest.raises(ValueError, match=r"discriminator_type: expected one of 'stylegan2', got 'patchgan'"):
         resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import math
 import random
 import re
@@ -114,15 +113,14 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             said = restate(error, {"path": "data.path"})
             raise SetupError(f"train: {said}" if said != str(error) else f"train: data.path: {said}") from None
         poses = PoseSampler(config.poses, dataset)
-        # settings that only the components themselves check
-        with _checked_by("generator", config.generator):
+        try:                                            # settings that only the components themselves check
             G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
-        with _checked_by("discriminator", config.discriminator):
             D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
+            loss = LOSSES.build(config.loss_type, config.loss).to(device)
             if hasattr(D, "check_batch"):               # e.g. minibatch-stddev groups
                 D.check_batch(local)
-        with _checked_by("loss", config.loss):
-            loss = LOSSES.build(config.loss_type, config.loss).to(device)
+        except ValueError as error:
+            raise SetupError(f"train: {error}") from None
         _check_fit(dataset, G, D, config.progressive.start_resolution)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
@@ -432,20 +430,6 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
-
-
-@contextlib.contextmanager
-def _checked_by(section: str, settings):
-    """A component built from the config `section` (its dataclass `settings`) checks them
-    itself: its ValueError becomes a SetupError that calls an argument named like a field by
-    the config key ("generator.n_coarse expected ...", not "VolumeRenderer: argument
-    'n_coarse' expected ...")."""
-    try:
-        yield
-    except ValueError as error:
-        fields = dataclasses.fields(settings) if dataclasses.is_dataclass(settings) else ()
-        keys = {f.name: f"{section}.{f.name}" for f in fields}
-        raise SetupError(f"train: {restate(error, keys)}") from None
 
 
 @contextlib.contextmanager
