@@ -45,9 +45,10 @@ def add_check(sub) -> None:
 
 
 def run_check(args) -> int:
-    from render3d._checks import restate
     from render3d.datasets.check import check_dataset, histogram_lines
     from render3d.visualize import draw_cameras
+
+    from ._args import report as refuse, restated     # `report` is the dataset's report here
 
     prog = "render3d dataset check"
     if not args.path.exists():
@@ -59,8 +60,7 @@ def run_check(args) -> int:
     try:
         report = check_dataset(args.path, progress=True)
     except ValueError as exc:
-        print(f"{prog}: {restate(exc, {'path': 'PATH'})}", file=sys.stderr)
-        return 2
+        return refuse(restated("dataset check", exc, {"path": "PATH"}))
     summary = report.to_dict()
     print(f"{report.path} ({report.format}): {report.entries} entries, {summary['well_formed']} well formed, "
           f"{len(report.problems)} problem{'' if len(report.problems) == 1 else 's'}")
@@ -145,8 +145,9 @@ def _synth_config(args):
 
 
 def run_synth(args) -> int:
-    from render3d._checks import restate
     from render3d.datasets.synth import generate_synthetic
+
+    from ._args import report, restated
 
     prog = "render3d dataset synth"
     # SynthConfig's and PoseDistribution's fields, and generate_synthetic's arguments, as options
@@ -154,15 +155,13 @@ def run_synth(args) -> int:
     try:
         config = _synth_config(args)
     except ValueError as exc:
-        print(f"{prog}: {restate(exc, options)}", file=sys.stderr)
-        return 2
+        return report(restated("dataset synth", exc, options))
     if not _writable(prog, args.out):
         return 2
     try:
         summary = generate_synthetic(args.out, config, overwrite=args.overwrite, workers=args.workers)
     except ValueError as exc:
-        print(f"{prog}: {restate(exc, options)}", file=sys.stderr)
-        return 2
+        return report(restated("dataset synth", exc, options))
     rate = summary["images"] / summary["seconds"]
     print(f"{prog}: {summary['images']} images of {summary['objects']} meshes in {summary['seconds']:.0f} s "
           f"({rate:.1f} images/s)")
