@@ -57,3 +57,15 @@ def write_tiny_dataset(folder: Path, count: int = 12, seed: int = 0) -> Path:
                                fov_degrees=32.0, generator=torch.Generator().manual_seed(seed))
     write_labels(folder, names, cameras.to_eg3d_label())
     return folder
+
+
+def diverged_generator(path: Path) -> Path:
+    """The shipped demo generator with NaN weights in its density head, as a run that diverged
+    would leave it, saved to `path` (a generator file)."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        G.density_head.weight.fill_(float("nan"))
+    return save_generator(path, G, meta)

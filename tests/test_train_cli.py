@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import yaml
-from _gan import tiny_config, tiny_generator
+from _gan import diverged_generator, tiny_config, tiny_generator
 
 from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
@@ -341,16 +341,9 @@ def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys
 def test_eval_generator_names_a_generator_whose_densities_are_nan(trained, tmp_path, capsys):
     """A diverged generator (NaN in its density head) was a traceback from deep in marching
     cubes, after the results' folder was made."""
-    import torch
-
-    from render3d import DEMO_CHECKPOINT
     from render3d.cli.main import main
-    from render3d.training import load_generator, save_generator
 
-    G, meta = load_generator(DEMO_CHECKPOINT)
-    with torch.no_grad():
-        G.density_head.weight.fill_(float("nan"))
-    diverged = save_generator(tmp_path / "diverged.safetensors", G, meta)
+    diverged = diverged_generator(tmp_path / "diverged.safetensors")
     assert main(["eval", "generator", str(diverged), str(trained[0]), "--shapes", "2",
                  "--out", str(tmp_path / "results" / "eval.json")]) == 2
     assert capsys.readouterr().err.strip() == (
