@@ -193,6 +193,16 @@ def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, opti
     assert not (tmp_path / "out").exists()
 
 
+def test_synth_names_an_output_folder_under_a_file(tmp_path, capsys):
+    """Its own folder check (shared with eval) said '--out ...: Not a directory' for the
+    positional OUT; now the CLI's check_writable_dir, which names the file in the way."""
+    (tmp_path / "file").write_text("")
+    assert main(["dataset", "synth", str(tmp_path / "file" / "out"), "--workers", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (f"render3d dataset synth: cannot write to OUT "
+                                               f"{tmp_path / 'file' / 'out'}: {tmp_path / 'file'} is a file, not a "
+                                               f"folder")
+
+
 def test_a_grid_too_coarse_for_an_object_is_named():
     from render3d.datasets.procedural import mesh_object, random_object
 

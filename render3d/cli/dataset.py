@@ -17,14 +17,15 @@ exit status: 0 when every entry is well formed, 1 when any is malformed (each is
 bad arguments."""
 
 
-def _writable(prog: str, folder: Path) -> bool:
-    """Create `folder` and prove it writable; print why not and return False otherwise."""
+def _writable(prog: str, folder: Path, option: str = "--out") -> bool:
+    """`check_writable_dir` for the commands that print why and return False instead of
+    raising (`prog` is "render3d <command>")."""
+    from ._args import UsageError, check_writable_dir, report
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ".write-test").touch()
-        (folder / ".write-test").unlink()
-    except OSError as exc:
-        print(f"{prog}: cannot write to --out {folder}: {exc.strerror}", file=sys.stderr)
+        check_writable_dir(prog.removeprefix("render3d "), option, folder)
+    except UsageError as error:
+        report(error)
         return False
     return True
 
@@ -156,7 +157,7 @@ def run_synth(args) -> int:
         config = _synth_config(args)
     except ValueError as exc:
         return report(restated("dataset synth", exc, options))
-    if not _writable(prog, args.out):
+    if not _writable(prog, args.out, "OUT"):
         return 2
     try:
         summary = generate_synthetic(args.out, config, overwrite=args.overwrite, workers=args.workers)
