@@ -86,6 +86,20 @@ def test_version(capsys):
     assert done.value.code == 0 and capsys.readouterr().out == f"render3d {render3d.__version__}\n"
 
 
+# the top-level usage was printed for a subcommand's misspelt option, hiding the options it has
+@pytest.mark.parametrize("words, prog", [(["dataset", "synth", "out", "--count", "16"], "render3d dataset synth"),
+                                         (["info", "--x"], "render3d info"), (["dataset", "--x"], "render3d dataset"),
+                                         (["--x"], "render3d"), (["train", "a.yaml", "--out", "r", "-x"], "render3d train")])
+def test_an_unknown_option_is_said_by_the_command_typed(words, prog, capsys):
+    from render3d.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(words)
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and f"\n{prog}: error: unrecognized arguments: " in err
+    assert err.startswith(f"usage: {prog} ")
+
+
 @pytest.mark.parametrize("text, seeds", [("0-3", [0, 1, 2, 3]), ("1,5,7", [1, 5, 7]), (" 2 - 4 ,9", [2, 3, 4, 9]),
                                          (str(2 ** 64 - 1), [2 ** 64 - 1])])
 def test_seeds_parse(text, seeds):

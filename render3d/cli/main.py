@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         # `render3d train` takes key=value overrides before or after its options.
         if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            # said by the subcommand's own parser: its usage line, not the top-level one
+            _chosen(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
@@ -81,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render3d {args.command}: cannot write{where}: {error.strerror}; free space or write elsewhere",
               file=sys.stderr)
         return 1
+
+
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost parser that `args` came through (`render3d dataset synth`'s for
+    `render3d dataset synth ...`), so that an error shows the usage of the command typed."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _chosen(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 # Write failures that come from the machine, not from render3d: reported in one line.
