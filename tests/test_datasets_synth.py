@@ -4,6 +4,7 @@ back as an EG3D dataset."""
 
 import filecmp
 import json
+import math
 import re
 import subprocess
 import sys
@@ -180,9 +181,15 @@ def test_overwrite_replaces_only_a_synthetic_dataset(tmp_path):
     (["--seed", "-5"], "render3d dataset synth: --seed expected a non-negative int, got -5"),
     (["--radius", "-1"], "render3d dataset synth: --radius expected a positive finite number, got -1.0"),
     (["--fov", "nan"], "render3d dataset synth: --fov expected degrees in (0, 180), got nan"),
-    (["--pitch-mean", "200"], "render3d dataset synth: --pitch-mean expected radians in [0, pi]"),
-    (["--yaw-spread", "inf"], "render3d dataset synth: --yaw-spread expected a finite non-negative number (radians), "
-                              "got inf (inf degrees)"),
+    # said in the degrees typed (it was "expected radians in [0, pi] ..., got 3.49 (200 degrees)")
+    (["--pitch-mean", "200"], "render3d dataset synth: --pitch-mean expected degrees in [0, 180] (0 looks down from "
+                              "+y, 180 up from below), got 200.0\n"),
+    (["--pitch-mean", "-1", "--kind", "scenes"], "--pitch-mean expected degrees in [0, 180] (0 looks down from +y, "
+                                                 "180 up from below), got -1.0\n"),
+    (["--yaw-spread", "inf"], "render3d dataset synth: --yaw-spread expected a finite non-negative number (degrees), "
+                              "got inf\n"),
+    (["--pitch-spread", "-5"], "render3d dataset synth: --pitch-spread expected a finite non-negative number "
+                               "(degrees), got -5.0\n"),
 ])
 def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, option, said):
     # each of these used to fail inside the workers, after the progress bar started, or with a
@@ -191,6 +198,20 @@ def test_synth_refuses_settings_before_rendering_anything(tmp_path, capsys, opti
     err = capsys.readouterr().err
     assert said in err and "synth objects" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_synth_takes_its_pose_options_in_degrees_over_the_kinds_defaults():
+    from render3d.cli.dataset import _synth_config
+    from render3d.cli.main import build_parser
+    from render3d.datasets.synth import DEFAULT_POSES
+
+    args = build_parser().parse_args(["dataset", "synth", "out", "--kind", "scenes", "--yaw-mean", "90",
+                                      "--pitch-spread", "10", "--pitch-mean", "180", "--fov", "50"])
+    poses = _synth_config(args).poses
+    scenes = DEFAULT_POSES["scenes"]
+    assert (poses.yaw_mean, poses.pitch_mean) == (math.pi / 2, math.pi)     # 180 is allowed: looking up
+    assert poses.pitch_spread == pytest.approx(math.radians(10), rel=1e-15) and poses.fov_degrees == 50
+    assert (poses.yaw_spread, poses.radius, poses.pivot) == (scenes.yaw_spread, scenes.radius, scenes.pivot)
 
 
 def test_synth_names_an_output_folder_under_a_file(tmp_path, capsys):

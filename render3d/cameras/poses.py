@@ -124,19 +124,22 @@ def _to_yaw_pitch(fn: str, cameras: Cameras, center, convention: str) -> tuple[t
 POSE_DISTRIBUTIONS = ("gaussian", "uniform")
 
 
-def pose_prior_problem(prior) -> tuple[str, str, object] | None:
+def pose_prior_problem(prior, unit: str = "radians") -> tuple[str, str, object] | None:
     """The first setting of a yaw/pitch camera prior (as `sample_yaw_pitch` draws it, EG3D's
     convention) that cannot work, as (name, what was expected, value); None when all can.
     `prior`: anything with distribution, yaw_mean, yaw_spread, pitch_mean, pitch_spread,
-    radius and fov_degrees attributes; the configs that hold one raise in their own words."""
+    radius and fov_degrees attributes, its angles in `unit` ("radians" or "degrees", for
+    a command line that takes degrees); the configs that hold one raise in their own words."""
     p = prior
+    half_turn, half_turn_said = {"radians": (math.pi, "pi"), "degrees": (180.0, "180")}[unit]
     checks = (
         ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}"),
-        ("yaw_mean", math.isfinite(p.yaw_mean), "a finite number (radians)"),
-        ("yaw_spread", math.isfinite(p.yaw_spread) and p.yaw_spread >= 0, "a finite non-negative number (radians)"),
-        ("pitch_mean", 0 <= p.pitch_mean <= math.pi, "radians in [0, pi] (0 looks down from +y, pi up from below)"),
+        ("yaw_mean", math.isfinite(p.yaw_mean), f"a finite number ({unit})"),
+        ("yaw_spread", math.isfinite(p.yaw_spread) and p.yaw_spread >= 0, f"a finite non-negative number ({unit})"),
+        ("pitch_mean", 0 <= p.pitch_mean <= half_turn,
+         f"{unit} in [0, {half_turn_said}] (0 looks down from +y, {half_turn_said} up from below)"),
         ("pitch_spread", math.isfinite(p.pitch_spread) and p.pitch_spread >= 0,
-         "a finite non-negative number (radians)"),
+         f"a finite non-negative number ({unit})"),
         ("radius", math.isfinite(p.radius) and p.radius > 0, "a positive finite number"),
         ("fov_degrees", 0 < p.fov_degrees < 180, "degrees in (0, 180)"),
     )

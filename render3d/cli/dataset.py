@@ -130,16 +130,28 @@ def add_synth(sub) -> None:
     p.set_defaults(run=run_synth)
 
 
+# the pose options given in degrees (PoseDistribution holds radians)
+ANGLES = ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread")
+
+
 def _synth_config(args):
     import dataclasses
+    import types
 
+    from render3d.cameras import pose_prior_problem
     from render3d.datasets.synth import DEFAULT_POSES, SynthConfig
 
-    overrides = {"radius": args.radius, "distribution": args.distribution, "fov_degrees": args.fov}
-    for name in ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread"):
-        value = getattr(args, name)
-        overrides[name] = None if value is None else math.radians(value)
-    poses = dataclasses.replace(DEFAULT_POSES[args.kind], **{k: v for k, v in overrides.items() if v is not None})
+    defaults = DEFAULT_POSES[args.kind]
+    given = {"radius": args.radius, "distribution": args.distribution, "fov_degrees": args.fov}
+    given = {name: value for name, value in given.items() if value is not None}
+    angles = {name: getattr(args, name) for name in ANGLES if getattr(args, name) is not None}
+    # checked as typed, in degrees (PoseDistribution checks, and says, radians)
+    typed = dataclasses.asdict(defaults) | {name: math.degrees(getattr(defaults, name)) for name in ANGLES}
+    problem = pose_prior_problem(types.SimpleNamespace(**typed | given | angles), unit="degrees")
+    if problem is not None:
+        name, expected, value = problem
+        raise ValueError(f"PoseDistribution: argument '{name}' expected {expected}, got {value!r}")
+    poses = dataclasses.replace(defaults, **given, **{name: math.radians(value) for name, value in angles.items()})
     return SynthConfig(kind=args.kind, subjects=args.subjects, views=args.views, resolution=args.resolution,
                        seed=args.seed, supersample=args.supersample, mesh_resolution=args.mesh_resolution,
                        objects_per_scene=tuple(args.objects_per_scene), poses=poses)

@@ -38,7 +38,6 @@ from render3d.datasets.eg3d import EG3DDataset, write_labels
 KINDS = ("objects", "scenes")
 GROUND_TRUTH_FILE = "ground_truth.json"
 FORMAT = "render3d-synthetic"
-ANGLES = ("yaw_mean", "yaw_spread", "pitch_mean", "pitch_spread")    # radians here, degrees on the command line
 # Coarser marching-cubes grids miss whole objects (below 6, some come out empty).
 MIN_MESH_RESOLUTION = 8
 
@@ -63,8 +62,7 @@ class PoseDistribution:
         problem = pose_prior_problem(self)
         if problem is not None:
             name, expected, value = problem
-            degrees = f" ({math.degrees(value):.6g} degrees)" if name in ANGLES else ""  # the CLI takes degrees
-            raise ValueError(f"PoseDistribution: argument '{name}' expected {expected}, got {value!r}{degrees}")
+            raise ValueError(f"PoseDistribution: argument '{name}' expected {expected}, got {value!r}")
         if len(self.pivot) != 3 or not all(math.isfinite(v) for v in self.pivot):
             raise ValueError(f"PoseDistribution: argument 'pivot' expected 3 finite coordinates, got {self.pivot!r}")
 
