@@ -69,3 +69,17 @@ def diverged_generator(path: Path) -> Path:
     with torch.no_grad():
         G.density_head.weight.fill_(float("nan"))
     return save_generator(path, G, meta)
+
+
+def collapsed_generator(path: Path) -> Path:
+    """The shipped demo generator with its density head giving 0 everywhere (a zero weight and
+    a negative bias under VolumeGAN's ReLU), as a run that collapsed to empty subjects would
+    leave it, saved to `path` (a generator file). Its renders are the background."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    with torch.no_grad():
+        G.density_head.weight.zero_()
+        G.density_head.bias.fill_(-1.0)
+    return save_generator(path, G, meta)

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import trimesh
-from _gan import diverged_generator
+from _gan import collapsed_generator, diverged_generator
 
 
 def run(*args, timeout=300):
@@ -191,6 +191,32 @@ def test_a_generator_whose_densities_are_nan_is_named_not_its_truncation(tmp_pat
                 f"render3d {command}: --checkpoint expected a generator whose densities are finite, got one whose "
                 f"density at the centre of seed 0's subject is nan (did its training diverge?)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diverged.safetensors"]
+
+
+def test_a_subject_without_a_surface_is_named_and_the_demo_writes_the_rest(tmp_path, capsys):
+    """A collapsed generator (density 0 everywhere) was a traceback from marching cubes, in the
+    demo after its video and views were written; export-mesh blamed a --level it was not given."""
+    from render3d.cli.main import main
+
+    collapsed = collapsed_generator(tmp_path / "collapsed.safetensors")
+    assert main(["export-mesh", "--checkpoint", str(collapsed), "--seed", "3", "--resolution", "16",
+                 "--out", str(tmp_path / "mesh" / "x.glb")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "render3d export-mesh: seed 3 of --checkpoint has no surface: its density is 0 everywhere inside the "
+        "generator's box (an empty subject; did its training collapse?)")
+    assert main(["export-mesh", "--checkpoint", str(collapsed), "--level", "2", "--resolution", "16",
+                 "--out", str(tmp_path / "mesh" / "x.glb")]) == 2        # a level given is the one named
+    assert "--level expected a value strictly between the field's minimum and maximum there, [0, 0], got 2" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "mesh" / "x.glb").exists()
+    assert main(["demo", "--checkpoint", str(collapsed), "--seeds", "0-1", "--frames", "2", "--views", "1",
+                 "--mesh-resolution", "8", "--out", str(tmp_path / "demo")]) == 0
+    said = capsys.readouterr()
+    for seed in (0, 1):
+        assert (f"render3d demo: seed {seed} has no surface, no mesh written: its density is 0 everywhere inside the "
+                f"generator's box") in said.err
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["orbit.mp4", "views.png"]
+    assert "seed0.glb" not in said.out and "views.png" in said.out
 
 
 def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_path, capsys):

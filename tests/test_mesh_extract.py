@@ -142,6 +142,28 @@ def test_empty_field_reports_no_surface():
         extract_mesh(field.density, ([2, 2, 2], [3, 3, 3]), 16, 100.0)  # the box misses the sphere
 
 
+
+def test_no_surface_is_its_own_error_with_the_fields_range():
+    """Callers tell 'no surface' (an empty subject) from other bad input by its type, and say
+    what the field is like from its range."""
+    from render3d.mesh import NoSurfaceError
+
+    with pytest.raises(NoSurfaceError) as empty:
+        extract_mesh(lambda p: torch.zeros(len(p)), BOX, 16)
+    assert (empty.value.low, empty.value.high, empty.value.level, empty.value.auto) == (0, 0, 0, True)
+    assert empty.value.field_said() == "is 0 everywhere"
+    with pytest.raises(NoSurfaceError) as above:
+        extract_mesh(SphereField(radius=R).density, BOX, 16, 500.0)
+    assert above.value.auto is False and above.value.low == 0 and 0 < above.value.high <= 200
+    assert above.value.field_said() == f"lies in [0, {above.value.high:.6g}], and the level 500 is not strictly inside"
+    with pytest.raises(NoSurfaceError) as sdf:                 # an sdf's range in its own signs
+        extract_mesh(lambda p: p.norm(dim=-1) + 1, BOX, 16, field_type="sdf")
+    assert sdf.value.level == 0 and sdf.value.auto and 1 <= sdf.value.low < sdf.value.high
+    with pytest.raises(ValueError) as nan:                     # other bad input is not "no surface"
+        extract_mesh(lambda p: torch.full((len(p),), float("nan")), BOX, 16)
+    assert not isinstance(nan.value, NoSurfaceError)
+
+
 def test_nan_densities_are_reported_with_count_and_place():
     def density(points):
         out = SphereField(radius=R).density(points)

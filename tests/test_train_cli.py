@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import yaml
-from _gan import diverged_generator, tiny_config, tiny_generator
+from _gan import collapsed_generator, diverged_generator, tiny_config, tiny_generator
 
 from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
@@ -350,6 +350,19 @@ def test_eval_generator_names_a_generator_whose_densities_are_nan(trained, tmp_p
         "render3d eval generator: CHECKPOINT expected a generator whose densities are finite, got one whose density "
         "at the centre of seed 0's subject is nan (did its training diverge?)")
     assert not (tmp_path / "results").exists()
+
+
+def test_eval_generator_names_a_subject_without_a_surface(trained, tmp_path, capsys):
+    """A collapsed generator (density 0 everywhere) was a traceback from marching cubes."""
+    from render3d.cli.main import main
+
+    collapsed = collapsed_generator(tmp_path / "collapsed.safetensors")
+    assert main(["eval", "generator", str(collapsed), str(trained[0]), "--shapes", "2", "--mesh-resolution", "8",
+                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "render3d eval generator: CHECKPOINT expected subjects that have a surface, got seed 0, whose density is 0 "
+        "everywhere inside the generator's box")
+    assert not (tmp_path / "results" / "eval.json").exists()
 
 
 def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):

@@ -10,6 +10,7 @@ bench/results/demo_checkpoint.json). For a few seeds it writes
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -22,12 +23,13 @@ def write_demo(out: Path, G, meta: dict, seeds, ws, *, views: int = 6, frames: i
                mesh_resolution: int = 96, progress: bool = False) -> dict[str, Path]:
     """Write the demo outputs for `seeds` into `out`; returns {label: path}. `G` and `meta`
     as `load_generator` returns them, `ws` the styles of `seeds`; `progress`: progress bars
-    for the video, the views and the meshes."""
+    for the video, the views and the meshes. A subject without a surface gets no mesh (said
+    on stderr); its views are written like the others'."""
     from tqdm import tqdm
 
     from render3d.generators.sampling import (extract_generator_mesh, orbit_frames, render_views, view_cameras,
                                               views_grid_image)
-    from render3d.mesh import export_mesh
+    from render3d.mesh import NoSurfaceError, export_mesh
     from render3d.visualize import save_image, save_video
 
     out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +40,12 @@ def write_demo(out: Path, G, meta: dict, seeds, ws, *, views: int = 6, frames: i
     grid = views_grid_image(render_views(G, ws, view_cameras(meta["view"], views, size), progress=progress))
     written["grid"] = save_image(grid, out / "views.png")
     for i, seed in enumerate(tqdm(seeds, desc="meshes", unit="mesh", disable=not progress)):
-        mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution, view=meta["view"])
+        try:
+            mesh = extract_generator_mesh(G, ws[i:i + 1], resolution=mesh_resolution, view=meta["view"])
+        except NoSurfaceError as error:                 # an empty subject: its pictures are written, no mesh
+            tqdm.write(f"render3d demo: seed {seed} has no surface, no mesh written: its density "
+                       f"{error.field_said()} inside the generator's box", file=sys.stderr)
+            continue
         written[f"mesh {seed}"] = export_mesh(mesh, out / f"seed{seed}.glb")[0]
     return written
 

@@ -211,9 +211,11 @@ def add_generator(sub) -> None:
 def run_generator(args) -> int:
     from render3d.datasets import SyntheticDataset
     from render3d.metrics import load_points, write_results
+    from render3d.mesh import NoSurfaceError
     from render3d.metrics.generators import shape_metrics
 
-    from ._args import UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, said_as
+    from ._args import (UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, restated,
+                        said_as)
 
     prog = "render3d eval generator"
     try:   # marching cubes needs two samples per side; FID's covariances and KID two images at least
@@ -236,9 +238,12 @@ def run_generator(args) -> int:
     except ValueError as error:                         # a damaged reference mesh names itself
         return report(UsageError(f"{prog}: {error}"))
     print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
-    metrics = {f"shapes/{k}": v for k, v in shape_metrics(G, range(args.shapes), reference, view=meta["view"],
-                                                         resolution=args.mesh_resolution, points=args.points,
-                                                         progress=True).items()}
+    try:
+        shapes = shape_metrics(G, range(args.shapes), reference, view=meta["view"], resolution=args.mesh_resolution,
+                               points=args.points, progress=True)
+    except NoSurfaceError as error:                     # an empty subject: a collapsed generator
+        return report(restated("eval generator", error, {"seeds": "CHECKPOINT"}))
+    metrics = {f"shapes/{k}": v for k, v in shapes.items()}
     settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,
                 "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions"}
     inception = _find_inception(args.inception)

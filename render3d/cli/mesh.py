@@ -172,16 +172,22 @@ def _export_generator_mesh(args, out: Path, G, meta: dict, ws) -> int:
     """`render3d export-mesh --checkpoint`: one subject of a trained generator (`G` and its
     metadata `meta` as `load_generator` returns them, `ws` the styles of `args.seed`)."""
     from render3d.generators.sampling import extract_generator_mesh
-    from render3d.mesh import export_mesh, mesh_summary
+    from render3d.mesh import NoSurfaceError, export_mesh, mesh_summary
 
-    from ._args import report, restated
+    from ._args import UsageError, report, restated
 
     started = time.perf_counter()
     try:
         mesh = extract_generator_mesh(G, ws, resolution=args.resolution, level=args.level, clean=_clean(args),
                                       color=None if args.no_color else args.colors_from or "renders",
                                       view=meta["view"], progress=True)
-    except ValueError as error:  # no surface at that level, a grid too big
+    except NoSurfaceError as error:
+        if not error.auto:                               # --level outside the density's range: say so
+            return report(restated("export-mesh", error, MESH_OPTIONS))
+        return report(UsageError(f"render3d export-mesh: seed {args.seed} of --checkpoint has no surface: its density "
+                                 f"{error.field_said()} inside the generator's box (an empty subject; did its "
+                                 f"training collapse?)"))
+    except ValueError as error:  # a grid too big
         return report(restated("export-mesh", error, MESH_OPTIONS))
     written = export_mesh(mesh, out)
     level = mesh.metadata["render3d"]["level"]

@@ -12,12 +12,13 @@ imported inside the functions that need them (``pip install 'render3d[mesh]'``).
 from .bake import bake_vertex_colors
 from .cleanup import clean_mesh, decimate, remove_small_components, vertex_normals
 from .export import MESH_FORMATS, export_mesh, load_mesh, mesh_summary
-from .extract import FIELD_TYPES, extract_mesh, sample_grid, vertex_colors
+from .extract import FIELD_TYPES, NoSurfaceError, extract_mesh, sample_grid, vertex_colors
 from .preview import PREVIEW_BACKENDS, axes_arrows, draw_axis_labels, render_mesh, with_axes
 
 __all__ = [
     "FIELD_TYPES",
     "MESH_FORMATS",
+    "NoSurfaceError",
     "PREVIEW_BACKENDS",
     "axes_arrows",
     "bake_vertex_colors",

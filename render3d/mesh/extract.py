@@ -36,6 +36,23 @@ DEFAULT_CHUNK = 1 << 20  # points per call of the field: ~12 MB of float32 point
 PointFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+class NoSurfaceError(ValueError):
+    """`extract_mesh` found no surface: `level` is not strictly between the field's minimum
+    `low` and maximum `high` inside the box (as the caller reads them: an sdf's own signs).
+    `auto`: whether the level was chosen automatically (Otsu's, or 0 for an sdf)."""
+
+    def __init__(self, message: str, low: float, high: float, level: float, auto: bool):
+        super().__init__(message)
+        self.low, self.high, self.level, self.auto = low, high, level, auto
+
+    def field_said(self) -> str:
+        """What the field is like inside the box, for a message: "is 0 everywhere", ..."""
+        if self.low == self.high:
+            return f"is {self.low:.6g} everywhere"
+        return (f"lies in [{self.low:.6g}, {self.high:.6g}], and the level {self.level:.6g}"
+                f"{' (auto)' if self.auto else ''} is not strictly inside")
+
+
 def grid_shape(fn: str, resolution, lo: np.ndarray, hi: np.ndarray) -> tuple[int, int, int]:
     """Samples per axis: an int is the count along the box's longest side, the other axes
     get as many as keep the voxels (nearly) cubic; 3 ints are used as given. At least 2."""
@@ -197,8 +214,8 @@ def extract_mesh(
         colours. ``mesh.metadata["render3d"]`` records the level (and whether it was
         automatic), field type, grid shape and box.
 
-    Raises ValueError naming the argument when the field has NaN/inf values or no surface
-    at `level` inside the box.
+    Raises ValueError naming the argument when the field has NaN/inf values, and its
+    subclass `NoSurfaceError` when it has no surface at `level` inside the box.
     """
     import trimesh
 
@@ -229,11 +246,10 @@ def extract_mesh(
     low, high = float(values.min()), float(values.max())
     if not low < inside_level < high:
         shown = (-high, -low) if field_type == "sdf" else (low, high)
-        raise ValueError(
+        raise NoSurfaceError(
             f"{fn}: the field has no surface inside bbox: argument 'level' expected a value strictly between the "
             f"field's minimum and maximum there, [{shown[0]:.6g}, {shown[1]:.6g}], got {level_value:.6g}"
-            f"{' (auto)' if level_mode == 'auto' else ''}"
-        )
+            f"{' (auto)' if level_mode == 'auto' else ''}", *shown, level_value, level_mode == "auto")
     vertices, faces = march(values, inside_level, lo, hi)
     del values
     mesh = trimesh.Trimesh(vertices, faces, process=False)

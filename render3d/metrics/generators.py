@@ -11,6 +11,7 @@ import torch
 
 from render3d.cameras import Cameras
 from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
+from render3d.mesh import NoSurfaceError
 
 from .shapes import compare_shape_sets, normalize_points, sample_surface
 
@@ -20,14 +21,21 @@ def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resol
     """Point sets ``[points, 3]`` (world units) on the surfaces of the subjects of `seeds`:
     marching cubes on G.density over the generator's box at `resolution` per side, Otsu's
     level, the largest components kept (`render3d.mesh.extract_mesh`). `view` (the
-    generator's metadata "view") is needed by camera-conditioned generators only."""
+    generator's metadata "view") is needed by camera-conditioned generators only. A subject
+    without a surface at Otsu's level (a collapsed generator's) raises `NoSurfaceError` naming
+    its seed."""
     from tqdm import tqdm
 
     sets = []
     for seed in tqdm(seeds, desc="generator shapes", unit="shape", disable=not progress):
         ws = styles_from_seeds(G, [seed], view, truncation=truncation)
-        mesh = extract_generator_mesh(G, ws, resolution=resolution, color=None,
-                                      clean={"smooth_iterations": 0})
+        try:
+            mesh = extract_generator_mesh(G, ws, resolution=resolution, color=None,
+                                          clean={"smooth_iterations": 0})
+        except NoSurfaceError as error:                 # a collapsed generator's empty subject
+            raise NoSurfaceError(f"generator_shapes: argument 'seeds' expected subjects that have a surface, got "
+                                 f"seed {seed}, whose density {error.field_said()} inside the generator's box",
+                                 error.low, error.high, error.level, error.auto) from error
         sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
     return sets
 
