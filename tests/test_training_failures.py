@@ -186,8 +186,8 @@ def test_a_checkpoint_without_its_counters_is_named(data, two_checkpoints, tmp_p
     shutil.rmtree(run / "checkpoints" / "step-0000001")
     (run / "checkpoints" / "step-0000002" / STATE_FILE).write_text('{"step": 2}')
     with pytest.raises(loop.SetupError, match=re.escape(
-            f"is not a whole render3d checkpoint: it lacks state.json 'nimg', state.json 'seconds', state.json "
-            f"'numpy_rng', state.json 'python_rng'. No earlier checkpoint of this run remains")):
+            "is not a whole render3d checkpoint: it lacks state.json 'nimg', state.json 'seconds', state.json "
+            "'numpy_rng', state.json 'python_rng'. No earlier checkpoint of this run remains")):
         training_loop(run, tiny_train_config(data, total_kimg=0.016), resume=run, progress=False)
 
 

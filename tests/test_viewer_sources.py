@@ -21,7 +21,7 @@ from render3d.mesh import load_mesh
 from render3d.splat import load_ply, save_ply
 from render3d_viewer.actions import View, orbit_cameras, render_view, snapshot_png, view_cameras
 from render3d_viewer.loop import RenderCancelled
-from render3d_viewer.sources import (FieldSource, GeneratorSource, MeshSource, SplatSource, Splats, open_source,
+from render3d_viewer.sources import (GeneratorSource, MeshSource, SplatSource, Splats, open_source,
                                      picture)
 
 SIZE = 24
