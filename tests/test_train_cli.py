@@ -13,6 +13,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 import yaml
 from _gan import collapsed_generator, diverged_generator, tiny_config, tiny_generator
 
@@ -138,8 +139,15 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          f"or a run folder with checkpoints, got '{tmp_path}' (no complete checkpoint in it)"),
         (["--resume", str(run_dir), "generator.feature_dim=4"], "render3d train: resume: the checkpoint "
          f"{run_dir / 'checkpoints' / 'step-0000002'} does not fit this config's networks (resume with the config "
-         f"it was trained with, {run_dir / 'checkpoints' / 'step-0000002' / 'state.json'} holds it): Error(s) in "
-         "loading state_dict for VolumeGAN: size mismatch for feature_head.weight"),
+         f"it was trained with, which {run_dir / 'checkpoints' / 'step-0000002' / 'state.json'} holds: `render3d "
+         f"train --resume` without CONFIG does): Error(s) in loading state_dict for VolumeGAN: size mismatch for "
+         "feature_head.weight"),
+        # a resumed run's refusal ends with what its config changes from the checkpoint's: often why
+        (["--resume", str(run_dir), "generator.feature_dim=4"], " (resumed with settings changed from the config it "
+         "was trained with: generator.feature_dim 8 -> 4, total_kimg 0.008 -> 0.032, log_every 1 -> 2)\n"),
+        (["--resume", str(run_dir), f"data.path={absent}"], "(nothing there): pass data.path=PATH, or write a "
+         f"synthetic one with `render3d dataset synth {absent}` (resumed with settings changed from the config it "
+         f"was trained with: data.path '{data}' -> '{absent}', total_kimg 0.008 -> 0.032, log_every 1 -> 2)\n"),
         (["--out", str(run_dir)], f"render3d train: the run folder {run_dir} already holds checkpoints (newest: "
          f"step-0000002): continue that run with --resume {run_dir}, or train into another folder"),
         (["--out", str(two), "--resume", str(two / "checkpoints" / "step-0000001")],
@@ -222,6 +230,67 @@ def test_resuming_a_finished_run_writes_nothing(trained, tmp_path, capsys, extra
     assert out.splitlines()[0] == f"render3d train: nothing written; the checkpoint is {checkpoint.resolve()}"
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in checkpoint.iterdir()} == before
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000002"]
+
+
+def test_resume_without_config_continues_with_the_checkpoints_own(trained, tmp_path, capsys):
+    """`render3d train --resume RUN` (no CONFIG, no --out) continues RUN with the config its
+    checkpoint was trained with, overrides on top: the same weights as resuming with that config
+    given, and the settings that differ from the checkpoint's are listed."""
+    from safetensors.torch import load_file
+
+    from render3d.cli.main import main
+
+    data, run_dir, _ = trained                          # trained by CONFIG tiny.yaml plus log_every=1
+    own, given = tmp_path / "own", tmp_path / "given"
+    for run in (own, given):
+        shutil.copytree(run_dir, run)
+    assert main(["train", "--resume", str(own), "total_kimg=0.016", "--max-steps", "3", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"render3d train: wrote {(own / 'checkpoints' / 'step-0000003').resolve()}"
+    assert "train: 1 setting changed from the config step-0000002 was trained with: total_kimg 0.008 -> 0.016\n" \
+        in err
+    config = tmp_path / "tiny.yaml"                     # the same config, written out; log_every differs
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.016)))
+    assert main(["train", str(config), "--resume", str(given), "--out", str(given), "--max-steps", "3",
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert ("train: 2 settings changed from the config step-0000002 was trained with: total_kimg 0.008 -> 0.016, "
+            "log_every 1 -> 2\n") in err
+    ours, theirs = (load_file(str(run / "checkpoints" / "step-0000003" / "training.safetensors")) for run in (own, given))
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert yaml.safe_load((own / "config.yaml").read_text())["total_kimg"] == 0.016
+    assert main(["train", "--resume", str(own), "--no-progress"]) == 0          # the config as it is: no list
+    out, err = capsys.readouterr()
+    assert f"wrote {(own / 'checkpoints' / 'step-0000004').resolve()}" in out
+    assert "from step 3 (0.012 kimg)" in err and "changed from the config" not in err
+
+
+@pytest.mark.parametrize("words, said", [
+    ([], "CONFIG expected a YAML file or a preset (e.g. volumegan/synth64), got none; only --resume, which "
+         "continues with the checkpoint's own config, goes without one"),
+    (["lr_g=1e-3"], "CONFIG expected a YAML file or a preset (e.g. volumegan/synth64), got none; only --resume"),
+    (["volumegan/synth64"], "--out expected the run folder to train into, got none (only --resume has a default: "
+                            "the resumed run's folder)"),
+    (["--resume", "{lone}"], "--out expected the run folder to train into, got none, and --resume {lone} is not in "
+                             "a run's checkpoints/ folder to take it from: pass --out"),
+    (["--resume", "{damaged}"], "--resume: {damaged}/checkpoints/step-0000002/state.json holds no config (a "
+                                "state.json of render3d's holds the one it was trained with); without CONFIG the "
+                                "config comes from it: pass the config to train with as CONFIG"),
+    (["--resume", "{absent}"], "--resume expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder with "
+                               "checkpoints, got '{absent}' (nothing there)"),
+])
+def test_train_without_config_or_out_says_what_is_missing(trained, tmp_path, capsys, words, said):
+    from render3d.cli.main import main
+
+    paths = {"lone": tmp_path / "lone", "damaged": tmp_path / "damaged", "absent": tmp_path / "absent"}
+    shutil.copytree(trained[1] / "checkpoints" / "step-0000002", paths["lone"])
+    shutil.copytree(trained[1], paths["damaged"])
+    state = paths["damaged"] / "checkpoints" / "step-0000002" / "state.json"
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "config"}))
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["train", *(w.format(**paths) for w in words), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().startswith("render3d train: " + said.format(**paths))
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_render_from_a_checkpoint(trained, tmp_path):

@@ -18,7 +18,7 @@ from _gan import tiny_config, tiny_generator, tiny_train_config, write_tiny_data
 from safetensors.torch import load_file
 
 from render3d.config import apply_overrides
-from render3d.training import load_generator, resolve_config, training_loop
+from render3d.training import config_dict, load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
 
@@ -325,3 +325,14 @@ def test_presets_resolve_and_build(preset):
     if preset == "ffhq256":   # the official sizes (methods.md §1): 12 ws, 32^3 x 32 volume, 32^2 feature map
         assert G.num_ws == 12 and G.resolutions == [32, 64, 128, 256]
         assert config.generator.volume_channels == (256, 128, 64, 32) and config.generator.feature_dim == 512
+
+
+def test_config_changes_lists_the_dotted_keys_that_differ(data):
+    from render3d.training.config import config_changes
+
+    before = config_dict(tiny_train_config(data))
+    after = config_dict(tiny_train_config(data, lr_g=0.001, loss={"r1_gamma": 3.0, "r1_interval": 2,
+                                                                   "style_mixing": 0.5}))
+    assert config_changes(before, after) == [("loss.r1_gamma", 1.0, 3.0), ("lr_g", 0.002, 0.001)]
+    assert config_changes(before, json.loads(json.dumps(before))) == []     # as state.json holds it
+    assert config_changes({"a": {"b": 1}}, {"a": {"c": 2}}) == [("a.b", 1, None), ("a.c", None, 2)]

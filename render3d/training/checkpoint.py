@@ -230,6 +230,20 @@ def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, 
     return contents[TRAINING_FILE], saved, state
 
 
+def checkpoint_config(folder: str | Path) -> dict:
+    """The resolved config a checkpoint folder was trained with (its state.json "config", as
+    `config_dict` wrote it); DamagedCheckpoint when state.json cannot be read or holds none."""
+    path = Path(folder) / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except Exception as error:                      # whatever reading or decoding raises
+        raise DamagedCheckpoint(f"{path} cannot be read, it is damaged or truncated ({error_reason(error)})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise DamagedCheckpoint(f"{path} holds no config (a state.json of render3d's holds the one it was trained "
+                                f"with)")
+    return state["config"]
+
+
 def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
     """Load weights and optimizer states in place; returns (state.json, rng states).

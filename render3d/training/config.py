@@ -141,3 +141,21 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
 def config_dict(config: TrainConfig) -> dict:
     """The resolved config as plain data (what the run folder's config.yaml holds)."""
     return to_dict(config)
+
+
+def config_changes(before: dict, after: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, value before, value after) for each setting that differs between two
+    resolved configs as `config_dict` gives them (a checkpoint's and the one resuming it)."""
+    changes = []
+    for key in dict.fromkeys([*before, *after]):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += config_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append((f"{prefix}{key}", old, new))
+    return changes
+
+
+def changes_said(changes: list[tuple[str, object, object]]) -> str:
+    """`config_changes` in words: "lr_g 0.0025 -> 0.001, data.path 'a' -> 'b'"."""
+    return ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes)

@@ -41,7 +41,7 @@ from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
                          latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
-from .config import TrainConfig, config_dict
+from .config import TrainConfig, changes_said, config_changes, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
 from .distributed import Distributed
@@ -149,7 +149,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
                 detail = str(error).strip().splitlines()
                 raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
-                                 f"(resume with the config it was trained with, {folder / STATE_FILE} holds it): "
+                                 f"(resume with the config it was trained with, which {folder / STATE_FILE} holds: "
+                                 f"`render3d train --resume` without CONFIG does): "
                                  f"{' '.join(line.strip() for line in detail[:3])}") from None
             later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > state["step"]]
             if later:                                       # new checkpoints would interleave with them
@@ -161,6 +162,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 for group, values in zip(opt.param_groups, configured[name]):
                     group.update(values)
             step, nimg, seconds = state["step"], state["nimg"], state["seconds"]
+            changed = config_changes(state.get("config") or {}, config_dict(config))
             latents.set_state(rng["torch"]["latents"])
             if not dist.restore_rng(rng["torch"]["processes"]):
                 torch.manual_seed(config.seed + dist.rank + 1_000_003 * step)
@@ -199,6 +201,9 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {dist.world} "
               f"{device.type} process(es), {where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
+        if resumed is not None and changed:             # on purpose (a lower lr) or not (a forgotten override)
+            print(f"train: {len(changed)} setting{'s' if len(changed) > 1 else ''} changed from the config "
+                  f"{resumed.name} was trained with: {changes_said(changed)}", file=sys.stderr)
         flips = f" ({len(dataset):,} with x-flips)" if dataset.xflip else ""
         cameras = "its labels" if config.poses.source == "dataset" else "the yaw/pitch prior (poses.*)"
         filtered = f", box-filtered to {G.resolutions[-1]} px" if dataset.width != G.resolutions[-1] else ""
