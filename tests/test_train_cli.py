@@ -121,6 +121,8 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         ([f"data.path={absent}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
          f"dataset.json), got '{absent}' (nothing there): pass data.path=PATH, or write a synthetic one with "
          f"`render3d dataset synth {absent}`"),
+        # a relative path is said with the folder it is relative to (a run resumed from another one)
+        (["data.path=no/such/data"], f"got 'no/such/data' (nothing there in {Path.cwd()}): pass data.path=PATH"),
         ([f"data.path={empty}"], f"render3d train: data.path expected a well-formed "
          f"EG3D dataset, got 1 malformed entries: no entry (dataset.json): no dataset.json in {empty}"),
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "

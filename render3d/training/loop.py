@@ -103,10 +103,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         if existing is not None:                            # a fresh run would overwrite and rotate them out
             raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
                              f"continue that run with --resume {run_dir}, or train into another folder")
-        if not Path(config.data.path).exists():
+        if not Path(config.data.path).exists():            # relative: to the current folder (resumed from another?)
+            where = "" if Path(config.data.path).is_absolute() else f" in {Path.cwd()}"
             raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
-                             f"{str(config.data.path)!r} (nothing there): pass data.path=PATH, or write a synthetic "
-                             f"one with `render3d dataset synth {config.data.path}`")
+                             f"{str(config.data.path)!r} (nothing there{where}): pass data.path=PATH, or write a "
+                             f"synthetic one with `render3d dataset synth {config.data.path}`")
         try:
             dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
         except ValueError as error:
