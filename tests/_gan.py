@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,22 @@ def collapsed_generator(path: Path) -> Path:
         G.density_head.weight.zero_()
         G.density_head.bias.fill_(-1.0)
     return save_generator(path, G, meta)
+
+
+def add_run_checkpoint(run: Path, step: int, edit=None) -> Path:
+    """A checkpoint folder RUN/checkpoints/step-N holding the demo generator (its weights changed
+    in place by `edit(G)`) and a state.json: what the viewer reads of a training run."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.training import load_generator, save_generator
+
+    folder = run / "checkpoints" / f"step-{step:07d}"
+    temp = folder.with_name(f".{folder.name}.tmp")        # renamed into place, as training does
+    temp.mkdir(parents=True)
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    if edit is not None:
+        with torch.no_grad():
+            edit(G)
+    save_generator(temp / "generator.safetensors", G, meta)
+    (temp / "state.json").write_text(json.dumps({"step": step}))
+    temp.rename(folder)
+    return folder

@@ -311,3 +311,39 @@ def test_mesh_drawn_by_the_browser_and_back_in_chromium(browser, tmp_path):
         page.close()
     finally:
         viewer.stop()
+
+
+def test_a_followed_run_shows_each_new_checkpoint_in_chromium(browser, tmp_path):
+    """`render3d view RUN` during training: a checkpoint written after the page opened is shown
+    without a click, with a note in the page; a diverged one is said in red and the picture
+    stays."""
+    from _gan import add_run_checkpoint
+
+    from render3d_viewer import Viewer, open_source
+
+    run = tmp_path / "run"
+    add_run_checkpoint(run, 1)
+    viewer = Viewer(open_source(str(run)), host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2,
+                    follow_seconds=0.2)
+    try:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"http://127.0.0.1:{viewer.port}")
+        session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
+        wait_for(lambda: full_frame(session), "a server frame")
+        first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+        frames = session.frames
+
+        # another subject for seed 0: the mapping's first layer negated
+        add_run_checkpoint(run, 2, lambda G: G.mapping_network.layers[0].weight.neg_())
+        page.get_by_text("showing step-0000002").wait_for(timeout=TIMEOUT * 1000)
+        assert viewer.source.name == "run_step-0000002"
+        wait_for(lambda: session.frames > frames and full_frame(session), "a frame of the new checkpoint")
+        shown = new_picture(page, first, "the new checkpoint's picture")
+
+        add_run_checkpoint(run, 3, lambda G: G.density_head.weight.fill_(float("nan")))
+        page.get_by_text("Newer checkpoint not shown").wait_for(timeout=TIMEOUT * 1000)
+        assert len(session.errors) == 1 and "step-0000003 of" in session.errors[0]
+        assert viewer.source.name == "run_step-0000002" and difference(shot(page), shown) < CHANGED
+        page.close()
+    finally:
+        viewer.stop()

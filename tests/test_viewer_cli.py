@@ -1,6 +1,7 @@
 """`render3d view` from the command line: bad arguments and unreadable targets are named
 before anything is served; the default target (the shipped demo checkpoint) is served on the
-asked port, with the URL and the SSH tunnel command printed, until Ctrl-C; and the console
+asked port, with the URL and the SSH tunnel command printed, until Ctrl-C (a training run
+is followed, and says so); and the console
 lines for loopback and network addresses."""
 
 import re
@@ -13,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from _gan import diverged_generator
+from _gan import add_run_checkpoint, diverged_generator
 
 from render3d_viewer.app import connect_lines, is_loopback
 
@@ -64,10 +65,16 @@ def test_a_diverged_generator_is_named_before_anything_is_served(tmp_path):
                                      f"training diverge?)")
 
 
-def test_default_target_is_served_until_ctrl_c():
+@pytest.mark.parametrize("target", [None, "run"])
+def test_default_target_is_served_until_ctrl_c(target, tmp_path):
+    """The shipped demo checkpoint by default; a training run is followed, and says so."""
     port = free_port()
+    run = tmp_path / "run"
+    if target == "run":
+        add_run_checkpoint(run, 4)
     # -X faulthandler: SIGABRT makes it print every thread's stack, should Ctrl-C not stop it.
-    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "render3d", "view", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "render3d", "view", "--port", str(port),
+                                *([str(run)] if target else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(120, process.kill)  # a server that never says where it is fails, not hangs
     watchdog.start()
@@ -76,6 +83,9 @@ def test_default_target_is_served_until_ctrl_c():
         url = next(line for line in lines if line.startswith("render3d view:"))  # once the server listens
         assert url.strip() == f"render3d view: open http://localhost:{port} in a browser"
         assert f"ssh -L {port}:localhost:{port} " in next(lines)
+        if target == "run":
+            assert next(lines).strip() == (f"render3d view: following the run {run}: showing run_step-0000004, and "
+                                           f"each newer checkpoint as training writes it")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=30) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         time.sleep(0.5)
@@ -88,6 +98,7 @@ def test_default_target_is_served_until_ctrl_c():
             pytest.fail(f"render3d view still ran 30 s after Ctrl-C\nstdout:\n{out[-3000:]}\n"
                         f"stderr (its threads' stacks):\n{err[-8000:]}")
         assert process.returncode == 0 and "render3d view: stopped" in out
+        assert "following" not in out               # said once, for a run only
         assert "Traceback" not in err
     finally:
         watchdog.cancel()
@@ -138,6 +149,7 @@ def test_the_port_is_checked_and_a_free_one_found_below_65536():
     ({"resolution": 64.0}, "argument 'resolution' expected pixels in 32..1024, got 64.0"),
     ({"rest_seconds": True}, "argument 'rest_seconds' expected a finite number >= 0, got True"),  # was 1 s
     ({"rest_seconds": float("inf")}, "argument 'rest_seconds' expected a finite number >= 0, got inf"),
+    ({"follow_seconds": 0}, "argument 'follow_seconds' expected a finite number > 0, got 0"),   # a busy loop
 ])
 def test_the_viewer_names_settings_that_are_not_numbers_before_serving(kwargs, message):
     pytest.importorskip("viser")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from _gan import diverged_generator
+from _gan import add_run_checkpoint, diverged_generator
 
 from render3d import DEMO_CHECKPOINT
 from render3d.cameras import Cameras, intrinsics_from_fov
@@ -110,6 +110,38 @@ def test_a_generator_whose_densities_are_nan_is_refused_when_opened(tmp_path):
                                                    f"whose densities are finite, got {diverged}, whose density at the "
                                                    f"centre of seed 0's subject is nan (did its training diverge?)")):
         open_source(str(diverged))
+
+
+def test_a_run_folder_is_followed_to_its_newest_checkpoint(tmp_path):
+    """The viewer on a training run shows each newer checkpoint as training writes it: the
+    generator, its name and the cached styles change; a diverged one is said once and the one
+    shown stays; a checkpoint folder or a generator file is shown as it is."""
+    run = tmp_path / "run"
+    add_run_checkpoint(run, 1)
+    source = open_source(str(run))
+    assert source.follows and source.name == "run_step-0000001" and source.follow() is None
+    cams = camera(source)
+    before = source.render(cams, "rgb", {"seed": 3}, lambda: False)["image"]
+    styles = source.ws({"seed": 3})
+    # another subject for every seed: the mapping's first layer, negated
+    add_run_checkpoint(run, 2, lambda G: G.mapping_network.layers[0].weight.neg_())
+    assert source.follow() == "step-0000002" and source.name == "run_step-0000002"
+    fresh = GeneratorSource(run / "checkpoints" / "step-0000002")
+    assert all(torch.equal(a, b) for a, b in zip(source.G.state_dict().values(), fresh.G.state_dict().values()))
+    assert not torch.allclose(source.ws({"seed": 3}), styles)                  # not the cached styles
+    assert torch.equal(source.ws({"seed": 3}), fresh.ws({"seed": 3}))
+    after = source.render(cams, "rgb", {"seed": 3}, lambda: False)["image"]
+    assert torch.equal(after, fresh.render(cams, "rgb", {"seed": 3}, lambda: False)["image"])
+    assert (after - before).abs().mean() > 0.01
+    assert source.follow() is None
+    add_run_checkpoint(run, 3, lambda G: G.density_head.weight.fill_(float("nan")))
+    with pytest.raises(ValueError, match=re.escape(f"step-0000003 of {run} is not shown, step-0000002 stays: "
+                                                   f"viewer.GeneratorSource: argument 'path' expected a generator "
+                                                   f"whose densities are finite")):
+        source.follow()
+    assert source.follow() is None and source.name == "run_step-0000002"      # said once, not again
+    assert not GeneratorSource(run / "checkpoints" / "step-0000002").follows
+    assert not open_source(None).follows
 
 
 @pytest.mark.parametrize("target", ["sphere", "splats", "mesh", "generator"])

@@ -89,10 +89,12 @@ def free_port(fn: str, host: str, port) -> int:
 class Viewer:
     """Serve `source` on `host`:`port` (viser picks the next free port if it is taken; see
     `port`). Starts at once; `stop` ends the server and every browser's render thread.
-    `sessions` maps viser client ids to the connected browsers' `Session`s."""
+    `sessions` maps viser client ids to the connected browsers' `Session`s. A source that
+    `follows` (a training run) is polled every `follow_seconds`; what it takes up is shown in
+    every browser at once."""
 
     def __init__(self, source: Source, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 resolution: int = 256, rest_seconds: float = 0.2) -> None:
+                 resolution: int = 256, rest_seconds: float = 0.2, follow_seconds: float = 10.0) -> None:
         import viser
 
         check_host("Viewer", host)
@@ -101,6 +103,8 @@ class Viewer:
             raise ValueError(f"Viewer: argument 'resolution' expected pixels in {low}..{high}, got {resolution!r}")
         if not (is_number(rest_seconds) and math.isfinite(rest_seconds) and rest_seconds >= 0):
             raise ValueError(f"Viewer: argument 'rest_seconds' expected a finite number >= 0, got {rest_seconds!r}")
+        if not (is_number(follow_seconds) and math.isfinite(follow_seconds) and follow_seconds > 0):
+            raise ValueError(f"Viewer: argument 'follow_seconds' expected a finite number > 0, got {follow_seconds!r}")
         port = free_port("Viewer", host, port)
         self.source = source
         self.sessions: dict[int, Session] = {}
@@ -130,6 +134,37 @@ class Viewer:
                 session.close()
             log.info("render3d viewer: browser %d left", client.client_id)
 
+        self._stopped = threading.Event()
+        if source.follows:
+            threading.Thread(target=self._follow, args=(follow_seconds,), name="render3d-viewer-follow",
+                             daemon=True).start()
+
+    def _follow(self, seconds: float) -> None:
+        """Every `seconds`, let the source take up what is newer (a run's new checkpoint) and
+        tell each browser, which renders it at once; one that cannot be shown is said once."""
+        while not self._stopped.wait(seconds):
+            try:
+                taken = self.source.follow()
+            except ValueError as error:
+                message = str(error)
+                log.warning("render3d view: %s", message)
+                self._tell(lambda session: session.not_followed(message))
+                continue
+            if taken is not None:
+                log.info("render3d view: showing %s", taken)
+                with self._lock:
+                    self._geometry = None
+                self._tell(lambda session: session.followed(taken))
+
+    def _tell(self, call) -> None:
+        with self._lock:
+            sessions = list(self.sessions.values())
+        for session in sessions:
+            try:
+                call(session)
+            except Exception:                   # a browser that just left: the others still hear it
+                log.exception("render3d viewer: telling a browser failed")
+
     @property
     def port(self) -> int:
         return self.server.get_port()
@@ -142,6 +177,7 @@ class Viewer:
             return self._geometry
 
     def stop(self) -> None:
+        self._stopped.set()
         with self._lock:
             sessions = list(self.sessions.values())
             self.sessions.clear()
@@ -162,6 +198,9 @@ def serve(target: str | None = None, *, host: str = DEFAULT_HOST, port: int = DE
     viewer = Viewer(source, host=host, port=port, resolution=resolution)
     for line in connect_lines(host, viewer.port):
         print(line, flush=True)
+    if source.follows:
+        print(f"render3d view: following the run {target}: showing {source.name}, and each newer checkpoint "
+              f"as training writes it", flush=True)
     try:
         while True:
             time.sleep(3600)

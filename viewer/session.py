@@ -141,6 +141,18 @@ class Session:
         self.stats.content = f"**render failed**: {message}"
         self.client.add_notification("Render failed", message, color="red", auto_close_seconds=15)
 
+    # --- a followed training run ----------------------------------------------------------
+
+    def followed(self, name: str) -> None:
+        """The source took up `name` (a run's newer checkpoint): say so, and render it now."""
+        self.client.add_notification("Newer checkpoint", f"showing {name}", auto_close_seconds=5)
+        self._on_setting()
+
+    def not_followed(self, message: str) -> None:
+        """A newer version the source could not take up: say why; the page keeps what it shows."""
+        self.errors.append(message)
+        self.client.add_notification("Newer checkpoint not shown", message, color="red", auto_close_seconds=15)
+
     # --- autoplay and the browser-side toggle -------------------------------------------
 
     def _toggle_autoplay(self) -> None:

@@ -10,7 +10,9 @@ capabilities:
   ``settings`` (name -> value), one set per browser;
 - `download`: the model as a file (a coloured GLB mesh, or the splats as a 3DGS PLY);
 - `client_geometry`: a mesh or splats the browser can draw itself (three.js) instead of
-  the server rendering them.
+  the server rendering them;
+- `follow`: take up a newer version of the model (a training run's newest checkpoint); the
+  viewer polls it while it serves.
 
 Sources here: a trained generator (its seed, truncation and latent interpolation as
 parameters), a field (a built-in analytic scene, or a procedural object chosen by seed),
@@ -87,6 +89,14 @@ class Source(ABC):
     modes: tuple[str, ...] = MODES
     parameters: tuple[Parameter, ...] = ()
     download_label: str = "Download mesh (GLB)"
+
+    follows: bool = False                   # whether `follow` can ever find something newer
+
+    def follow(self) -> str | None:
+        """Take up a newer version of the model if there is one; returns what was taken up (a
+        name for the page), or None. Raises ValueError naming a newer version that cannot be
+        shown (then kept as it is, and not tried again)."""
+        return None
 
     def defaults(self) -> dict[str, float]:
         """Each parameter's default value, by name."""
@@ -257,6 +267,10 @@ class GeneratorSource(Source):
     space towards a second seed (mix 0: the first seed alone, 1: the second). The download is
     `extract_generator_mesh` (marching cubes on its density, coloured by its own renders).
 
+    Opened on a run folder, it follows the run (`follow`): the newest checkpoint that training
+    writes replaces the generator shown. The swap is one attribute (`G`); a render or download
+    takes the generator once and uses it throughout, and styles are cached per generator.
+
     A generator renders square images of a fixed size (its last resolution; depth and alpha
     at its neural resolution): a camera of any other shape is rendered as the square camera
     with the same pose and focal length spanning the longer side, resized to that side and
@@ -270,28 +284,18 @@ class GeneratorSource(Source):
 
     def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
                  mesh_resolution: int = 128) -> None:
-        from render3d.generators.sampling import nonfinite_density, styles_from_seeds, view_framing
-        from render3d.training import load_generator
-        from render3d.training.checkpoint import GENERATOR_FILE, resolve_generator_file
+        from render3d.generators.sampling import view_framing
+        from render3d.training.checkpoint import resolve_generator_file
 
         self.path, self.mesh_resolution = Path(path), mesh_resolution
-        file = resolve_generator_file(self.path)
+        self.file = resolve_generator_file(self.path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.G, self.meta = load_generator(file, device)      # which checks the device
+        self.G, self.meta = self._load(self.file, device, self.path)
         self.device = torch.device(device)
-        if file.name != GENERATOR_FILE:
-            self.name = file.stem
-        elif file.parent.parent.name == "checkpoints":     # RUN/checkpoints/step-N/: "RUN_step-N"
-            self.name = f"{file.parent.parent.parent.name}_{file.parent.name}"
-        else:
-            self.name = file.parent.name
+        self.name = self._name(self.file)
+        self.follows = (self.path / "checkpoints").is_dir()    # a run folder: its newest checkpoint
+        self._refused: set[Path] = set()                       # newer checkpoints that could not be shown
         self.framing = view_framing(self.meta["view"])
-        # a diverged generator failed in every render, each a logged traceback, the page blank
-        bad = nonfinite_density(self.G, styles_from_seeds(self.G, [0], self.meta["view"]), self.meta["view"])
-        if bad is not None:
-            raise ValueError(f"viewer.GeneratorSource: argument 'path' expected a generator whose densities are "
-                             f"finite, got {self.path}, whose density at the centre of seed 0's subject is "
-                             f"{bad[1]} (did its training diverge?)")
         # samples only inside the generator's box (the rays' segment is clipped to it)
         self.normals_renderer = VolumeRenderer(n_coarse=self.NORMALS_SAMPLES, n_fine=self.NORMALS_SAMPLES, near=0.0,
                                                far=1e6, bbox=self.G.bbox, check_values=False)
@@ -303,22 +307,71 @@ class GeneratorSource(Source):
         )
         self._ws = functools.lru_cache(maxsize=32)(self._styles)
 
-    def _styles(self, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
+    @staticmethod
+    def _load(file: Path, device, named: Path):
+        """(generator, metadata) of a generator file; a ValueError naming `named` for one whose
+        densities are not finite (a diverged one failed in every render, the page blank)."""
+        from render3d.generators.sampling import nonfinite_density, styles_from_seeds
+        from render3d.training import load_generator
+
+        G, meta = load_generator(file, device)               # which checks the device
+        bad = nonfinite_density(G, styles_from_seeds(G, [0], meta["view"]), meta["view"])
+        if bad is not None:
+            raise ValueError(f"viewer.GeneratorSource: argument 'path' expected a generator whose densities are "
+                             f"finite, got {named}, whose density at the centre of seed 0's subject is "
+                             f"{bad[1]} (did its training diverge?)")
+        return G, meta
+
+    @staticmethod
+    def _name(file: Path) -> str:
+        from render3d.training.checkpoint import GENERATOR_FILE
+
+        if file.name != GENERATOR_FILE:
+            return file.stem
+        if file.parent.parent.name == "checkpoints":         # RUN/checkpoints/step-N/: "RUN_step-N"
+            return f"{file.parent.parent.parent.name}_{file.parent.name}"
+        return file.parent.name
+
+    def follow(self) -> str | None:
+        """On a run folder: show its newest checkpoint if it is not the one shown (returns its
+        name, "step-N"); None when there is none newer. A newest checkpoint that cannot be shown
+        (diverged, or rotated away while being read) raises ValueError once and stays unshown."""
+        from render3d.training import latest_checkpoint
+        from render3d.training.checkpoint import GENERATOR_FILE
+
+        newest = latest_checkpoint(self.path) if self.follows else None
+        if newest is None or newest / GENERATOR_FILE == self.file or newest in self._refused:
+            return None
+        try:
+            G, meta = self._load(newest / GENERATOR_FILE, self.device, newest)
+        except (ValueError, OSError) as error:
+            self._refused.add(newest)
+            raise ValueError(f"{newest.name} of {self.path} is not shown, {self.file.parent.name} stays: "
+                             f"{error}") from None
+        self.meta, self.file, self.name = meta, newest / GENERATOR_FILE, self._name(newest / GENERATOR_FILE)
+        self.G = G                                           # the swap: renders take it once
+        self._ws.cache_clear()
+        return newest.name
+
+    def _styles(self, G, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
         from render3d.generators.sampling import styles_from_seeds
 
         with torch.no_grad():
-            w = styles_from_seeds(self.G, [seed, seed_b], self.meta["view"], truncation=truncation, device=self.device)
+            w = styles_from_seeds(G, [seed, seed_b], self.meta["view"], truncation=truncation, device=self.device)
         return torch.lerp(w[:1], w[1:], mix)
 
-    def ws(self, settings: Mapping[str, float]) -> torch.Tensor:
-        """``[1, num_ws, w_dim]``: the styles of `settings` (defaults for missing names)."""
+    def ws(self, settings: Mapping[str, float], G=None) -> torch.Tensor:
+        """``[1, num_ws, w_dim]``: the styles of `settings` (defaults for missing names) for
+        generator `G` (the one shown by default), cached per generator."""
         s = self.resolve(settings)
-        return self._ws(int(s["seed"]), float(s["truncation"]), int(s["seed_b"]), float(s["mix"]))
+        G = self.G if G is None else G
+        return self._ws(G, int(s["seed"]), float(s["truncation"]), int(s["seed_b"]), float(s["mix"]))
 
     def render(self, cameras, mode, settings, cancelled):
         if cancelled():
             raise RenderCancelled
-        ws = self.ws(settings)
+        G = self.G                                          # one generator for the whole frame
+        ws = self.ws(settings, G)
         width, height = cameras.width, cameras.height
         side = max(width, height)
         focal = float(cameras.intrinsics[0, 1, 1]) * height          # pixels (square pixels)
@@ -326,7 +379,7 @@ class GeneratorSource(Source):
         square = Cameras(cameras.cam2world.to(self.device, torch.float32),
                          intrinsics_from_fov(fov, side, side, device=self.device), side, side)
         with torch.no_grad():
-            out = self.G.synthesis(ws, square, noise_mode="const")
+            out = G.synthesis(ws, square, noise_mode="const")
         top, left = (side - height) // 2, (side - width) // 2
 
         def fitted(image):
@@ -342,7 +395,7 @@ class GeneratorSource(Source):
             n = min(side, self.NORMALS_RESOLUTION)
 
             def density(points, directions):
-                sigma = self.G.density(points, ws)
+                sigma = G.density(points, ws)
                 return sigma, sigma[..., None]  # no features needed: the renderer composites the normals
 
             with torch.no_grad():  # the renderer differentiates the density itself
@@ -355,10 +408,11 @@ class GeneratorSource(Source):
 
         s = self.resolve(settings)
         n = self.mesh_resolution
+        G, name = self.G, self.name                         # one generator for the whole download
         progress(0.1, f"sampling the generator's density on a {n}^3 grid, marching cubes, colours")
-        mesh = extract_generator_mesh(self.G, self.ws(s), resolution=n, view=self.meta["view"])
+        mesh = extract_generator_mesh(G, self.ws(s, G), resolution=n, view=self.meta["view"])
         progress(0.9, "writing the GLB")
-        name = f"{self.name}_seed{int(s['seed'])}"
+        name = f"{name}_seed{int(s['seed'])}"
         if float(s["mix"]) > 0:
             name += f"-seed{int(s['seed_b'])}_mix{float(s['mix']):g}"
         return f"{name}.glb", mesh_glb(mesh)

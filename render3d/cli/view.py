@@ -7,9 +7,9 @@ import argparse
 
 EPILOG = """TARGET:
   (none)        the shipped demo VolumeGAN (assets/volumegan_synth64.safetensors)
-  RUN, CKPT     a trained generator: a run folder (its newest checkpoint), a checkpoint
-                folder, or a generator .safetensors file; seed, truncation and latent
-                interpolation sliders
+  RUN, CKPT     a trained generator: a run folder (its newest checkpoint, and each newer
+                one as training writes it), a checkpoint folder, or a generator
+                .safetensors file; seed, truncation and latent interpolation sliders
   SCENE         a built-in scene (render3d render --list-scenes), or "procedural": the
                 synthetic dataset's random objects, one per seed
   FILE.ply      Gaussian splats (a 3DGS PLY), or a mesh if the PLY has no 3DGS properties
@@ -24,7 +24,7 @@ on a remote machine, serve on loopback (the default) and tunnel the port:
 
 examples:
   render3d view
-  render3d view runs/synth64
+  render3d view runs/synth64        # follows the run while it trains
   render3d view torus --port 8081
   render3d view outputs/mesh/demo.glb
   render3d view point_cloud.ply --resolution 512
