@@ -150,6 +150,9 @@ class Viewer:
                 log.warning("render3d view: %s", message)
                 self._tell(lambda session: session.not_followed(message))
                 continue
+            except Exception:                       # say, a folder removed while listed: the next poll retries
+                log.exception("render3d view: looking for a newer checkpoint failed")
+                continue
             if taken is not None:
                 log.info("render3d view: showing %s", taken)
                 with self._lock:
