@@ -225,8 +225,9 @@ def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_pat
     from render3d.cli.main import main
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    for given, found in (("nope", "which does not exist"), ("run", "a run folder whose checkpoints/ holds no "
-                                                                    "checkpoint yet")):
+    for given, found in (("nope", "which does not exist"), ("run", "a run folder without a checkpoint yet "
+                                                                    "(training writes the first after "
+                                                                    "checkpoint_every steps, and at Ctrl-C)")):
         for command, out in (("render", "out"), ("export-mesh", "out/x.glb")):
             assert main([command, "--checkpoint", str(tmp_path / given), "--out", str(tmp_path / out)]) == 2
             assert capsys.readouterr().err.strip() == (

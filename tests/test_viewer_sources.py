@@ -85,8 +85,13 @@ def test_targets_pick_their_source(splat_file, mesh_file, tmp_path, generator):
         open_source("nowhere")
     (tmp_path / "empty").mkdir()
     (tmp_path / "run0" / "checkpoints").mkdir(parents=True)    # a run that has not written a checkpoint yet
+    (tmp_path / "run1").mkdir()                                 # one that has only begun: no checkpoints/ yet
+    (tmp_path / "run1" / "config.yaml").write_text("checkpoint_every: 250\n")
     for folder, found in (("empty", "a folder with neither generator.safetensors nor checkpoints/"),
-                          ("run0", "a run folder whose checkpoints/ holds no checkpoint yet")):
+                          ("run0", "a run folder without a checkpoint yet (training writes the first after "
+                                   "checkpoint_every steps, and at Ctrl-C)"),
+                          ("run1", "a run folder without a checkpoint yet (training writes the first after 250 "
+                                   "steps (checkpoint_every), and at Ctrl-C)")):
         with pytest.raises(ValueError, match=re.escape(f"viewer.open_source: argument 'target' expected a generator "
                                                        f"file (.safetensors), a checkpoint folder or a run folder "
                                                        f"with checkpoints, got {tmp_path / folder}, {found}")):

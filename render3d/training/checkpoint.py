@@ -31,6 +31,7 @@ GENERATOR_FILE = "generator.safetensors"
 TRAINING_FILE = "training.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
+RUN_CONFIG_FILE = "config.yaml"     # in the run folder, beside checkpoints/: the resolved config
 METADATA_KEY = "render3d"
 METADATA_KEYS = ("generator_type", "generator", "view")   # what loading and rendering a generator need
 
@@ -104,12 +105,23 @@ def resolve_generator_file(path: str | Path) -> Path:
         return latest / GENERATOR_FILE
     if not path.exists():
         found = "which does not exist"
-    elif (path / "checkpoints").is_dir():
-        found = "a run folder whose checkpoints/ holds no checkpoint yet"
+    elif (path / "checkpoints").is_dir() or (path / RUN_CONFIG_FILE).is_file():
+        found = f"a run folder without a checkpoint yet ({_first_checkpoint(path)})"
     else:
         found = f"a folder with neither {GENERATOR_FILE} nor checkpoints/"
     raise ValueError(f"load_generator: argument 'path' expected a generator file (.safetensors), a checkpoint folder "
                      f"or a run folder with checkpoints, got {path}, {found}")
+
+
+def _first_checkpoint(run_dir: Path) -> str:
+    """When a run's training writes its first checkpoint, as far as its config.yaml says."""
+    import yaml
+
+    try:
+        every = yaml.safe_load((run_dir / RUN_CONFIG_FILE).read_text())["checkpoint_every"]
+    except Exception:                               # no config, or not one of ours: say it without the number
+        return "training writes the first after checkpoint_every steps, and at Ctrl-C"
+    return f"training writes the first after {every} steps (checkpoint_every), and at Ctrl-C"
 
 
 def resolve_checkpoint_folder(path: str | Path, argument: str = "resume") -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import RUN_CONFIG_FILE
 from .config import TrainConfig, config_dict
 from .distributed import Distributed
 
@@ -67,7 +68,7 @@ class RunLog:
 
         self.run_dir = run_dir
         (run_dir / "images").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+        (run_dir / RUN_CONFIG_FILE).write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
