@@ -4,6 +4,7 @@ gloo processes under torchrun matching one process with the same global batch, a
 under torchrun."""
 
 import json
+import re
 import math
 import os
 import signal
@@ -336,3 +337,12 @@ def test_config_changes_lists_the_dotted_keys_that_differ(data):
     assert config_changes(before, after) == [("loss.r1_gamma", 1.0, 3.0), ("lr_g", 0.002, 0.001)]
     assert config_changes(before, json.loads(json.dumps(before))) == []     # as state.json holds it
     assert config_changes({"a": {"b": 1}}, {"a": {"c": 2}}) == [("a.b", 1, None), ("a.c", None, 2)]
+
+
+def test_the_progress_bar_shows_the_step_and_losses(data, tmp_path, capsys):
+    """The console shows where training is (step, resolution, G and D losses, R1 when it ran)
+    after each log line, without TensorBoard."""
+    training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008, log_every=1), progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"step 1, 16 px, G [-+\d.e]+, D [-+\d.e]+, R1 [-+\d.e]+\]", err), err[-2000:]   # R1 every 2
+    assert re.search(r"step 2, 16 px, G [-+\d.e]+, D [-+\d.e]+\]", err), err[-2000:]

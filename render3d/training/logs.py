@@ -49,6 +49,15 @@ def logged_step(line: str) -> float:
         return math.inf
 
 
+def bar_summary(step: int, stats: dict[str, float], resolution: int) -> str:
+    """The progress bar's postfix after a log line: "step 120, 32 px, G 1.23, D 0.981" (and
+    R1 when it ran), so the console shows where training is without TensorBoard."""
+    parts = [f"step {step}", f"{resolution} px"]
+    parts += [f"{label} {stats[key]:.3g}" for key, label in (("loss/G", "G"), ("loss/D", "D"), ("loss/r1", "R1"))
+              if key in stats]
+    return ", ".join(parts)
+
+
 def progress_bar(enabled: bool, total: int, done: int):
     from tqdm import tqdm
 

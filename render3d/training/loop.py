@@ -45,7 +45,7 @@ from .config import TrainConfig, changes_said, config_changes, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
 from .distributed import Distributed
-from .logs import RunLog, add_stat, grad_norm, progress_bar, reduce_stats
+from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
 
@@ -348,6 +348,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             if step % config.log_every == 0:
                 stats = reduce_stats(dist, sums, device)
                 sums = {}
+                bar.set_postfix_str(bar_summary(step, stats, resolution))
                 if writer:
                     writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
             if writer and config.image_every and step % config.image_every == 0:
