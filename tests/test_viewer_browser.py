@@ -337,6 +337,9 @@ def test_a_followed_run_shows_each_new_checkpoint_in_chromium(browser, tmp_path)
         add_run_checkpoint(run, 2, lambda G: G.mapping_network.layers[0].weight.neg_())
         page.get_by_text("showing step-0000002").wait_for(timeout=TIMEOUT * 1000)
         assert viewer.source.name == "run_step-0000002"
+        stats = page.locator("p", has_text=" fps").first       # the frame line names the checkpoint shown
+        wait_for(lambda: stats.inner_text().strip().endswith("ms per frame · run_step-0000002"),
+                 "the checkpoint's name in the page")
         wait_for(lambda: session.frames > frames and full_frame(session), "a frame of the new checkpoint")
         shown = new_picture(page, first, "the new checkpoint's picture")
 
