@@ -83,3 +83,33 @@ def test_bad_arguments_are_named(kwargs, argument):
     args = dict(wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.0, 0.0, 0.0), fov=1.0, aspect=1.0, long_side=8) | kwargs
     with pytest.raises(ValueError, match=f"viewer.viser_to_cameras: argument {argument} expected"):
         viser_to_cameras(**args)
+
+
+def test_autoplay_sets_its_orbit_point_back_after_a_late_camera_report():
+    """On a busy machine the browser's report of the camera between the last autoplay tick's
+    two messages (position, then look-at moved along by one step) arrived after both: the
+    orbit point stayed one step off (seen in the browser test under load)."""
+    import contextlib
+    import threading
+    import time
+    import types
+
+    from render3d_viewer.session import AUTOPLAY_SETTLE, AUTOPLAY_TICK, Session
+
+    pivot = np.array([0.1, 0.2, 0.3])
+    camera = types.SimpleNamespace(position=np.array([0.1, 0.2, 2.7]), look_at=pivot.copy())
+    client = types.SimpleNamespace(camera=camera, atomic=contextlib.nullcontext)
+    session = types.SimpleNamespace(client=client, _autoplay=threading.Event(), _closed=threading.Event())
+    session._autoplay.set()
+    orbit = threading.Thread(target=Session._orbit, args=(session,))
+    orbit.start()
+    time.sleep(4 * AUTOPLAY_TICK)
+    session._autoplay.clear()
+    time.sleep(2 * AUTOPLAY_TICK)                          # past the last tick (within the settling time)
+    assert 2 * AUTOPLAY_TICK < AUTOPLAY_SETTLE / 2
+    camera.look_at = pivot + (0.08, 0.0, -0.016)          # the late report, after the last tick
+    orbit.join(timeout=AUTOPLAY_TICK + AUTOPLAY_SETTLE + 5)
+    assert not orbit.is_alive()
+    np.testing.assert_allclose(camera.look_at, pivot)
+    assert abs(np.linalg.norm(camera.position - pivot) - 2.4) < 1e-9    # it turned about the pivot
+    assert not np.allclose(camera.position, (0.1, 0.2, 2.7))

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 RESOLUTIONS = (32, 1024)        # range of the resolution slider (longer side, pixels)
 AUTOPLAY_DEGREES_PER_SECOND = 30.0
 AUTOPLAY_TICK = 1 / 15          # seconds between two autoplay camera steps
+AUTOPLAY_SETTLE = 0.5           # seconds after autoplay stops before its orbit point is checked
 VIDEO_FRAMES = 48
 
 
@@ -179,6 +180,12 @@ class Session:
             with self.client.atomic():
                 camera.position = pivot + turn @ (np.array(camera.position) - pivot)
                 camera.look_at = pivot  # setting the position moved it along
+        # The browser reports its camera after each message, and on a busy machine the report
+        # it made between the last tick's two (position, then look-at: moved along by one step)
+        # can arrive after both; once the reports have settled, the orbit point is set back.
+        settled = not self._closed.wait(AUTOPLAY_SETTLE) and not self._autoplay.is_set()    # not turned on again
+        if settled and not np.allclose(self.client.camera.look_at, pivot):
+            self.client.camera.look_at = pivot
 
     def _toggle_browser_side(self) -> None:
         scene = self.client.scene
