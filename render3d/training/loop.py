@@ -90,7 +90,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     latents = torch.Generator().manual_seed(config.seed)  # what is trained on, same in every process
     local = config.batch // dist.world
     step, nimg, seconds = 0, 0, 0.0
-    resumed = None
+    resumed, changed = None, []     # the checkpoint resumed, and the settings this config changes from its
     # Every check below is local to the process, with no collective operation: under torchrun one
     # process's refusal becomes every process's (`_refused_together`) instead of leaving the others
     # waiting in the first broadcast, as when a dataset or checkpoint is missing on one machine.
