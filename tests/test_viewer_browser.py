@@ -95,6 +95,17 @@ def browser():
         browser.close()
 
 
+def opened(browser, viewer, **options):
+    """A new page on `viewer` once its first full-size frame is on the canvas: (page, its
+    session, a screenshot of that frame). `options`: Playwright's new_page keywords."""
+    page = browser.new_page(viewport=VIEWPORT, **options)
+    page.goto(f"http://127.0.0.1:{viewer.port}")
+    session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
+    wait_for(lambda: full_frame(session), "a full-size frame")
+    picture = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+    return page, session, picture
+
+
 def full_frame(session, check=lambda frame: True):
     frame = session.last_frame
     return frame if frame is not None and frame.level == "full" and check(frame) else None
@@ -227,11 +238,7 @@ def test_generator_seed_snapshot_video_autoplay_and_reset_in_chromium(generator_
     import imageio.v3 as iio
 
     viewer = generator_viewer
-    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
-    page.goto(f"http://127.0.0.1:{viewer.port}")
-    session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
-    wait_for(lambda: full_frame(session), "a full-size frame")
-    first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+    page, session, first = opened(browser, viewer, accept_downloads=True)
 
     seed = page.locator('[role=slider][aria-valuemax="9999"]').first  # "Seed" (then "Interpolate to seed")
     seed.focus()
@@ -287,11 +294,7 @@ def test_mesh_drawn_by_the_browser_and_back_in_chromium(browser, tmp_path):
     box.export(path)
     viewer = Viewer(open_source(str(path)), host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2)
     try:
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(f"http://127.0.0.1:{viewer.port}")
-        session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
-        wait_for(lambda: full_frame(session), "a server frame")
-        served = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the server's frame on the canvas")
+        page, session, served = opened(browser, viewer)
         stats = page.locator("p", has_text=" fps").first
 
         page.get_by_label("Draw in the browser").check()
@@ -327,11 +330,7 @@ def test_a_followed_run_shows_each_new_checkpoint_in_chromium(browser, tmp_path)
     viewer = Viewer(open_source(str(run)), host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2,
                     follow_seconds=0.2)
     try:
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(f"http://127.0.0.1:{viewer.port}")
-        session = wait_for(lambda: next(iter(viewer.sessions.values()), None), "the browser to connect")
-        wait_for(lambda: full_frame(session), "a server frame")
-        first = wait_for(lambda: s if (s := shot(page)).std() > 10 else None, "the frame on the canvas")
+        page, session, first = opened(browser, viewer)
         frames = session.frames
 
         # another subject for seed 0: the mapping's first layer negated
