@@ -217,22 +217,24 @@ class DamagedCheckpoint(ValueError):
 STATE_KEYS = ("step", "nimg", "seconds", "numpy_rng", "python_rng")
 
 
+def _read_file(path: Path):
+    """The contents of one file of a checkpoint folder (by its name); DamagedCheckpoint naming
+    it when it cannot be read."""
+    from safetensors.torch import load_file
+
+    readers = {TRAINING_FILE: lambda: load_file(str(path)), OPTIMIZER_FILE: lambda: torch.load(path, weights_only=True),
+               STATE_FILE: lambda: json.loads(path.read_text())}
+    try:
+        return readers[path.name]()
+    except Exception as error:                      # whatever the reader raises: the file is not what it should be
+        raise DamagedCheckpoint(f"{path} cannot be read, it is damaged or truncated ({error_reason(error)})") from None
+
+
 def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(tensors, optimizer.pt's contents, state.json) of a checkpoint folder; DamagedCheckpoint
     naming the file that cannot be read, before anything is loaded into a network."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    readers = {TRAINING_FILE: lambda path: load_file(str(path)),
-               OPTIMIZER_FILE: lambda path: torch.load(path, weights_only=True),
-               STATE_FILE: lambda path: json.loads(path.read_text())}
-    contents = {}
-    for name, reader in readers.items():
-        try:
-            contents[name] = reader(folder / name)
-        except Exception as error:                  # whatever the reader raises: the file is not what it should be
-            raise DamagedCheckpoint(f"{folder / name} cannot be read, it is damaged or truncated "
-                                    f"({error_reason(error)})") from None
+    contents = {name: _read_file(folder / name) for name in (TRAINING_FILE, OPTIMIZER_FILE, STATE_FILE)}
     saved, state = contents[OPTIMIZER_FILE], contents[STATE_FILE]
     missing = [f"{OPTIMIZER_FILE} {key!r}" for key in ("optimizers", "torch_rng")
                if not isinstance(saved, dict) or key not in saved]
@@ -246,10 +248,7 @@ def checkpoint_config(folder: str | Path) -> dict:
     """The resolved config a checkpoint folder was trained with (its state.json "config", as
     `config_dict` wrote it); DamagedCheckpoint when state.json cannot be read or holds none."""
     path = Path(folder) / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except Exception as error:                      # whatever reading or decoding raises
-        raise DamagedCheckpoint(f"{path} cannot be read, it is damaged or truncated ({error_reason(error)})") from None
+    state = _read_file(path)
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise DamagedCheckpoint(f"{path} holds no config (a state.json of render3d's holds the one it was trained "
                                 f"with)")
