@@ -86,6 +86,30 @@ def collapsed_generator(path: Path) -> Path:
     return save_generator(path, G, meta)
 
 
+def partly_collapsed_generator(path: Path, seeds, resolution: int) -> tuple[Path, list[int]]:
+    """The shipped demo generator with its density lowered by one constant, so that the
+    subjects of about half of `seeds` have density 0 at every point of the `resolution`-per-side
+    marching-cubes grid (no surface) and the others keep some above 0, as a barely trained run
+    leaves a few empty subjects; saved to `path`. Returns the file and the empty seeds."""
+    from render3d import DEMO_CHECKPOINT
+    from render3d.generators.sampling import styles_from_seeds
+    from render3d.mesh.extract import sample_grid
+    from render3d.training import load_generator, save_generator
+
+    G, meta = load_generator(DEMO_CHECKPOINT)
+    peaks = {}
+    with torch.no_grad():
+        for seed in seeds:                              # the highest density on the grid extract_mesh samples
+            ws = styles_from_seeds(G, [seed], meta["view"])
+            peaks[seed] = float(sample_grid(lambda p: G.density(p[None].to(ws), ws)[0], G.bbox, resolution).max())
+        ordered = sorted(peaks.values())
+        cut = (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
+        assert ordered[0] > 0 and ordered[len(ordered) // 2] - cut > 1e-3 * cut   # apart, not a rounding's width
+        head = G.density_head
+        head.bias -= cut / head.bias_gain               # ReLU density: the peak falls by `cut`
+    return save_generator(path, G, meta), sorted(seed for seed, peak in peaks.items() if peak < cut)
+
+
 def add_run_checkpoint(run: Path, step: int, edit=None) -> Path:
     """A checkpoint folder RUN/checkpoints/step-N holding the demo generator (its weights changed
     in place by `edit(G)`) and a state.json: what the viewer reads of a training run."""

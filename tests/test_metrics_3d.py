@@ -61,6 +61,28 @@ def test_one_nn_accuracy_is_one_half_by_construction():
     assert metrics["mmd"] == pytest.approx((2 * 9**2 + 2 * 10**2 + 0 + 0) / 4)
 
 
+def test_a_subject_without_a_surface_covers_nothing_and_is_told_apart():
+    """None is a generated subject without a surface. By hand, Chamfer = 2 d^2 between single
+    points: generated 200 and two empty ones against reference 100 and 200."""
+    def points(xs):
+        return [None if x is None else np.array([[x, 0.0, 0.0]]) for x in xs]
+
+    metrics = compare_shape_sets(points([200, None, None]), points([100, 200]))
+    assert metrics["coverage"] == 0.5                   # 200 covers 200; an empty one covers nothing (not 100)
+    assert metrics["mmd"] == pytest.approx((2 * 100**2 + 0) / 2)
+    # 200 finds reference 200 (wrong); each empty one finds the other (right); reference 100 ties
+    # between generated 200 and reference 200, the tie goes to the generated one (wrong);
+    # reference 200 finds generated 200 (wrong).
+    assert metrics["one_nn_accuracy"] == 2 / 5
+    alone = compare_shape_sets(points([200, None]), points([100, 200]))
+    assert alone["one_nn_accuracy"] == 1 / 4           # a lone empty one is nearest to none: told apart
+    assert alone["coverage"] == 0.5 and alone["mmd"] == metrics["mmd"]
+    with pytest.raises(ValueError, match=r"compare_shape_sets: arguments 'generated', 'reference' expected at least "
+                                         r"one shape each \(one with a surface among the generated\), got 0 of 2 "
+                                         r"and 2"):
+        compare_shape_sets(points([None, None]), points([100, 200]))
+
+
 def test_same_distribution_and_shifted_sets():
     rng = np.random.default_rng(3)
     reference = _spheres(rng.uniform(0.3, 0.6, 24), seed=0)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _gan import collapsed_generator, diverged_generator, tiny_config, tiny_generator
+from _gan import collapsed_generator, diverged_generator, partly_collapsed_generator, tiny_config, tiny_generator
 
 from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
@@ -431,9 +431,34 @@ def test_eval_generator_names_a_subject_without_a_surface(trained, tmp_path, cap
     assert main(["eval", "generator", str(collapsed), str(trained[0]), "--shapes", "2", "--mesh-resolution", "8",
                  "--out", str(tmp_path / "results" / "eval.json")]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        "render3d eval generator: CHECKPOINT expected subjects that have a surface, got seed 0, whose density is 0 "
-        "everywhere inside the generator's box")
+        "render3d eval generator: CHECKPOINT expected subjects that have a surface, got none of 2 (seed 0's density "
+        "is 0 everywhere inside the generator's box)")
     assert not (tmp_path / "results" / "eval.json").exists()
+
+
+def test_eval_generator_scores_a_generator_with_some_empty_subjects(trained, tmp_path, capsys):
+    """A barely trained generator leaves a few subjects without a surface; eval stopped at the
+    first with a refusal. They are named, and scored as covering nothing and told apart."""
+    from render3d.cli.main import main
+    from render3d.metrics import compare_shape_sets, load_points
+    from render3d.metrics.generators import generator_shapes
+    from render3d.training import load_generator
+
+    path, empty = partly_collapsed_generator(tmp_path / "partly.safetensors", range(4), 8)
+    assert main(["eval", "generator", str(path), str(trained[0]), "--shapes", "4", "--mesh-resolution", "8",
+                 "--points", "64", "--out", str(tmp_path / "eval.json")]) == 0
+    out = capsys.readouterr().out
+    assert (f"render3d eval generator: 2 of 4 subjects have no surface (seeds {empty[0]}, {empty[1]}): they cover no "
+            f"reference mesh and count as told apart in 1-NNA (shapes/empty)") in out
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert results["settings"]["empty_seeds"] == empty and results["metrics"]["shapes/empty"] == 0.5
+    G, meta = load_generator(path)                      # the same numbers from the library, seed by seed
+    shapes = [None if seed in empty else generator_shapes(G, [seed], view=meta["view"], resolution=8, points=64)[0]
+              for seed in range(4)]
+    truth = json.loads((trained[0] / "ground_truth.json").read_text())
+    files = [trained[0] / entry["mesh"] for entry in truth["objects"] if entry["kind"] == "object"]
+    expected = compare_shape_sets(shapes, [load_points(f, 64, seed=0) for f in files])
+    assert {k: results["metrics"][f"shapes/{k}"] for k in expected} == pytest.approx(expected)
 
 
 def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):

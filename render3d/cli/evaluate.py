@@ -183,7 +183,10 @@ CHECKPOINT: a generator file, a checkpoint folder or a run folder (its newest ch
 DATASET: a synthetic dataset (`render3d dataset synth`): its object meshes are the reference
 shapes, its images and cameras the reference images. Shapes: the subjects of seeds
 0 .. --shapes - 1, meshed from the density (marching cubes at --mesh-resolution, Otsu's
-level) and sampled on their surface. FID/KID run when Inception weights are found (--inception,
+level) and sampled on their surface. A subject without a surface (a barely trained or collapsing
+generator's) is named and scored as one: it covers no reference mesh and 1-NNA tells it apart
+(shapes/empty is their fraction); when none has a surface, nothing is scored. FID/KID run when
+Inception weights are found (--inception,
 $RENDER3D_INCEPTION or ~/.cache/render3d/) and are skipped, saying so, otherwise."""
 
 
@@ -212,7 +215,8 @@ def run_generator(args) -> int:
     from render3d.datasets import SyntheticDataset
     from render3d.metrics import load_points, write_results
     from render3d.mesh import NoSurfaceError
-    from render3d.metrics.generators import shape_metrics
+    from render3d.metrics import compare_shape_sets
+    from render3d.metrics.generators import empty_fraction, generator_shapes
 
     from ._args import (UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, restated,
                         said_as)
@@ -239,13 +243,20 @@ def run_generator(args) -> int:
         return report(UsageError(f"{prog}: {error}"))
     print(f"{prog}: {args.shapes} generated shapes against {len(reference)} reference meshes")
     try:
-        shapes = shape_metrics(G, range(args.shapes), reference, view=meta["view"], resolution=args.mesh_resolution,
-                               points=args.points, progress=True)
-    except NoSurfaceError as error:                     # an empty subject: a collapsed generator
+        generated = generator_shapes(G, range(args.shapes), view=meta["view"], resolution=args.mesh_resolution,
+                                     points=args.points, empty="none", progress=True)
+    except NoSurfaceError as error:                     # no subject has a surface: a collapsed generator
         return report(restated("eval generator", error, {"seeds": "CHECKPOINT"}))
+    empty = [seed for seed, points in enumerate(generated) if points is None]
+    if empty:                                           # an early or collapsing generator's: scored, and said
+        print(f"{prog}: {len(empty)} of {args.shapes} subjects have no surface (seed{'s' * (len(empty) > 1)} "
+              f"{_seeds_said(empty)}): they cover no reference mesh and count as told apart in 1-NNA "
+              f"(shapes/empty)")
+    shapes = {**compare_shape_sets(generated, reference), "empty": empty_fraction(generated)}
     metrics = {f"shapes/{k}": v for k, v in shapes.items()}
     settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,
-                "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions"}
+                "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions",
+                "empty_seeds": empty}
     inception = _find_inception(args.inception)
     if inception is None:
         print(f"{prog}: no Inception weights found (--inception, $RENDER3D_INCEPTION, ~/.cache/render3d/): "
@@ -265,6 +276,12 @@ def run_generator(args) -> int:
     print("  " + "  ".join(f"{k} {v:.6g}" for k, v in metrics.items()))
     print(f"  results {path.resolve()}")
     return 0
+
+
+def _seeds_said(seeds: list[int], most: int = 10) -> str:
+    """"3, 7, 12", or the first `most` and how many more."""
+    shown = ", ".join(map(str, seeds[:most]))
+    return shown if len(seeds) <= most else f"{shown} and {len(seeds) - most} more"
 
 
 def _find_inception(path: Path | None) -> Path | None:

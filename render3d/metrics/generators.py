@@ -17,26 +17,40 @@ from .shapes import compare_shape_sets, normalize_points, sample_surface
 
 
 def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resolution: int = 64, points: int = 2048,
-                     truncation: float = 1.0, normalize: str = "none", progress: bool = False) -> list[np.ndarray]:
+                     truncation: float = 1.0, normalize: str = "none", empty: str = "raise",
+                     progress: bool = False) -> list[np.ndarray | None]:
     """Point sets ``[points, 3]`` (world units) on the surfaces of the subjects of `seeds`:
     marching cubes on G.density over the generator's box at `resolution` per side, Otsu's
     level, the largest components kept (`render3d.mesh.extract_mesh`). `view` (the
-    generator's metadata "view") is needed by camera-conditioned generators only. A subject
-    without a surface at Otsu's level (a collapsed generator's) raises `NoSurfaceError` naming
-    its seed."""
+    generator's metadata "view") is needed by camera-conditioned generators only.
+
+    A subject without a surface at Otsu's level (a collapsed or barely trained generator's)
+    raises `NoSurfaceError` naming its seed with `empty` "raise"; with "none" it is None in the
+    list (`compare_shape_sets` scores such lists), unless no subject has a surface: that
+    raises, naming the first seed."""
     from tqdm import tqdm
 
-    sets = []
+    if empty not in ("raise", "none"):
+        raise ValueError(f"generator_shapes: argument 'empty' expected 'raise' or 'none', got {empty!r}")
+    expected = "generator_shapes: argument 'seeds' expected subjects that have a surface, got"
+    sets, first = [], None
     for seed in tqdm(seeds, desc="generator shapes", unit="shape", disable=not progress):
         ws = styles_from_seeds(G, [seed], view, truncation=truncation)
         try:
             mesh = extract_generator_mesh(G, ws, resolution=resolution, color=None,
                                           clean={"smooth_iterations": 0})
-        except NoSurfaceError as error:                 # a collapsed generator's empty subject
-            raise NoSurfaceError(f"generator_shapes: argument 'seeds' expected subjects that have a surface, got "
-                                 f"seed {seed}, whose density {error.field_said()} inside the generator's box",
-                                 error.low, error.high, error.level, error.auto) from error
+        except NoSurfaceError as error:
+            if empty == "raise":
+                raise NoSurfaceError(f"{expected} seed {seed}, whose density {error.field_said()} inside the "
+                                     f"generator's box", error.low, error.high, error.level, error.auto) from error
+            first = first or (seed, error)
+            sets.append(None)
+            continue
         sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
+    if sets and all(points is None for points in sets):
+        seed, error = first
+        raise NoSurfaceError(f"{expected} none of {len(sets)} (seed {seed}'s density {error.field_said()} inside the "
+                             f"generator's box)", error.low, error.high, error.level, error.auto) from error
     return sets
 
 
@@ -59,7 +73,14 @@ def generator_images(G, labels: torch.Tensor, *, seeds: Sequence[int], batch: in
 def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, view: dict | None = None,
                   resolution: int = 64, points: int = 2048, normalize: str = "none",
                   progress: bool = False) -> dict[str, float]:
-    """COV, MMD and 1-NNA of the subjects of `seeds` against `reference` point sets."""
+    """COV, MMD and 1-NNA of the subjects of `seeds` against `reference` point sets, and
+    "empty": the fraction of subjects without a surface (how they count: `compare_shape_sets`;
+    when none has one, `generator_shapes` raises)."""
     generated = generator_shapes(G, seeds, view=view, resolution=resolution, points=points, normalize=normalize,
-                                 progress=progress)
-    return compare_shape_sets(generated, reference)
+                                 empty="none", progress=progress)
+    return {**compare_shape_sets(generated, reference), "empty": empty_fraction(generated)}
+
+
+def empty_fraction(generated: Sequence[np.ndarray | None]) -> float:
+    """The fraction of `generator_shapes(..., empty="none")`'s subjects without a surface."""
+    return sum(points is None for points in generated) / max(len(generated), 1)

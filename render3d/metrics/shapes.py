@@ -105,13 +105,22 @@ def coverage_mmd_1nna(gen_ref: np.ndarray, gen_gen: np.ndarray, ref_ref: np.ndar
         "generated" and "reference" (ties go to the lower index, generated first); 0.5 when
         the sets are indistinguishable, 1 when they are apart, and below 0.5 when generated
         shapes copy reference ones (an identical copy of the set scores 0).
+
+    A generated shape may be infinitely far from every other (`compare_shape_sets`'s subject
+    without a surface): it is nobody's nearest, covers no reference shape, and is classified
+    "generated" (the tie rule), as it is told apart from any real shape. Each reference shape
+    needs one generated shape at a finite distance.
     """
     gen_ref, gen_gen, ref_ref = (np.asarray(m, dtype=np.float64) for m in (gen_ref, gen_gen, ref_ref))
     g, r = gen_ref.shape
     if gen_gen.shape != (g, g) or ref_ref.shape != (r, r) or g < 1 or r < 1:
         raise ValueError(f"coverage_mmd_1nna: arguments expected shapes [G, R], [G, G], [R, R], got "
                          f"{list(gen_ref.shape)}, {list(gen_gen.shape)}, {list(ref_ref.shape)}")
-    coverage = len(np.unique(gen_ref.argmin(1))) / r
+    if np.isnan(gen_ref).any() or np.isinf(gen_ref).all(0).any():
+        raise ValueError("coverage_mmd_1nna: argument 'gen_ref' expected distances that are not NaN, with a finite "
+                         "one to every reference shape")
+    nearest = gen_ref.argmin(1)[np.isfinite(gen_ref).any(1)]   # a shape at infinity has no nearest
+    coverage = len(np.unique(nearest)) / r
     mmd = float(gen_ref.min(0).mean())
     full = np.block([[gen_gen, gen_ref], [gen_ref.T, ref_ref]])
     np.fill_diagonal(full, np.inf)
@@ -120,11 +129,23 @@ def coverage_mmd_1nna(gen_ref: np.ndarray, gen_gen: np.ndarray, ref_ref: np.ndar
     return {"coverage": float(coverage), "mmd": mmd, "one_nn_accuracy": float(correct.mean())}
 
 
-def compare_shape_sets(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, float]:
+def compare_shape_sets(generated: Sequence[np.ndarray | None],
+                       reference: Sequence[np.ndarray]) -> dict[str, float]:
     """COV, MMD (Chamfer) and 1-NNA of `generated` point sets against `reference` ones (each
-    [N_i, 3]); see `coverage_mmd_1nna`."""
-    if len(generated) < 1 or len(reference) < 1:
-        raise ValueError(f"compare_shape_sets: arguments 'generated', 'reference' expected at least one shape each, "
-                         f"got {len(generated)} and {len(reference)}")
-    return coverage_mmd_1nna(chamfer_matrix(generated, reference), chamfer_matrix(generated),
-                             chamfer_matrix(reference))
+    [N_i, 3]); see `coverage_mmd_1nna`. A generated entry None is a subject without a surface
+    (a collapsed or barely trained generator's): it is infinitely far from every shape and at 0
+    from another such entry, so it covers no reference shape, adds nothing to MMD, and counts
+    as told apart in 1-NNA. At least one generated shape must have a surface."""
+    present = [i for i, points in enumerate(generated) if points is not None]
+    if not present or len(reference) < 1:
+        raise ValueError(f"compare_shape_sets: arguments 'generated', 'reference' expected at least one shape each "
+                         f"(one with a surface among the generated), got {len(present)} of {len(generated)} and "
+                         f"{len(reference)}")
+    shapes = [generated[i] for i in present]
+    empty = [i for i, points in enumerate(generated) if points is None]
+    gen_ref = np.full((len(generated), len(reference)), np.inf)
+    gen_ref[present] = chamfer_matrix(shapes, reference)
+    gen_gen = np.full((len(generated), len(generated)), np.inf)
+    gen_gen[np.ix_(present, present)] = chamfer_matrix(shapes)
+    gen_gen[np.ix_(empty, empty)] = 0.0
+    return coverage_mmd_1nna(gen_ref, gen_gen, chamfer_matrix(reference))
