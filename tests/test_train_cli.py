@@ -181,29 +181,35 @@ def test_under_torchrun_a_refusal_is_said_once(trained, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("case", ["dataset", "resume"])
+@pytest.mark.parametrize("case", ["dataset", "resume", "config", "resume-config"])
 def test_under_torchrun_one_process_refusing_stops_them_all(trained, tmp_path, case):
-    """Inputs that differ between machines (a dataset or checkpoint copied to some only): the
-    process that refuses says why through process 0, and none is left waiting for it."""
+    """Inputs that differ between machines (a dataset, checkpoint or config copied to some only):
+    the process that refuses says why through process 0, and none is left waiting for it. A
+    config (or, without one, the resumed checkpoint's) is read before the device it names is
+    taken: process 1's refusal of it was silent, and torchrun stopped process 0 unexplained."""
     data, run_dir, _ = trained
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data)))
     absent = tmp_path / "absent"
-    extra = {"dataset": [f"data.path={absent}"], "resume": ["--resume", str(absent)]}[case]
+    args = {"dataset": [str(config), f"data.path={absent}"], "resume": [str(config), "--resume", str(absent)],
+            "config": [str(absent)], "resume-config": ["--resume", str(absent)]}[case]
+    usual = {"dataset": [str(config)], "resume": [str(config), "--resume", str(run_dir)], "config": [str(config)],
+             "resume-config": ["--resume", str(run_dir)]}[case]
     launcher = tmp_path / "per_rank.py"                 # process 1 alone gets the missing path
     launcher.write_text("import os, sys\nfrom render3d.cli.main import main\n"
-                        f"extra = {extra!r} if os.environ['RANK'] == '1' else []\n"
-                        "sys.exit(main(sys.argv[1:] + extra))\n")
-    args = ["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]
-    if case == "resume":
-        args += ["--resume", str(run_dir)]
+                        f"words = {args!r} if os.environ['RANK'] == '1' else {usual!r}\n"
+                        "sys.exit(main(['train', *words, *sys.argv[1:]]))\n")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(launcher), *args], capture_output=True, text=True, timeout=240)
+                             str(launcher), "--out", str(tmp_path / "run"), "--no-progress"],
+                            capture_output=True, text=True, timeout=240)
     assert result.returncode != 0
+    missing = (f"render3d train: --resume expected a checkpoint folder (RUN/checkpoints/step-N) or a run folder with "
+               f"checkpoints, got '{absent}' (nothing there)")
     said = {"dataset": f"render3d train: data.path expected an EG3D dataset (a folder or zip with dataset.json), "
                        f"got '{absent}' (nothing there)",
-            "resume": f"render3d train: --resume expected a checkpoint folder (RUN/checkpoints/step-N) or a run "
-                      f"folder with checkpoints, got '{absent}' (nothing there)"}[case]
+            "resume": missing, "resume-config": missing,
+            "config": f"render3d train: CONFIG expected a YAML file or a preset (volumegan/ffhq256, "
+                      f"volumegan/synth64), got '{absent}'"}[case]
     lines = [line for line in result.stderr.splitlines() if line.startswith("render3d train:")]
     assert len(lines) == 1 and lines[0].startswith(said), result.stderr[-3000:]
     assert lines[0].endswith(f"(said by process 1 of 2, on {socket.gethostname()})"), lines

@@ -69,18 +69,16 @@ def run_train(args) -> int:
 
     from ._args import UsageError, check_writable_dir
 
+    if args.max_steps is not None and args.max_steps <= 0:
+        return _refuse(UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}"))
+    dist = Distributed.join()                           # under torchrun: first, so that every refusal is said
+    # Checked by every process on its own machine, refused by all if one refuses (a config or
+    # checkpoint on one machine only), before --out is made where --resume is wrong.
+    failure, resumed, created = None, None, False
     try:
         config, checkpoint = _config(args)
-        if args.max_steps is not None and args.max_steps <= 0:
-            raise UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}")
-        dist = Distributed.setup(config.device)         # under torchrun: joins the process group
-    except (UsageError, ValueError) as error:
-        return _refuse(error)
-    created = not args.out.exists()
-    # Checked by every process on its own machine, refused by all if one refuses (a checkpoint
-    # on one machine only), before --out is made where --resume is wrong.
-    failure, resumed = None, None
-    try:
+        dist = Distributed.setup(config.device)         # this process's device
+        created = not args.out.exists()
         if args.resume is not None:                     # named as the option
             resumed = (checkpoint or _resumed_folder(args)).resolve()
         check_writable_dir("train", "--out", args.out)

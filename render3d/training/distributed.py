@@ -19,20 +19,30 @@ class Distributed:
     device: torch.device = torch.device("cpu")
 
     @classmethod
-    def setup(cls, device: str = "auto") -> Distributed:
-        """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    def join(cls) -> Distributed:
+        """Join the process group when launched by torchrun (WORLD_SIZE > 1), before the device
+        is chosen (CPU tensors go through gloo, CUDA ones through NCCL where there is CUDA), so
+        that the processes can agree on a refusal of the config that chooses it
+        (`first_failure`). The device is the CPU until `setup`."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+        return cls(rank, world, local_rank)
+
+    @classmethod
+    def setup(cls, device: str = "auto") -> Distributed:
+        """`join`, then take this process's device: "auto" (CUDA where there is, one GPU per
+        process by LOCAL_RANK), "cuda" or "cpu"."""
+        joined = cls.join()
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         if device == "cuda" and not torch.cuda.is_available():
             raise ValueError("train: config.device expected a usable device, got 'cuda' but "
                              "torch.cuda.is_available() is False")
-        target = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        joined.device = torch.device("cuda", joined.local_rank) if use_cuda else torch.device("cpu")
         if use_cuda:
-            torch.cuda.set_device(target)
-        if world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if use_cuda else "gloo")
-        return cls(rank, world, local_rank, target)
+            torch.cuda.set_device(joined.device)
+        return joined
 
     @property
     def main(self) -> bool:
