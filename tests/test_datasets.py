@@ -215,11 +215,19 @@ def test_check_command_lists_every_problem_and_fails(tmp_path):
     assert [p["index"] for p in report["problems"]] == [0, 4] and report["well_formed"] == 4
 
 
-def test_check_command_names_a_path_that_is_no_dataset_as_path(tmp_path, capsys):
-    """It said check_dataset's argument 'path', which is PATH on the command line."""
+def test_check_command_names_a_path_that_is_no_dataset_as_path(tmp_path, capsys, monkeypatch):
+    """It said check_dataset's argument 'path', which is PATH on the command line; and it left
+    the empty --out folders it had made (to know they are writable before the long check)."""
     from render3d.cli.main import main
 
     (tmp_path / "notes.txt").write_text("not a zip")
-    assert main(["dataset", "check", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["dataset", "check", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "out" / "check")]) == 2
     assert capsys.readouterr().err.strip() == (f"render3d dataset check: PATH expected a folder or a zip archive, got "
                                                f"'{tmp_path / 'notes.txt'}' (a file that is not a zip)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    monkeypatch.chdir(tmp_path)                         # the default --out, outputs/dataset-check/notes
+    assert main(["dataset", "check", "notes.txt"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "kept").mkdir()                         # folders that were there stay
+    assert main(["dataset", "check", "notes.txt", "--out", "kept"]) == 2
+    assert (tmp_path / "kept").is_dir()

@@ -4,6 +4,7 @@ with ground-truth geometry."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -56,11 +57,15 @@ def run_check(args) -> int:
         print(f"{prog}: PATH {args.path} does not exist", file=sys.stderr)
         return 2
     out = args.out or Path("outputs/dataset-check") / args.path.resolve().stem
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]   # before the long check: writable?
     if not _writable(prog, out):
         return 2
     try:
         report = check_dataset(args.path, progress=True)
-    except ValueError as exc:
+    except ValueError as exc:                           # not a dataset: leave no empty --out behind
+        for folder in made:                             # deepest first; one written to meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         return refuse(restated("dataset check", exc, {"path": "PATH"}))
     summary = report.to_dict()
     print(f"{report.path} ({report.format}): {report.entries} entries, {summary['well_formed']} well formed, "
