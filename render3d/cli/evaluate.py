@@ -213,10 +213,9 @@ def add_generator(sub) -> None:
 
 def run_generator(args) -> int:
     from render3d.datasets import SyntheticDataset
-    from render3d.metrics import load_points, write_results
     from render3d.mesh import NoSurfaceError
-    from render3d.metrics import compare_shape_sets
-    from render3d.metrics.generators import empty_fraction, generator_shapes
+    from render3d.metrics import load_points, write_results
+    from render3d.metrics.generators import generator_shapes, scored_shapes
 
     from ._args import (UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, restated,
                         said_as)
@@ -252,7 +251,7 @@ def run_generator(args) -> int:
         print(f"{prog}: {len(empty)} of {args.shapes} subjects have no surface (seed{'s' * (len(empty) > 1)} "
               f"{_seeds_said(empty)}): they cover no reference mesh and count as told apart in 1-NNA "
               f"(shapes/empty)")
-    shapes = {**compare_shape_sets(generated, reference), "empty": empty_fraction(generated)}
+    shapes = scored_shapes(generated, reference)
     metrics = {f"shapes/{k}": v for k, v in shapes.items()}
     settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,
                 "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions",

@@ -73,14 +73,16 @@ def generator_images(G, labels: torch.Tensor, *, seeds: Sequence[int], batch: in
 def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, view: dict | None = None,
                   resolution: int = 64, points: int = 2048, normalize: str = "none",
                   progress: bool = False) -> dict[str, float]:
-    """COV, MMD and 1-NNA of the subjects of `seeds` against `reference` point sets, and
-    "empty": the fraction of subjects without a surface (how they count: `compare_shape_sets`;
-    when none has one, `generator_shapes` raises)."""
+    """`scored_shapes` of the subjects of `seeds` (`generator_shapes` raises when none has a
+    surface)."""
     generated = generator_shapes(G, seeds, view=view, resolution=resolution, points=points, normalize=normalize,
                                  empty="none", progress=progress)
-    return {**compare_shape_sets(generated, reference), "empty": empty_fraction(generated)}
+    return scored_shapes(generated, reference)
 
 
-def empty_fraction(generated: Sequence[np.ndarray | None]) -> float:
-    """The fraction of `generator_shapes(..., empty="none")`'s subjects without a surface."""
-    return sum(points is None for points in generated) / max(len(generated), 1)
+def scored_shapes(generated: Sequence[np.ndarray | None], reference: Sequence[np.ndarray]) -> dict[str, float]:
+    """COV, MMD and 1-NNA of `generator_shapes(..., empty="none")`'s point sets against
+    `reference` ones, and "empty": the fraction of subjects without a surface (how they count:
+    `compare_shape_sets`)."""
+    empty = sum(points is None for points in generated) / max(len(generated), 1)
+    return {**compare_shape_sets(generated, reference), "empty": empty}
