@@ -244,6 +244,23 @@ def test_resume_after_a_crash_logs_each_step_once(data, tmp_path):
     assert [event.step for event in events.Scalars("loss/G")] == [1, 2, 3, 4, 5, 6]
 
 
+def test_the_last_steps_of_a_run_are_logged_too(data, tmp_path):
+    """A run that ends between two rows of log_every steps logs its last steps in a row of
+    their own (before, a run shorter than log_every left stats.jsonl empty); the row holds the
+    means of those steps alone, as a run logging every step shows them."""
+    config = tiny_train_config(data, total_kimg=0.02, log_every=2)    # 5 steps of 4 images
+    training_loop(tmp_path / "every2", config, progress=False)
+    training_loop(tmp_path / "every1", tiny_train_config(data, total_kimg=0.02, log_every=1), progress=False)
+    training_loop(tmp_path / "short", tiny_train_config(data, log_every=100), max_steps=1, progress=False)
+    rows = {name: [json.loads(line) for line in (tmp_path / name / "stats.jsonl").read_text().splitlines()]
+            for name in ("every2", "every1", "short")}
+    assert [row["step"] for row in rows["every2"]] == [2, 4, 5]
+    assert rows["every2"][-1]["loss/G"] == pytest.approx(rows["every1"][-1]["loss/G"], rel=1e-12)
+    assert rows["every2"][-1]["nimg"] == 20
+    assert [row["step"] for row in rows["short"]] == [1]
+    assert rows["short"][0]["loss/G"] == pytest.approx(rows["every1"][0]["loss/G"], rel=1e-12)
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_two_processes_match_one(data, tmp_path, device):
     """Same global batch of 4: one process, or two with 2 each under torchrun (gloo on CPU,

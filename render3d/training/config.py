@@ -90,7 +90,7 @@ class TrainConfig:
     ema_rampup: float | None = None  # limit the EMA half-life to this share of the images seen so far
     seed: int = 0
     device: str = "auto"            # "auto" (cuda if available), "cpu", "cuda"
-    log_every: int = 20             # steps between TensorBoard scalars and a stats.jsonl line
+    log_every: int = 20             # steps per TensorBoard scalar and stats.jsonl line (and the last steps)
     image_every: int = 500          # steps between image grids (0: only at the end)
     video_every: int = 2000         # steps between orbit videos (0: only at the end)
     checkpoint_every: int = 1000    # steps between checkpoints

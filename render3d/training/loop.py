@@ -258,6 +258,19 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                   f"(NaN -> 0, inf -> 1e5) as in StyleGAN2-ADA; stats.jsonl logs the share of such steps "
                   f"as nonfinite/{name}", file=sys.stderr)
 
+    def log() -> None:
+        """A stats row (TensorBoard, stats.jsonl, the bar) for the steps since the last one:
+        every log_every steps, and for the last steps of a run or a stop (every process calls it
+        then, as the means are taken over processes)."""
+        nonlocal sums
+        if not sums:
+            return
+        stats = reduce_stats(dist, sums, device)
+        sums = {}
+        bar.set_postfix_str(bar_summary(step, stats, resolution))
+        if writer:
+            writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
+
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
     try:
@@ -346,11 +359,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             sums["_count"] = sums.get("_count", 0) + 1
             bar.update(config.batch)
             if step % config.log_every == 0:
-                stats = reduce_stats(dist, sums, device)
-                sums = {}
-                bar.set_postfix_str(bar_summary(step, stats, resolution))
-                if writer:
-                    writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
+                log()
             if writer and config.image_every and step % config.image_every == 0:
                 writer.images(G_ema, step, view)
             if writer and config.video_every and step % config.video_every == 0:
@@ -363,9 +372,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 else:
                     checkpoint()
             if dist.any(stop.requested):               # every process stops after the same step
+                log()
                 written = checkpoint()
                 if dist.main:
                     print(f"\ntrain: stopped after step {step}; wrote {written}", file=sys.stderr)
+                dist.barrier()                          # all in step: leave the process group as at the end
+                dist.close()
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         if not stop.requested or saved is None or saved.name != f"step-{step:07d}":
@@ -384,6 +396,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     finally:
         stop.close()
         bar.close()
+    log()                                               # the steps since the last row, if any
     last = checkpoint()
     if writer:
         writer.images(G_ema, step, view)
