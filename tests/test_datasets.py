@@ -114,6 +114,35 @@ def test_malformed_entries_are_all_reported(tmp_path):
         EG3DDataset(tmp_path)
 
 
+def test_a_path_that_misses_dataset_json_says_where_it_is(tmp_path):
+    """The usual wrong paths to a dataset: its images folder, the folder above it, a zip made
+    of the folder (so dataset.json is one level down), a nerfstudio capture. Each is told
+    where the labels are, or what it holds instead."""
+    _write_dataset(tmp_path / "ffhq")
+    zipped = tmp_path / "nested.zip"
+    with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as archive:
+        for file in sorted((tmp_path / "ffhq").rglob("*")):
+            archive.write(file, file.relative_to(tmp_path).as_posix())      # ffhq/dataset.json, ffhq/sub/...
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture" / "transforms.json").write_text('{"frames": []}')
+    (tmp_path / "empty").mkdir()
+    expected = {
+        tmp_path / "ffhq" / "sub": f"(there is one in {tmp_path / 'ffhq'}: pass that folder)",
+        tmp_path: f"(there is one in {tmp_path / 'ffhq'}: pass that folder)",
+        zipped: "(the zip holds one in ffhq/; EG3D's dataset tool writes it at the top of the zip)",
+        tmp_path / "capture": "(it holds a nerfstudio transforms.json: the views of one scene, while a 3D-aware "
+                              "GAN learns from many subjects, one posed image each, in EG3D's format)",
+        tmp_path / "empty": "",
+    }
+    for path, hint in expected.items():
+        with pytest.raises(ValueError) as caught:
+            EG3DDataset(path)
+        assert str(caught.value) == (f"EG3DDataset: argument 'path' expected an EG3D dataset (a folder or zip with "
+                                     f"dataset.json), got no dataset.json in {path} {hint}".rstrip())
+    (problem,) = check_dataset(tmp_path / "ffhq" / "sub").problems      # `dataset check` says it too
+    assert problem.message == f"no dataset.json in {tmp_path / 'ffhq' / 'sub'} {expected[tmp_path / 'ffhq' / 'sub']}"
+
+
 def _damage(folder, names):
     """names[1] cut short after its header (PNG), names[2] rewritten as a JPEG and cut in
     half, names[3] not an image at all; the two cut files still report their size."""

@@ -123,8 +123,8 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          f"`render3d dataset synth {absent}`"),
         # a relative path is said with the folder it is relative to (a run resumed from another one)
         (["data.path=no/such/data"], f"got 'no/such/data' (nothing there in {Path.cwd()}): pass data.path=PATH"),
-        ([f"data.path={empty}"], f"render3d train: data.path expected a well-formed "
-         f"EG3D dataset, got 1 malformed entries: no entry (dataset.json): no dataset.json in {empty}"),
+        ([f"data.path={empty}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
+         f"dataset.json), got no dataset.json in {empty}\n"),
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
          "at least the generator's 64 px (smaller ones would be up-sampled), got 32 x 32 in "),
         (["progressive.start_resolution=12"], "render3d train: progressive.start_resolution expected 0 or one of "
@@ -410,8 +410,8 @@ def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys
     assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "empty"),
                  "--out", str(tmp_path / "results" / "eval.json")]) == 2
     assert capsys.readouterr().err.strip().startswith(
-        f"render3d eval generator: DATASET expected a well-formed EG3D dataset, got 1 malformed entries: no entry "
-        f"(dataset.json): no dataset.json in {tmp_path / 'empty'}")
+        f"render3d eval generator: DATASET expected an EG3D dataset (a folder or zip with dataset.json), got no "
+        f"dataset.json in {tmp_path / 'empty'}")
     assert not (tmp_path / "results").exists()          # found before the results' folder is made
 
 

@@ -71,7 +71,8 @@ def read_labels(storage: Storage) -> tuple[list[str], np.ndarray, list[Problem]]
     pose, bad intrinsics, and images in the folder that have no entry.
     """
     if LABEL_FILE not in storage:
-        return [], np.zeros((0, LABEL_LENGTH)), [Problem(None, LABEL_FILE, f"no {LABEL_FILE} in {storage.path}")]
+        missing = f"no {LABEL_FILE} in {storage.path}{_where_labels_are(storage)}"
+        return [], np.zeros((0, LABEL_LENGTH)), [Problem(None, LABEL_FILE, missing)]
     try:
         meta = json.loads(storage.read(LABEL_FILE))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -118,6 +119,24 @@ def read_labels(storage: Storage) -> tuple[list[str], np.ndarray, list[Problem]]
     return names, labels, problems
 
 
+def _where_labels_are(storage: Storage) -> str:
+    """For a folder or zip without a top-level `dataset.json`, what it is instead, as the
+    usual mistakes make it: the dataset's images folder, a folder or zip holding the dataset
+    one level down, a nerfstudio capture. Empty when none of them."""
+    if storage.kind == "folder" and (storage.path.parent / LABEL_FILE).is_file():
+        return f" (there is one in {storage.path.parent}: pass that folder)"
+    nested = [name for name in storage.names() if name.rsplit("/", 1)[-1] == LABEL_FILE]
+    if nested:
+        inner = min(nested, key=lambda name: name.count("/")).rsplit("/", 1)[0]
+        if storage.kind == "folder":
+            return f" (there is one in {storage.path / inner}: pass that folder)"
+        return f" (the zip holds one in {inner}/; EG3D's dataset tool writes it at the top of the zip)"
+    if "transforms.json" in storage:
+        return (" (it holds a nerfstudio transforms.json: the views of one scene, while a 3D-aware GAN learns from "
+                "many subjects, one posed image each, in EG3D's format)")
+    return ""
+
+
 def write_labels(folder: str | Path, names: Sequence[str], labels) -> Path:
     """Write `dataset.json` into `folder`: `names` (relative paths with '/') and `labels`
     [N, 25] (array or tensor). Returns the file's path."""
@@ -134,7 +153,7 @@ def write_labels(folder: str | Path, names: Sequence[str], labels) -> Path:
 def _summarize(problems: list[Problem], limit: int = 5) -> str:
     shown = "; ".join(str(p) for p in problems[:limit])
     more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
-    return f"{len(problems)} malformed entries: {shown}{more}"
+    return f"{len(problems)} malformed {'entry' if len(problems) == 1 else 'entries'}: {shown}{more}"
 
 
 class EG3DDataset(torch.utils.data.Dataset):
@@ -160,6 +179,9 @@ class EG3DDataset(torch.utils.data.Dataset):
         fn = "EG3DDataset"
         self.storage = Storage(path, fn)
         names, labels, problems = read_labels(self.storage)
+        if LABEL_FILE not in self.storage:
+            raise ValueError(f"{fn}: argument 'path' expected an EG3D dataset (a folder or zip with {LABEL_FILE}), "
+                             f"got {problems[0].message}")
         if problems:
             raise ValueError(f"{fn}: argument 'path' expected a well-formed EG3D dataset, got {_summarize(problems)} "
                              f"(`render3d dataset check {path}` lists them all)")
