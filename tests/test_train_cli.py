@@ -121,8 +121,8 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         ([f"data.path={absent}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
          f"dataset.json), got '{absent}' (nothing there): pass data.path=PATH, or write a synthetic one with "
          f"`render3d dataset synth {absent}`"),
-        # a relative path is said with the folder it is relative to (a run resumed from another one)
-        (["data.path=no/such/data"], f"got 'no/such/data' (nothing there in {Path.cwd()}): pass data.path=PATH"),
+        # a relative path is made absolute, so it is said with the folder it was taken relative to
+        (["data.path=no/such/data"], f"got '{Path.cwd() / 'no/such/data'}' (nothing there): pass data.path=PATH"),
         ([f"data.path={empty}"], f"render3d train: data.path expected an EG3D dataset (a folder or zip with "
          f"dataset.json), got no dataset.json in {empty}\n"),
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
@@ -271,6 +271,30 @@ def test_resume_without_config_continues_with_the_checkpoints_own(trained, tmp_p
     out, err = capsys.readouterr()
     assert f"wrote {(own / 'checkpoints' / 'step-0000004').resolve()}" in out
     assert "from step 3 (0.012 kimg)" in err and "changed from the config" not in err
+
+
+def test_a_relative_data_path_is_kept_absolute_so_resume_works_from_anywhere(trained, tmp_path, capsys,
+                                                                              monkeypatch):
+    """data.path typed relative to the folder training starts in is saved absolute (config.yaml,
+    state.json), so `render3d train --resume RUN` from another folder finds the dataset; it
+    was refused there, as the relative path pointed nowhere."""
+    from render3d.cli.main import main
+
+    data, _, _ = trained
+    shutil.copytree(data, tmp_path / "project" / "data")
+    (tmp_path / "elsewhere").mkdir()
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(Path("data"), total_kimg=0.016)))
+    monkeypatch.chdir(tmp_path / "project")
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]["path"]
+    assert saved == str(tmp_path / "project" / "data")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert f"wrote {(tmp_path / 'run' / 'checkpoints' / 'step-0000004').resolve()}" in out
+    assert f"of 32 px in {tmp_path / 'project' / 'data'}, box-filtered" in err and "changed from the config" not in err
 
 
 @pytest.mark.parametrize("words, said", [

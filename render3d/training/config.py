@@ -5,6 +5,7 @@ against the registered component's own config dataclass."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSE
 
 @dataclass
 class DataConfig:
-    path: str = ""                  # EG3D dataset: folder or zip with dataset.json
+    path: str = ""                  # EG3D dataset: folder or zip with dataset.json (made absolute)
     xflip: bool = True              # add mirrored copies (with mirrored cameras)
     workers: int = 0                # DataLoader worker processes (0: load in the training process)
 
     def __post_init__(self) -> None:
+        # Relative to the current folder, made absolute at once: config.yaml and the checkpoints
+        # keep it so, and `render3d train --resume RUN` from another folder still finds it.
+        self.path = os.path.abspath(self.path) if self.path else self.path
         _expect("config.data.workers", self.workers >= 0, "a non-negative int", self.workers)
 
 

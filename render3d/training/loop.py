@@ -103,11 +103,11 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         if existing is not None:                            # a fresh run would overwrite and rotate them out
             raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
                              f"continue that run with --resume {run_dir}, or train into another folder")
-        if not Path(config.data.path).exists():            # relative: to the current folder (resumed from another?)
-            where = "" if Path(config.data.path).is_absolute() else f" in {Path.cwd()}"
+        if not config.data.path or not Path(config.data.path).exists():   # absolute (DataConfig makes it so)
+            got = f"{config.data.path!r} (nothing there)" if config.data.path else "none"
             raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
-                             f"{str(config.data.path)!r} (nothing there{where}): pass data.path=PATH, or write a "
-                             f"synthetic one with `render3d dataset synth {config.data.path}`")
+                             f"{got}: pass data.path=PATH, or write a synthetic one with `render3d dataset synth "
+                             f"{config.data.path or 'DATA'}`")
         try:
             dataset = EG3DDataset(config.data.path, xflip=config.data.xflip)
         except ValueError as error:
