@@ -41,8 +41,10 @@ setup: $(STAMP)
 build: setup
 	$(VENV)/bin/render3d build
 
+# PYTHONFAULTHANDLER: a test's subprocess (torchrun's workers) that aborts in C++ prints its
+# Python threads' stacks to the stderr the test reports.
 test: build
-	$(PY) -m pytest -q
+	PYTHONFAULTHANDLER=1 $(PY) -m pytest -q
 
 demo: build
 	$(VENV)/bin/render3d demo
