@@ -261,6 +261,24 @@ def test_the_last_steps_of_a_run_are_logged_too(data, tmp_path):
     assert rows["short"][0]["loss/G"] == pytest.approx(rows["every1"][0]["loss/G"], rel=1e-12)
 
 
+def test_speeds_are_those_since_the_last_row_or_the_resumed_step(data, tmp_path):
+    """A run resumed at step 10 (40 images, 2 s of training): its first row's step time is that of
+    the steps since then, not the whole run's mean, and it has no kimg/s (its wall time would count
+    the setup; before, it was logged as 0 and pulled TensorBoard's curve down); the next row's
+    kimg/s is that of the images since the row before."""
+    from render3d.training.logs import RunLog
+
+    log = RunLog(tmp_path, tiny_train_config(data), step=10, nimg=40, seconds=2.0)
+    log.scalars(12, 48, 6.0, {}, 16, 1.0, torch.device("cpu"))
+    time.sleep(0.05)
+    log.scalars(14, 56, 8.0, {}, 16, 1.0, torch.device("cpu"))
+    log.close()
+    first, second = (json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines())
+    assert first["speed/step_s"] == pytest.approx(2.0) and "speed/kimg_per_s" not in first
+    assert second["speed/step_s"] == pytest.approx(1.0)
+    assert 0 < second["speed/kimg_per_s"] <= 0.008 / 0.05
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def test_two_processes_match_one(data, tmp_path, device):
     """Same global batch of 4: one process, or two with 2 each under torchrun (gloo on CPU,

@@ -68,11 +68,13 @@ def progress_bar(enabled: bool, total: int, done: int):
 class RunLog:
     """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos.
 
-    Training starts at `step` (the checkpoint's when resuming, else 0): what an earlier process
-    logged after it (it ran past its last checkpoint before it stopped, or it wrote none) is
-    dropped from stats.jsonl and purged from TensorBoard, so each step is there once."""
+    Training starts at `step`, `nimg` and `seconds` (the checkpoint's when resuming, else 0):
+    what an earlier process logged after it (it ran past its last checkpoint before it stopped,
+    or it wrote none) is dropped from stats.jsonl and purged from TensorBoard, so each step is
+    there once. The speeds of a row are those since the row before, or since the start."""
 
-    def __init__(self, run_dir: Path, config: TrainConfig, step: int) -> None:
+    def __init__(self, run_dir: Path, config: TrainConfig, step: int = 0, nimg: int = 0,
+                 seconds: float = 0.0) -> None:
         import yaml
 
         self.run_dir = run_dir
@@ -92,7 +94,7 @@ class RunLog:
             temp.write_text("".join(kept))
             os.replace(temp, stats)
         self.stats = open(stats, "a")
-        self.last = (time.perf_counter(), 0, 0, 0.0)
+        self.last = (None, nimg, step, seconds)              # (wall time, nimg, step, seconds) of the last row
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
                 device) -> None:
@@ -100,9 +102,10 @@ class RunLog:
         then, then_nimg, then_step, then_seconds = self.last
         self.last = (now, nimg, step, seconds)
         stats = {**stats, "progress/kimg": nimg / 1000, "progress/resolution": resolution, "progress/blend": blend,
-                 "speed/kimg_per_s": (nimg - then_nimg) / 1000 / max(now - then, 1e-9) if then_nimg else 0.0,
                  "speed/step_s": (seconds - then_seconds) / max(step - then_step, 1),   # training only, no logging
                  "memory/cpu_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+        if then is not None:    # wall time, logging and snapshots included; the first row's would count setup
+            stats["speed/kimg_per_s"] = (nimg - then_nimg) / 1000 / max(now - then, 1e-9)
         if device.type == "cuda":
             stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
         if self.tensorboard:

@@ -195,7 +195,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                                               generator=torch.Generator().manual_seed(config.seed)))
     view = poses.view_defaults()
     meta = generator_metadata(config.generator_type, config.generator, {"view": view})
-    writer = RunLog(run_dir, config, step) if dist.main else None
+    writer = RunLog(run_dir, config, step, nimg, seconds) if dist.main else None
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
     if dist.main:
