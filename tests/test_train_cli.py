@@ -81,7 +81,7 @@ def test_train_writes_a_run_folder(trained):
     data, run_dir, result = trained
     checkpoint = run_dir / "checkpoints" / "step-0000002"
     assert f"render3d train: wrote {checkpoint.resolve()}" in result.stdout
-    assert f"train: volumegan at 16 px, batch 4 on 1 cpu process(es), to 0.008 kimg, into {run_dir}" in result.stderr
+    assert f"train: volumegan at 16 px, batch 4 on 1 CPU process, to 0.008 kimg, into {run_dir}" in result.stderr
     assert f"train: data: 6 images (12 with x-flips) of 32 px in {data}, box-filtered to 16 px; cameras from " \
         "its labels" in result.stderr
     assert f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`" in result.stderr

@@ -198,7 +198,7 @@ def test_resume_takes_the_learning_rates_and_betas_of_the_config(data, tmp_path,
     training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008), max_steps=1, progress=False)
     changed = tiny_train_config(data, total_kimg=0.008, lr_g=0.001, lr_d=0.0005, betas=[0.5, 0.9])
     last = training_loop(tmp_path, changed, resume=tmp_path, progress=False)
-    assert "batch 4 on 1 cpu process(es), from step 1 (0.004 kimg) to 0.008 kimg" in capsys.readouterr().err
+    assert "batch 4 on 1 CPU process, from step 1 (0.004 kimg) to 0.008 kimg" in capsys.readouterr().err
     saved = torch.load(last / OPTIMIZER_FILE, weights_only=True)["optimizers"]
     g, d = saved["G"]["param_groups"][0], saved["D"]["param_groups"][0]
     assert g["lr"] == 0.001 and tuple(g["betas"]) == (0.5, 0.9)

@@ -200,15 +200,17 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     mix_lo, mix_hi = G.style_mixing_range
     if dist.main:
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
-        print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {dist.world} "
-              f"{device.type} process(es), {where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
+        processes = f"{dist.world} {device.type.upper()} process{'es' if dist.world > 1 else ''}"
+        print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {processes}, "
+              f"{where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
         if resumed is not None and changed:             # on purpose (a lower lr) or not (a forgotten override)
             print(f"train: {len(changed)} setting{'s' if len(changed) > 1 else ''} changed from the config "
                   f"{resumed.name} was trained with: {changes_said(changed)}", file=sys.stderr)
         flips = f" ({len(dataset):,} with x-flips)" if dataset.xflip else ""
         cameras = "its labels" if config.poses.source == "dataset" else "the yaw/pitch prior (poses.*)"
         filtered = f", box-filtered to {G.resolutions[-1]} px" if dataset.width != G.resolutions[-1] else ""
-        print(f"train: data: {len(dataset.names):,} images{flips} of {dataset.width} px in {dataset.storage.path}"
+        images = f"{len(dataset.names):,} image{'s' if len(dataset.names) > 1 else ''}"
+        print(f"train: data: {images}{flips} of {dataset.width} px in {dataset.storage.path}"
               f"{filtered}; cameras from {cameras}", file=sys.stderr)
         if writer.tensorboard:
             print(f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`", file=sys.stderr)
