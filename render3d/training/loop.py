@@ -381,6 +381,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 dist.barrier()                          # all in step: leave the process group as at the end
                 dist.close()
                 raise KeyboardInterrupt
+        log()                                           # the steps since the last row, if any, on the bar too
     except KeyboardInterrupt:
         if not stop.requested or saved is None or saved.name != f"step-{step:07d}":
             interrupted = True                          # mid-step: this process's state only
@@ -398,7 +399,6 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     finally:
         stop.close()
         bar.close()
-    log()                                               # the steps since the last row, if any
     last = checkpoint()
     if writer:
         writer.images(G_ema, step, view)
