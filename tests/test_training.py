@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -277,6 +278,44 @@ def test_speeds_are_those_since_the_last_row_or_the_resumed_step(data, tmp_path)
     assert first["speed/step_s"] == pytest.approx(2.0) and "speed/kimg_per_s" not in first
     assert second["speed/step_s"] == pytest.approx(1.0)
     assert 0 < second["speed/kimg_per_s"] <= 0.008 / 0.05
+
+
+_GLOO_THREADS = """
+import os, sys
+import torch
+from render3d.training.distributed import Distributed
+
+def gloo_threads():
+    names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+    return sorted(name for name in names if "gloo" in name)
+
+dist = Distributed.setup("cpu")
+torch.optim.Adam([torch.zeros(1, requires_grad=True)])     # as training makes one: it imports torch._dynamo
+dist.barrier()
+before = gloo_threads()
+dist.close()
+with open(os.path.join(sys.argv[1], f"{dist.rank}.txt"), "w") as said:   # one file each: no interleaving
+    said.write(f"process {dist.rank}: before {before}, after {gloo_threads()}")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")
+def test_leaving_the_process_group_ends_gloos_threads(tmp_path):
+    """After `Distributed.close`, gloo's threads are gone, so none is left to be torn down at
+    interpreter exit, where it sometimes aborted a torchrun worker ("terminate called without
+    an active exception", SIGABRT: 1 of 4 runs of the two torchrun training tests here). They
+    outlived destroy_process_group when torch._dynamo was first imported after joining, as
+    the first optimizer does."""
+    script = tmp_path / "threads.py"
+    script.write_text(_GLOO_THREADS)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(script), str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        line = (tmp_path / f"{rank}.txt").read_text()
+        before, after = line.split(": before ")[1].split(", after ")
+        assert "gloo" in before and after == "[]", line      # they ran, and they ended
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])

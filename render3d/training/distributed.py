@@ -27,6 +27,12 @@ class Distributed:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
         if world > 1 and not dist.is_initialized():
+            # torch._dynamo (which the first optimizer imports) must come first: imported after
+            # the group exists, it keeps gloo's threads alive past destroy_process_group (torch
+            # 2.13), to be torn down at interpreter exit, where they sometimes abort the process
+            # ("terminate called without an active exception").
+            import torch._dynamo  # noqa: F401
+
             dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
         return cls(rank, world, local_rank)
 
