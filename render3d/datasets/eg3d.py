@@ -22,6 +22,7 @@ import torch
 from render3d.cameras import Cameras
 from render3d.cameras.camera import RIGID_TOL
 from render3d.datasets.storage import Storage, decode_image, image_size
+from render3d.datasets.transforms import TRANSFORMS_FILE
 
 LABEL_FILE = "dataset.json"
 LABEL_LENGTH = 25
@@ -131,8 +132,8 @@ def _where_labels_are(storage: Storage) -> str:
         if storage.kind == "folder":
             return f" (there is one in {storage.path / inner}: pass that folder)"
         return f" (the zip holds one in {inner}/; EG3D's dataset tool writes it at the top of the zip)"
-    if "transforms.json" in storage:
-        return (" (it holds a nerfstudio transforms.json: the views of one scene, while a 3D-aware GAN learns from "
+    if TRANSFORMS_FILE in storage:
+        return (f" (it holds a nerfstudio {TRANSFORMS_FILE}: the views of one scene, while a 3D-aware GAN learns from "
                 "many subjects, one posed image each, in EG3D's format)")
     return ""
 
