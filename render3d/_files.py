@@ -37,9 +37,18 @@ def file_in_the_way(folder: Path) -> Path | None:
     """The nearest of `folder` and its parents that exists and is not a folder: what stops
     `folder` from being created (None when nothing does)."""
     for candidate in (Path(folder), *Path(folder).parents):
-        if candidate.exists():
+        if exists(candidate):
             return None if candidate.is_dir() else candidate
     return None
+
+
+def exists(path: Path) -> bool:
+    """`Path.exists`, False for a path that the system refuses to look up (a name longer than
+    the file system allows raises OSError there): nothing can be at it."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _write(temp: Path, data: bytes, path: Path) -> None:
