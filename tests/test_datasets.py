@@ -260,3 +260,17 @@ def test_check_command_names_a_path_that_is_no_dataset_as_path(tmp_path, capsys,
     (tmp_path / "kept").mkdir()                         # folders that were there stay
     assert main(["dataset", "check", "notes.txt", "--out", "kept"]) == 2
     assert (tmp_path / "kept").is_dir()
+
+
+def test_an_out_folder_that_cannot_be_made_leaves_none_of_its_parents(tmp_path, capsys):
+    """--out new/<a name too long>: mkdir makes new/, then fails on the last part. The check
+    removes what it made before it says so (check_writable_dir, shared by every command). In
+    a folder that exists, such a name was a traceback (Path.exists raises for it)."""
+    from render3d.cli.main import main
+
+    _write_dataset(tmp_path / "data")
+    for out in (tmp_path / "new" / ("a" * 300), tmp_path / ("a" * 300)):
+        assert main(["dataset", "check", str(tmp_path / "data"), "--out", str(out)]) == 2
+        said = capsys.readouterr().err.strip()
+        assert said == f"render3d dataset check: cannot write to --out {out}: File name too long"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from render3d._files import file_in_the_way
+from render3d._files import exists, file_in_the_way
 
 
 class UsageError(Exception):
@@ -99,18 +99,32 @@ def check_fps(command: str, fps: int, video_format: str) -> None:
         raise UsageError(str(error).replace(" argument 'fps' ", " --fps ")) from None
 
 
-def check_writable_dir(command: str, option: str, folder: Path) -> None:
-    """Create `folder` and check that files can be written there. The probe file is this
-    process's own: the processes of one `torchrun` check the same folder at once."""
+def check_writable_dir(command: str, option: str, folder: Path) -> list[Path]:
+    """Create `folder` and check that files can be written there. Returns the folders it made
+    (`folder` and missing parents, deepest first), for `remove_made` when the command refuses
+    after all; when the check fails it removes them itself. The probe file is this process's
+    own: the processes of one `torchrun` check the same folder at once."""
+    made = [path for path in (folder, *folder.parents) if not exists(path)]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
+        remove_made(made)
         blocking = file_in_the_way(folder)
         why = f"{blocking} is a file, not a folder" if blocking else exc.strerror
         raise UsageError(f"render3d {command}: cannot write to {option} {folder}: {why}") from None
+    return made
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove the folders `check_writable_dir` made, deepest first, where they are still empty
+    (one written to meanwhile stays; torchrun's processes race here, and whoever comes first
+    removes a folder)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 MAX_SEEDS = 1024   # subjects in one call: each is a row of a grid and a tile of every video frame

@@ -4,7 +4,6 @@ with ground-truth geometry."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -50,22 +49,22 @@ def run_check(args) -> int:
     from render3d.datasets.check import check_dataset, histogram_lines
     from render3d.visualize import draw_cameras
 
-    from ._args import report as refuse, restated     # `report` is the dataset's report here
+    from ._args import UsageError, check_writable_dir, remove_made, restated
+    from ._args import report as refuse               # `report` is the dataset's report here
 
     prog = "render3d dataset check"
     if not args.path.exists():
         print(f"{prog}: PATH {args.path} does not exist", file=sys.stderr)
         return 2
     out = args.out or Path("outputs/dataset-check") / args.path.resolve().stem
-    made = [folder for folder in (out, *out.parents) if not folder.exists()]   # before the long check: writable?
-    if not _writable(prog, out):
-        return 2
+    try:                                                # before the long check: writable?
+        made = check_writable_dir("dataset check", "--out", out)
+    except UsageError as error:
+        return refuse(error)
     try:
         report = check_dataset(args.path, progress=True)
     except ValueError as exc:                           # not a dataset: leave no empty --out behind
-        for folder in made:                             # deepest first; one written to meanwhile stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        remove_made(made)
         return refuse(restated("dataset check", exc, {"path": "PATH"}))
     summary = report.to_dict()
     print(f"{report.path} ({report.format}): {report.entries} entries, {summary['well_formed']} well formed, "

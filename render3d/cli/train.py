@@ -67,33 +67,32 @@ def run_train(args) -> int:
     from render3d.training import DataError, SetupError, training_loop
     from render3d.training.distributed import Distributed
 
-    from ._args import UsageError, check_writable_dir
+    from ._args import UsageError, check_writable_dir, remove_made
 
     if args.max_steps is not None and args.max_steps <= 0:
         return _refuse(UsageError(f"render3d train: --max-steps expected a positive number, got {args.max_steps}"))
     dist = Distributed.join()                           # under torchrun: first, so that every refusal is said
     # Checked by every process on its own machine, refused by all if one refuses (a config or
     # checkpoint on one machine only), before --out is made where --resume is wrong.
-    failure, resumed, created = None, None, False
+    failure, resumed, made = None, None, []
     try:
         config, checkpoint = _config(args)
         dist = Distributed.setup(config.device)         # this process's device
-        created = not args.out.exists()
         if args.resume is not None:                     # named as the option
             resumed = (checkpoint or _resumed_folder(args)).resolve()
-        check_writable_dir("train", "--out", args.out)
+        made = check_writable_dir("train", "--out", args.out)
     except (UsageError, ValueError) as error:
         failure = error
     message = dist.first_failure(failure)
     if message is not None:
         dist.close()
-        _remove_if_empty(args.out, created)
+        remove_made(made)
         return _refuse(UsageError(message))
     try:
         last = training_loop(args.out, config, resume=args.resume, max_steps=args.max_steps,
                              progress=not args.no_progress)
     except SetupError as error:                         # before the first step: nothing was written
-        _remove_if_empty(args.out, created)
+        remove_made(made)
         return _refuse(f"{error}{_changes_note(resumed, config)}")
     except KeyboardInterrupt:
         return 130
@@ -172,16 +171,6 @@ def _changes_note(folder: Path | None, config) -> str:
         return ""
     return f" (resumed with settings changed from the config it was trained with: {changes_said(changes)})" \
         if changes else ""
-
-
-def _remove_if_empty(folder: Path, created: bool) -> None:
-    """Remove the --out folder this command created, unless something was written to it
-    (torchrun's other processes race here: whoever comes first removes it)."""
-    if created:
-        try:
-            folder.rmdir()
-        except OSError:
-            pass
 
 
 def _refuse(error: Exception | str) -> int:
