@@ -2,6 +2,7 @@
 compiler, the CLI, and compiling every CUDA source for sm_80 and sm_90 (no GPU needed)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,17 @@ def test_build_key_depends_on_sources_and_flavour(monkeypatch):
         assert cuda != cpu and "-cu" in cuda
     monkeypatch.setattr(_build, "_CPU_FLAGS", _build._CPU_FLAGS + ["-DTEST_FLAG"])
     assert _build.build_key(False) != cpu
+
+
+def test_a_copy_of_the_sources_elsewhere_builds_apart(tmp_path, monkeypatch):
+    """torch's build.ninja names the sources by absolute path: two checkouts sharing one build
+    folder would rebuild it in turn (half a minute each time), one under the other's feet."""
+    here = _build.build_key(False)
+    copy = tmp_path / "cuda"
+    shutil.copytree(_build.source_root(), copy)
+    monkeypatch.setattr(_build, "source_root", lambda: copy)
+    assert _build.build_key(False) != here
+    assert _build.build_key(False) == _build.build_key(False)   # and stable
 
 
 def test_cli_info_and_build():

@@ -2,8 +2,9 @@
 
 Importing never compiles. The first native call (or `render3d build`) JIT-builds the sources
 in ``cuda/`` (shipped in the wheel as ``render3d/_csrc``) with ninja into a cache directory
-keyed by the sources, the compile flags, the torch version and whether CUDA is built, then
-loads the library so that its ops appear under ``torch.ops.render3d``.
+keyed by the sources (their place and content), the compile flags, the torch install and
+version and whether CUDA is built, then loads the library so that its ops appear under
+``torch.ops.render3d``.
 
 Builds are serialised per key by an OS file lock, which the kernel releases when its owner
 dies; a build killed half-way therefore never blocks the next one: torch's own ``lock`` file
@@ -104,8 +105,13 @@ def cache_root() -> Path:
 
 
 def build_key(with_cuda: bool) -> str:
+    """Names a build by what goes into it. The build files that torch writes hold absolute paths
+    (the sources, torch's headers and libraries), and ninja rebuilds everything when those change;
+    so two checkouts or two environments with the same sources get a build each, rather than
+    taking turns rebuilding one."""
     digest = hashlib.sha256()
     root = source_root()
+    digest.update(f"{root}\0{Path(torch.__file__).resolve().parent}\0".encode())
     for path in _all_source_files():
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
