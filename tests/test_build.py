@@ -140,6 +140,24 @@ def test_a_copy_of_the_sources_elsewhere_builds_apart(tmp_path, monkeypatch):
     assert _build.build_key(False) == _build.build_key(False)   # and stable
 
 
+def test_builds_with_the_installed_ninja_whatever_path_says(tmp_path):
+    """Another ninja first on PATH (the system's, when the virtual environment is not activated)
+    reads the build log of pip's ninja as foreign and rebuilt everything; render3d builds with the
+    ninja installed beside it, so a loaded build stays loaded as it is."""
+    import ninja
+
+    _build.load_native(raise_errors=True)   # built in the default cache by now
+    called = tmp_path / "called"
+    fake = tmp_path / "bin" / "ninja"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {called}\nexec {Path(ninja.BIN_DIR) / 'ninja'} \"$@\"\n")
+    fake.chmod(0o755)
+    result = run_python(PROBE, {"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "OK" and "RuntimeWarning" not in result.stderr
+    assert not called.exists(), called.read_text()
+
+
 def test_cli_info_and_build():
     build = subprocess.run([sys.executable, "-m", "render3d", "build"], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr

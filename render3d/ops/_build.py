@@ -188,6 +188,30 @@ def _compiler_problem(with_cuda: bool) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _installed_ninja_first():
+    """torch runs the first ``ninja`` on PATH, and ninja versions do not read each other's build
+    logs: a process with the virtual environment activated (pip's ninja) and one without (the
+    system's) rebuilt the kernels in turn, half a minute each time. While building, the ninja
+    installed with render3d (the ``ninja`` package, a dependency) comes first."""
+    try:
+        import ninja
+
+        folder = str(ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        folder = None
+    previous = os.environ.get("PATH")
+    if folder is not None:
+        os.environ["PATH"] = os.pathsep.join([folder, previous] if previous else [folder])
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = previous
+
+
 def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
     from torch.utils.cpp_extension import load
 
@@ -260,7 +284,8 @@ def load_native(*, verbose: bool = False, raise_errors: bool = False) -> bool:
             else:
                 with_cuda = cuda_wanted()
                 try:
-                    _state.path = _build_and_load(with_cuda, verbose)
+                    with _installed_ninja_first():
+                        _state.path = _build_and_load(with_cuda, verbose)
                     _state.with_cuda = with_cuda
                     _state.loaded = True
                     from . import _registry
