@@ -140,6 +140,15 @@ def test_a_copy_of_the_sources_elsewhere_builds_apart(tmp_path, monkeypatch):
     assert _build.build_key(False) == _build.build_key(False)   # and stable
 
 
+def test_each_build_key_has_its_own_lock(monkeypatch):
+    """The lock file was named by `with_suffix`, which cut the key at 'torch2.13': every build
+    of a torch version waited for every other, whatever its sources."""
+    first = _build.build_lock(False)
+    assert first.parent == _build.build_dir(False).parent and first.name == f"{_build.build_key(False)}.lock"
+    monkeypatch.setattr(_build, "_CPU_FLAGS", _build._CPU_FLAGS + ["-DTEST_FLAG"])
+    assert _build.build_lock(False) != first
+
+
 def test_builds_with_the_installed_ninja_whatever_path_says(tmp_path):
     """Another ninja first on PATH (the system's, when the virtual environment is not activated)
     reads the build log of pip's ninja as foreign and rebuilt everything; render3d builds with the

@@ -125,6 +125,12 @@ def build_dir(with_cuda: bool) -> Path:
     return cache_root() / "ext" / build_key(with_cuda)
 
 
+def build_lock(with_cuda: bool) -> Path:
+    """The file whose lock serialises the builds of one key (beside its folder)."""
+    directory = build_dir(with_cuda)
+    return directory.parent / f"{directory.name}.lock"
+
+
 def compile_flags(with_cuda: bool) -> dict[str, list[str]]:
     flags = {"cxx": list(_CPU_FLAGS), "ld": list(_LINK_FLAGS)}
     if with_cuda:
@@ -227,7 +233,7 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
     name = f"{LIBRARY}_native"
     library = directory / f"{name}.so"
     marker = directory / "BUILD_OK"
-    with _file_lock(directory.with_suffix(".lock")):
+    with _file_lock(build_lock(with_cuda)):
         directory.mkdir(parents=True, exist_ok=True)
         # We hold the per-key lock, so nobody else is building here: a 'lock' file left by
         # torch's own baton belongs to a killed build. Without the marker the library may be
