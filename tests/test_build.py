@@ -149,6 +149,20 @@ def test_each_build_key_has_its_own_lock(monkeypatch):
     assert _build.build_lock(False) != first
 
 
+def test_a_process_waiting_for_anothers_build_says_so():
+    """A second process (a render started while `make test` builds) waited a minute in silence."""
+    _build.load_native(raise_errors=True)
+    with _build._file_lock(_build.build_lock(_build.state().with_cuda)):   # as if building
+        waiting = subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        time.sleep(8)
+        assert waiting.poll() is None   # still waiting for the lock
+    stdout, stderr = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, stderr
+    assert stdout.strip() == "OK"
+    assert "render3d: waiting for another process to finish building the native kernels in" in stderr, stderr
+
+
 def test_builds_with_the_installed_ninja_whatever_path_says(tmp_path):
     """Another ninja first on PATH (the system's, when the virtual environment is not activated)
     reads the build log of pip's ninja as foreign and rebuilt everything; render3d builds with the

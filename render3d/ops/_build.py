@@ -164,10 +164,24 @@ def state() -> NativeState:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path):
+def _file_lock(path: Path, waiting: str | None = None, patience: float = 2.0):
+    """Holds an exclusive lock on `path`; prints `waiting` when another process holds it for
+    longer than `patience` seconds (a build of a minute, not a load of a finished one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                break
         try:
             yield
         finally:
@@ -233,7 +247,8 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
     name = f"{LIBRARY}_native"
     library = directory / f"{name}.so"
     marker = directory / "BUILD_OK"
-    with _file_lock(build_lock(with_cuda)):
+    waiting = f"render3d: waiting for another process to finish building the native kernels in {directory}..."
+    with _file_lock(build_lock(with_cuda), waiting):
         directory.mkdir(parents=True, exist_ok=True)
         # We hold the per-key lock, so nobody else is building here: a 'lock' file left by
         # torch's own baton belongs to a killed build. Without the marker the library may be
