@@ -21,8 +21,9 @@ from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
 
 
-def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout)
+def run(*args, timeout=300, cwd=None):
+    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -386,6 +387,33 @@ def test_eval_generator_scores_shapes_against_the_dataset(trained, tmp_path):
     assert 0 < metrics["shapes/coverage"] <= 1 and metrics["shapes/mmd"] > 0
     assert 0.5 <= metrics["shapes/one_nn_accuracy"] <= 1
     assert record["inputs"]["training"]["step"] == 2
+
+
+def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
+    """Without --out, the renders, meshes and scores of every run went to one name
+    (outputs/render/generator, outputs/mesh/seed<N>.glb, outputs/eval/generator.json), so
+    the second run's overwrote the first's."""
+    from render3d.training.checkpoint import generator_name
+
+    data, run_dir, _ = trained
+    folder = run_dir / "checkpoints" / "step-0000002"
+    for path in (run_dir, folder, folder / "generator.safetensors"):
+        assert generator_name(path) == "run-step-0000002"
+    shutil.copy(folder / "generator.safetensors", tmp_path / "mine.safetensors")
+    shutil.copytree(folder, tmp_path / "kept")
+    assert generator_name(tmp_path / "mine.safetensors") == "mine" and generator_name(tmp_path / "kept") == "kept"
+
+    result = run("render", "grid", "--checkpoint", str(run_dir), "--seeds", "0", "--views", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "outputs" / "render" / "run-step-0000002" / "views.png").is_file()
+    result = run("export-mesh", "--checkpoint", str(tmp_path / "mine.safetensors"), "--seed", "1", "--resolution",
+                 "20", "--colors-from", "field", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {tmp_path / 'outputs' / 'mesh' / 'mine-seed1.glb'}" in result.stdout
+    result = run("eval", "generator", str(folder), str(data), "--shapes", "2", "--mesh-resolution", "20",
+                 "--points", "64", "--inception", str(tmp_path / "absent.pt"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "outputs" / "eval" / "run-step-0000002.json").read_text())["metrics"]
 
 
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):

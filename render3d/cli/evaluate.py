@@ -206,8 +206,9 @@ def add_generator(sub) -> None:
     p.add_argument("--images", type=int, default=1000, help="generated and real images for FID/KID (default: 1000)")
     p.add_argument("--inception", type=Path, default=None,
                    help="inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else ~/.cache/render3d/)")
-    p.add_argument("--out", type=Path, default=Path("outputs/eval/generator.json"),
-                   help="results JSON (default: outputs/eval/generator.json)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results JSON (default: outputs/eval/<run>-step-<N>.json for a run's checkpoint, "
+                        "outputs/eval/<name>.json for a generator file)")
     p.set_defaults(run=run_generator)
 
 
@@ -216,6 +217,7 @@ def run_generator(args) -> int:
     from render3d.mesh import NoSurfaceError
     from render3d.metrics import load_points, write_results
     from render3d.metrics.generators import generator_shapes, scored_shapes
+    from render3d.training.checkpoint import generator_name
 
     from ._args import (UsageError, check_at_least, checkpoint_styles, load_checkpoint_generator, report, restated,
                         said_as)
@@ -229,6 +231,8 @@ def run_generator(args) -> int:
             dataset = SyntheticDataset(args.dataset, with_geometry=False)
         # a diverged generator's NaN densities failed deep in marching cubes, a traceback
         checkpoint_styles("eval generator", G, meta, list(range(args.shapes)), 1.0, argument="CHECKPOINT")
+        if args.out is None:                            # the scores of two runs, or two steps, apart
+            args.out = Path("outputs/eval") / f"{generator_name(args.checkpoint)}.json"
     except UsageError as error:
         return report(error)
     files = _shape_files(prog, args.dataset)

@@ -70,7 +70,8 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="with --checkpoint: the subject's seed (default: 0)")
     p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb or seed<N>.glb)")
+                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb, or <run>-step-<N>-seed<S>.glb "
+                        "for a run's checkpoint, <name>-seed<S>.glb for a generator file)")
     p.add_argument("--resolution", type=int, default=None,
                    help="grid samples along the box's longest side (default: 256; 128 with --checkpoint)")
     p.add_argument("--level", type=_level, default="auto",
@@ -96,6 +97,7 @@ def run_export_mesh(args) -> int:
     from render3d.generators.sampling import SEED_LIMIT
     from render3d.mesh import export_mesh, extract_mesh, mesh_summary
     from render3d.mesh.export import check_writable, mesh_files, mesh_format
+    from render3d.training.checkpoint import generator_name
     from render3d.volume import describe_scenes, make_scene, scene_names
 
     from ._args import (UsageError, checkpoint_styles, load_checkpoint_generator, report, restated,
@@ -108,8 +110,6 @@ def run_export_mesh(args) -> int:
         split_scene_options("export-mesh", args, {}, {"seed": 0, "truncation": 1.0})
     except UsageError as error:
         return report(error)
-    name = f"seed{args.seed}" if args.checkpoint is not None else args.scene
-    out = args.out or Path("outputs/mesh") / f"{name}.glb"
     if args.resolution is None:
         args.resolution = 128 if args.checkpoint is not None else 256
     try:
@@ -139,6 +139,9 @@ def run_export_mesh(args) -> int:
             # loaded whole before the folder is made: a damaged file leaves nothing behind
             G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
             ws = checkpoint_styles("export-mesh", G, meta, [args.seed], args.truncation)
+            out = args.out or Path("outputs/mesh") / f"{generator_name(args.checkpoint)}-seed{args.seed}.glb"
+        else:
+            out = args.out or Path("outputs/mesh") / f"{args.scene}.glb"
         for file in mesh_files(*mesh_format("render3d export-mesh", out, name="--out")):
             check_writable("render3d export-mesh", "--out", file)
         if args.checkpoint is not None:

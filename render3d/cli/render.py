@@ -47,7 +47,8 @@ def add_render(sub) -> None:
                    help=f"with --checkpoint: subjects to render, {MAX_SEEDS} at most (default: 0-3)")
     p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: outputs/render/<scene>, or outputs/render/generator)")
+                   help="output folder (default: outputs/render/<scene>, or outputs/render/<run>-step-<N> for a "
+                        "run's checkpoint, outputs/render/<name> for a generator file)")
     p.add_argument("--size", type=int, default=None,
                    help="pixels per side of the views (default: 256; a generator renders at its own size)")
     p.add_argument("--views", type=int, default=4, help="views for grid and depth (default: 4)")
@@ -61,6 +62,7 @@ def add_render(sub) -> None:
 
 
 def run_render(args) -> int:
+    from render3d.training.checkpoint import generator_name
     from render3d.volume import scene_names
 
     from ._args import (UsageError, check_fps, check_positive, check_writable_dir, checkpoint_styles,
@@ -71,7 +73,6 @@ def run_render(args) -> int:
     except UsageError as error:
         return report(error)
     outputs = args.outputs or ["grid", "video"]
-    out = args.out or Path("outputs/render") / ("generator" if args.checkpoint else args.scene)
     if not args.list_scenes:
         try:
             unknown = [o for o in outputs if o not in OUTPUTS]
@@ -89,6 +90,9 @@ def run_render(args) -> int:
                 # loaded whole before the folder is made: a damaged file leaves nothing behind
                 G, meta = load_checkpoint_generator("render", args.checkpoint)
                 ws = checkpoint_styles("render", G, meta, seeds, args.truncation)
+                out = args.out or Path("outputs/render") / generator_name(args.checkpoint)   # two runs' apart
+            else:
+                out = args.out or Path("outputs/render") / args.scene
             check_writable_dir("render", "--out", out)          # the folder is made once the rest is known good
             if args.checkpoint is not None:
                 return _render_generator(args, outputs, out, seeds, G, meta, ws)
