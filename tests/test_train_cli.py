@@ -398,22 +398,22 @@ def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
     data, run_dir, _ = trained
     folder = run_dir / "checkpoints" / "step-0000002"
     for path in (run_dir, folder, folder / "generator.safetensors"):
-        assert generator_name(path) == "run-step-0000002"
+        assert generator_name(path) == "run_step-0000002"
     shutil.copy(folder / "generator.safetensors", tmp_path / "mine.safetensors")
     shutil.copytree(folder, tmp_path / "kept")
     assert generator_name(tmp_path / "mine.safetensors") == "mine" and generator_name(tmp_path / "kept") == "kept"
 
     result = run("render", "grid", "--checkpoint", str(run_dir), "--seeds", "0", "--views", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "outputs" / "render" / "run-step-0000002" / "views.png").is_file()
+    assert (tmp_path / "outputs" / "render" / "run_step-0000002" / "views.png").is_file()
     result = run("export-mesh", "--checkpoint", str(tmp_path / "mine.safetensors"), "--seed", "1", "--resolution",
                  "20", "--colors-from", "field", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"wrote {tmp_path / 'outputs' / 'mesh' / 'mine-seed1.glb'}" in result.stdout
+    assert f"wrote {tmp_path / 'outputs' / 'mesh' / 'mine_seed1.glb'}" in result.stdout
     result = run("eval", "generator", str(folder), str(data), "--shapes", "2", "--mesh-resolution", "20",
                  "--points", "64", "--inception", str(tmp_path / "absent.pt"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "outputs" / "eval" / "run-step-0000002.json").read_text())["metrics"]
+    assert json.loads((tmp_path / "outputs" / "eval" / "run_step-0000002.json").read_text())["metrics"]
 
 
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):

@@ -285,14 +285,14 @@ class GeneratorSource(Source):
     def __init__(self, path: str | Path, *, device: str | torch.device | None = None,
                  mesh_resolution: int = 128) -> None:
         from render3d.generators.sampling import view_framing
-        from render3d.training.checkpoint import resolve_generator_file
+        from render3d.training.checkpoint import generator_name, resolve_generator_file
 
         self.path, self.mesh_resolution = Path(path), mesh_resolution
         self.file = resolve_generator_file(self.path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.G, self.meta = self._load(self.file, device, self.path)
         self.device = torch.device(device)
-        self.name = self._name(self.file)
+        self.name = generator_name(self.file)
         self.follows = (self.path / "checkpoints").is_dir()    # a run folder: its newest checkpoint
         self._refused: set[Path] = set()                       # newer checkpoints that could not be shown
         self.framing = view_framing(self.meta["view"])
@@ -322,22 +322,12 @@ class GeneratorSource(Source):
                              f"{bad[1]} (did its training diverge?)")
         return G, meta
 
-    @staticmethod
-    def _name(file: Path) -> str:
-        from render3d.training.checkpoint import GENERATOR_FILE
-
-        if file.name != GENERATOR_FILE:
-            return file.stem
-        if file.parent.parent.name == "checkpoints":         # RUN/checkpoints/step-N/: "RUN_step-N"
-            return f"{file.parent.parent.parent.name}_{file.parent.name}"
-        return file.parent.name
-
     def follow(self) -> str | None:
         """On a run folder: show its newest checkpoint if it is not the one shown (returns its
         name, "step-N"); None when there is none newer. A newest checkpoint that cannot be shown
         (diverged, or rotated away while being read) raises ValueError once and stays unshown."""
         from render3d.training import latest_checkpoint
-        from render3d.training.checkpoint import GENERATOR_FILE
+        from render3d.training.checkpoint import GENERATOR_FILE, generator_name
 
         newest = latest_checkpoint(self.path) if self.follows else None
         if newest is None or newest / GENERATOR_FILE == self.file or newest in self._refused:
@@ -348,7 +338,7 @@ class GeneratorSource(Source):
             self._refused.add(newest)
             raise ValueError(f"{newest.name} of {self.path} is not shown, {self.file.parent.name} stays: "
                              f"{error}") from None
-        self.meta, self.file, self.name = meta, newest / GENERATOR_FILE, self._name(newest / GENERATOR_FILE)
+        self.meta, self.file, self.name = meta, newest / GENERATOR_FILE, generator_name(newest / GENERATOR_FILE)
         self.G = G                                           # the swap: renders take it once
         self._ws.cache_clear()
         return newest.name

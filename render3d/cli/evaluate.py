@@ -207,7 +207,7 @@ def add_generator(sub) -> None:
     p.add_argument("--inception", type=Path, default=None,
                    help="inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else ~/.cache/render3d/)")
     p.add_argument("--out", type=Path, default=None,
-                   help="results JSON (default: outputs/eval/<run>-step-<N>.json for a run's checkpoint, "
+                   help="results JSON (default: outputs/eval/<run>_step-<N>.json for a run's checkpoint, "
                         "outputs/eval/<name>.json for a generator file)")
     p.set_defaults(run=run_generator)
 

@@ -70,8 +70,8 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="with --checkpoint: the subject's seed (default: 0)")
     p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb, or <run>-step-<N>-seed<S>.glb "
-                        "for a run's checkpoint, <name>-seed<S>.glb for a generator file)")
+                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb, or <run>_step-<N>_seed<S>.glb "
+                        "for a run's checkpoint, <name>_seed<S>.glb for a generator file)")
     p.add_argument("--resolution", type=int, default=None,
                    help="grid samples along the box's longest side (default: 256; 128 with --checkpoint)")
     p.add_argument("--level", type=_level, default="auto",
@@ -139,7 +139,7 @@ def run_export_mesh(args) -> int:
             # loaded whole before the folder is made: a damaged file leaves nothing behind
             G, meta = load_checkpoint_generator("export-mesh", args.checkpoint)
             ws = checkpoint_styles("export-mesh", G, meta, [args.seed], args.truncation)
-            out = args.out or Path("outputs/mesh") / f"{generator_name(args.checkpoint)}-seed{args.seed}.glb"
+            out = args.out or Path("outputs/mesh") / f"{generator_name(args.checkpoint)}_seed{args.seed}.glb"
         else:
             out = args.out or Path("outputs/mesh") / f"{args.scene}.glb"
         for file in mesh_files(*mesh_format("render3d export-mesh", out, name="--out")):

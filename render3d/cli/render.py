@@ -47,7 +47,7 @@ def add_render(sub) -> None:
                    help=f"with --checkpoint: subjects to render, {MAX_SEEDS} at most (default: 0-3)")
     p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: outputs/render/<scene>, or outputs/render/<run>-step-<N> for a "
+                   help="output folder (default: outputs/render/<scene>, or outputs/render/<run>_step-<N> for a "
                         "run's checkpoint, outputs/render/<name> for a generator file)")
     p.add_argument("--size", type=int, default=None,
                    help="pixels per side of the views (default: 256; a generator renders at its own size)")

@@ -114,15 +114,16 @@ def resolve_generator_file(path: str | Path) -> Path:
 
 
 def generator_name(path: str | Path) -> str:
-    """A short name for what is made from the generator at `path`, such as a default output
-    name: ``RUN-step-0001200`` for a run's checkpoint (a run folder's newest), the folder's name
-    for a checkpoint folder outside a run, the file's stem for any other generator file."""
+    """A short name for what is made from the generator at `path` (the command line's default
+    outputs, the viewer's downloads): ``RUN_step-0001200`` for a run's checkpoint (a run
+    folder's newest), the folder's name for a checkpoint folder outside a run, the file's stem
+    for any other generator file."""
     file = resolve_generator_file(path).resolve()
     if file.name != GENERATOR_FILE:
         return file.stem
     folder = file.parent
     if folder.parent.name == "checkpoints":
-        return f"{folder.parent.parent.name}-{folder.name}"
+        return f"{folder.parent.parent.name}_{folder.name}"
     return folder.name
 
 
