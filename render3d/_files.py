@@ -19,7 +19,7 @@ def write_files(files: Mapping[Path, bytes]) -> list[Path]:
     temps = {Path(path): Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}") for path in files}
     try:
         for path, data in files.items():
-            _write(temps[Path(path)], data, Path(path))
+            write_as(temps[Path(path)], data, Path(path))
         for path, temp in temps.items():
             os.replace(temp, path)
     finally:
@@ -51,7 +51,9 @@ def exists(path: Path) -> bool:
         return False
 
 
-def _write(temp: Path, data: bytes, path: Path) -> None:
+def write_as(temp: Path, data: bytes, path: Path) -> None:
+    """Write `data` at `temp`, which is to become `path` (renamed into place, or inside a folder
+    that is); an OSError names `path`."""
     try:
         temp.write_bytes(data)
     except OSError as error:       # a full disk, a size limit, a read-only folder: name the file asked for

@@ -416,6 +416,32 @@ def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
     assert json.loads((tmp_path / "outputs" / "eval" / "run_step-0000002.json").read_text())["metrics"]
 
 
+@pytest.mark.parametrize("failing, fitting", [("training.safetensors", "generator.safetensors"),
+                                              ("optimizer.pt", "training.safetensors")])
+def test_a_checkpoint_that_cannot_be_written_is_said_in_one_line_and_leaves_nothing(trained, tmp_path, failing,
+                                                                                   fitting):
+    """A full disk (here a file-size limit, just above the size of the file written before)
+    while a checkpoint is written was a traceback: safetensors' own SafetensorError, or
+    torch.save's "unexpected pos"; and it left the half-written folder taking the space."""
+    import resource
+
+    data, run_dir, _ = trained
+    sizes = {f.name: f.stat().st_size for f in (run_dir / "checkpoints" / "step-0000002").iterdir()}
+    assert sizes[fitting] < sizes[failing]           # what the limit relies on
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
+    out = tmp_path / "run"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (sizes[fitting] + 1,) * 2)  # noqa: E731
+    result = subprocess.run([sys.executable, "-m", "render3d", "train", str(config), "--out", str(out),
+                             "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        f"render3d train: cannot write {out / 'checkpoints' / 'step-0000002' / failing}: File too large; free space "
+        "or write elsewhere", "train: failed after step 2. No checkpoint was written."]
+    assert list((out / "checkpoints").iterdir()) == []
+
+
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     data, _, _ = trained
     config = tmp_path / "tiny.yaml"

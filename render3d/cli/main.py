@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # The disk, a quota or a size limit is full, or the folder is read-only: nothing to debug.
         where = f" {error.filename}" if error.filename else ""
-        print(f"render3d {args.command}: cannot write{where}: {error.strerror}; free space or write elsewhere",
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))   # train's: the checkpoint to resume
+        print(f"render3d {args.command}: cannot write{where}: {error.strerror}; free space or write elsewhere{notes}",
               file=sys.stderr)
         return 1
 

@@ -10,7 +10,10 @@ A checkpoint is a folder ``RUN/checkpoints/step-NNNNNNN/`` holding
     state.json              step, images seen, config, versions, numpy and python RNG states
 
 It is written into a temporary folder and renamed into place, so a crash never leaves a
-half-written checkpoint under the final name.
+half-written checkpoint under the final name; a write that fails (a full disk) removes the
+temporary folder and raises an OSError naming the file under its final name. Each file is
+serialized in memory and then written, as safetensors and torch.save report a full disk in
+their own terms (a SafetensorError, torch's "unexpected pos").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 from render3d._checks import check_device, error_reason
+from render3d._files import write_as, write_file
 from render3d.config import from_dict, to_dict
 from render3d.registry import GENERATORS
 
@@ -56,17 +60,17 @@ def generator_metadata(generator_type: str, generator_config, extra: dict | None
 def save_generator(path: str | Path, G: torch.nn.Module, metadata: dict) -> Path:
     """Write G's weights with `metadata` (JSON, from `generator_metadata` with a ``view``) in
     the safetensors header, atomically."""
-    from safetensors.torch import save_file
+    return write_file(Path(path), _generator_bytes(G, metadata))
+
+
+def _generator_bytes(G: torch.nn.Module, metadata: dict) -> bytes:
+    from safetensors.torch import save
 
     missing = [key for key in METADATA_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"save_generator: argument 'metadata' expected the keys {', '.join(METADATA_KEYS)} "
                          f"(generator_metadata(type, config, {{'view': ...}})), got none for {', '.join(missing)}")
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    save_file(_tensors(G), str(temp), metadata={METADATA_KEY: json.dumps(metadata)})
-    os.replace(temp, path)
-    return path
+    return save(_tensors(G), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
 def read_generator_metadata(path: str | Path) -> dict:
@@ -201,21 +205,37 @@ def save_checkpoint(run_dir: str | Path, step: int, *, modules: dict[str, torch.
                     optimizers: dict[str, torch.optim.Optimizer], rng: dict, state: dict,
                     generator_meta: dict, keep: int = 3) -> Path:
     """Write checkpoint `step` (see the module docstring) and keep the newest `keep`."""
-    from safetensors.torch import save_file
+    import io
+
+    from safetensors.torch import save
+
+    def training() -> bytes:
+        tensors = {}
+        for name, module in modules.items():
+            tensors.update(_tensors(module, f"{name}."))
+        return save(tensors)
+
+    def optimizer() -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"optimizers": {k: v.state_dict() for k, v in optimizers.items()}, "torch_rng": rng["torch"]},
+                   buffer)
+        return buffer.getvalue()
+
+    def state_json() -> bytes:
+        return json.dumps({**state, "numpy_rng": rng["numpy"], "python_rng": rng["python"], "versions": versions()},
+                          indent=1).encode()
 
     final = Path(run_dir) / "checkpoints" / f"step-{step:07d}"
     temp = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
-    save_generator(temp / GENERATOR_FILE, modules["G_ema"], generator_meta)
-    tensors = {}
-    for name, module in modules.items():
-        tensors.update(_tensors(module, f"{name}."))
-    save_file(tensors, str(temp / TRAINING_FILE))
-    torch.save({"optimizers": {k: v.state_dict() for k, v in optimizers.items()}, "torch_rng": rng["torch"]},
-               temp / OPTIMIZER_FILE)
-    (temp / STATE_FILE).write_text(json.dumps({**state, "numpy_rng": rng["numpy"], "python_rng": rng["python"],
-                                               "versions": versions()}, indent=1))
+    try:                                                # one file at a time: one in memory at a time
+        write_as(temp / GENERATOR_FILE, _generator_bytes(modules["G_ema"], generator_meta), final / GENERATOR_FILE)
+        for name, contents in ((TRAINING_FILE, training), (OPTIMIZER_FILE, optimizer), (STATE_FILE, state_json)):
+            write_as(temp / name, contents(), final / name)
+    except BaseException:                               # a full disk: free what was written, keep the rest
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(temp, final)

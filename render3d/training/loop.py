@@ -245,6 +245,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         how = "with a lower lr_g/lr_d or a higher loss.r1_gamma" if diverged else f"(--resume {good})"
         return f"The newest checkpoint is {good}: resume from it {how}."
 
+    def note_failure(error: Exception) -> None:
+        if not isinstance(error, FloatingPointError):  # those name the checkpoint already
+            error.add_note(f"train: failed after step {step}. {resume_hint(diverged=False)}")
+
     streaks = {"G": 0, "D": 0}                          # steps in a row with non-finite gradients
     warned: set[str] = set()
 
@@ -391,19 +395,24 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             writer.close()                              # TensorBoard's buffered scalars too
         raise
     except Exception as error:
-        if not isinstance(error, FloatingPointError):  # those name the checkpoint already
-            error.add_note(f"train: failed after step {step}. {resume_hint(diverged=False)}")
+        note_failure(error)
         if writer:
             writer.close()
         raise
     finally:
         stop.close()
         bar.close()
-    last = checkpoint()
-    if writer:
-        writer.images(G_ema, step, view)
-        writer.video(G_ema, step, view)
-        writer.close()
+    try:
+        last = checkpoint()
+        if writer:
+            writer.images(G_ema, step, view)
+            writer.video(G_ema, step, view)
+    except Exception as error:                          # a full disk at the end, say
+        note_failure(error)
+        raise
+    finally:
+        if writer:
+            writer.close()
     dist.barrier()
     dist.close()
     return last
