@@ -128,15 +128,17 @@ def views_grid(views: dict[str, torch.Tensor], rows=VIEW_ROWS, *, background: fl
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] as PNG/JPEG by extension."""
+    """Write ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] as PNG/JPEG by extension, whole or not
+    at all (`render3d._files.write_file`: a full disk is an OSError naming `path`)."""
     import imageio.v3 as iio
+
+    from ._files import write_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.dim() == 3:
         image = image[None]
-    iio.imwrite(path, to_uint8(image)[0])
-    return path
+    return write_file(path, iio.imwrite("<bytes>", to_uint8(image)[0], extension=path.suffix.lower()))
 
 
 VIDEO_FORMATS = ("mp4", "gif")
@@ -187,8 +189,10 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
             path.unlink(missing_ok=True)
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
-    imageio.mimsave(path, list(array), duration=1000 / min(fps, MAX_FPS["gif"]), loop=0)
-    return path
+    from ._files import write_file
+
+    return write_file(path, imageio.mimsave("<bytes>", list(array), format="GIF",
+                                            duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
 
 
 def _frustum_lines(cameras, scale: float) -> torch.Tensor:

@@ -1,8 +1,11 @@
 """Named scenes (the renderables of `render3d render` / `export-mesh`), orbit framings and
 multi-view renders."""
 
+import errno
 import math
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -108,3 +111,19 @@ def test_frame_rates_a_video_cannot_hold_are_refused(tmp_path):
             save_video(frames, tmp_path / f"bad.{suffix}", fps=fps)
     assert not list(tmp_path.iterdir())
     assert iio.immeta(save_video(frames, tmp_path / "fast.mp4", fps=240))["fps"] == 240
+
+
+@pytest.mark.parametrize("call, name", [("save_image(torch.rand(3, 64, 64), {path!r})", "noise.png"),
+                                        ("save_video(torch.rand(8, 3, 32, 32), {path!r})", "noise.gif")])
+def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, call, name):
+    """A full disk (here a file-size limit) while a PNG or a GIF was written (training's sample
+    grids, a render's views) was an OSError without the file's name, and left half a file."""
+    path = str(tmp_path / name)
+    code = ("import resource, torch; from render3d.visualize import save_image, save_video\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+            f"try:\n    {call.format(path=path)}\n"
+            "except OSError as error:\n    print(error.errno, error.filename)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(errno.EFBIG), path]
+    assert list(tmp_path.iterdir()) == []
