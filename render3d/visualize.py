@@ -7,6 +7,7 @@ Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said oth
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,8 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
 
     The format follows the suffix; `fps` up to `MAX_FPS` of it. If an MP4 cannot be written
     (no ffmpeg), a GIF with the same stem is written instead (at 50 fps at most) and its path
-    returned, with a warning.
+    returned, with a warning. Either is written whole or not at all, over an earlier file of
+    the name only once complete.
     """
     import imageio.v2 as imageio
 
@@ -177,16 +179,18 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
         if not h or not w:                              # ffmpeg would only log an error and write nothing
             raise ValueError(f"render3d.visualize.save_video: argument 'frames' expected frames of at least 2 x 2 "
                              f"pixels for an MP4, got {array.shape[2]} x {array.shape[1]}")
+        temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")   # renamed into place when whole
         try:
-            with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
+            with imageio.get_writer(temp, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                                     ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
                 for frame in array[:, :h, :w]:
                     writer.append_data(frame)
+            os.replace(temp, path)
             return path
         except Exception as exc:  # imageio-ffmpeg missing or broken: fall back to a GIF
             import warnings
 
-            path.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
     from ._files import write_file

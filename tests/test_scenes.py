@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,3 +128,26 @@ def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(errno.EFBIG), path]
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path, monkeypatch):
+    """ffmpeg wrote into the final name, so a failed write (a full disk half-way) had already cut
+    the previous orbit.mp4 short, and then removed it. (A file-size limit cannot stand in for
+    the full disk here: ffmpeg stops at the limit and reports success.)"""
+    import imageio.v2 as imageio
+
+    from render3d.visualize import save_video
+
+    def filling_the_disk(uri, **kwargs):
+        Path(uri).write_bytes(b"half a video")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(imageio, "get_writer", filling_the_disk)
+    earlier = tmp_path / "orbit.mp4"
+    earlier.write_bytes(b"an earlier video")
+    with pytest.warns(RuntimeWarning, match="could not write an MP4"):
+        written = save_video(torch.rand(8, 3, 16, 16), earlier)
+    assert written == tmp_path / "orbit.gif"                        # what it falls back to
+    assert earlier.read_bytes() == b"an earlier video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["orbit.gif", "orbit.mp4"]
