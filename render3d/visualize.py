@@ -6,6 +6,7 @@ Images are float tensors ``[B, C, H, W]`` with colours in [0, 1] unless said oth
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from pathlib import Path
@@ -163,8 +164,9 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
 
     The format follows the suffix; `fps` up to `MAX_FPS` of it. If an MP4 cannot be written
     (no ffmpeg), a GIF with the same stem is written instead (at 50 fps at most) and its path
-    returned, with a warning. Either is written whole or not at all, over an earlier file of
-    the name only once complete.
+    returned, with a warning; no room (a full disk, a quota, a file-size limit) is an OSError
+    naming the file instead. Either is written whole or not at all, over an earlier file of the
+    name only once complete.
     """
     import imageio.v2 as imageio
 
@@ -185,18 +187,31 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
                                     ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
                 for frame in array[:, :h, :w]:
                     writer.append_data(frame)
+            if _cut_at_size_limit(temp):                # ffmpeg stops there, and reports success
+                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
             os.replace(temp, path)
             return path
         except Exception as exc:  # imageio-ffmpeg missing or broken: fall back to a GIF
             import warnings
 
             temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(exc.errno, exc.strerror, str(path)) from None   # no room for a GIF either
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
     from ._files import write_file
 
     return write_file(path, imageio.mimsave("<bytes>", list(array), format="GIF",
                                             duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
+
+
+def _cut_at_size_limit(file: Path) -> bool:
+    """Whether `file` reaches this process's file-size limit (RLIMIT_FSIZE), where a writer that
+    ignores the failed write (ffmpeg) has cut it short."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return limit != resource.RLIM_INFINITY and file.stat().st_size >= limit
 
 
 def _frustum_lines(cameras, scale: float) -> torch.Tensor:

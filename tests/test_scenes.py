@@ -131,10 +131,11 @@ def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, 
 
 
 
+
 def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path, monkeypatch):
     """ffmpeg wrote into the final name, so a failed write (a full disk half-way) had already cut
-    the previous orbit.mp4 short, and then removed it. (A file-size limit cannot stand in for
-    the full disk here: ffmpeg stops at the limit and reports success.)"""
+    the previous orbit.mp4 short, and then removed it; the GIF it then fell back to had no room
+    either."""
     import imageio.v2 as imageio
 
     from render3d.visualize import save_video
@@ -146,8 +147,22 @@ def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path, monkeypa
     monkeypatch.setattr(imageio, "get_writer", filling_the_disk)
     earlier = tmp_path / "orbit.mp4"
     earlier.write_bytes(b"an earlier video")
-    with pytest.warns(RuntimeWarning, match="could not write an MP4"):
-        written = save_video(torch.rand(8, 3, 16, 16), earlier)
-    assert written == tmp_path / "orbit.gif"                        # what it falls back to
-    assert earlier.read_bytes() == b"an earlier video"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["orbit.gif", "orbit.mp4"]
+    with pytest.raises(OSError) as raised:
+        save_video(torch.rand(8, 3, 16, 16), earlier)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(earlier)
+    assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
+
+
+def test_an_mp4_cut_at_the_file_size_limit_is_not_kept(tmp_path):
+    """ffmpeg stops writing at a file-size limit and reports success: the cut MP4 was returned as
+    written."""
+    earlier = tmp_path / "orbit.mp4"
+    earlier.write_bytes(b"an earlier video")
+    code = ("import resource, torch; from render3d.visualize import save_video\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+            f"try:\n    save_video(torch.rand(8, 3, 64, 64), {str(earlier)!r})\n"
+            "except OSError as error:\n    print(error.errno, error.filename)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(errno.EFBIG), str(earlier)]
+    assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
