@@ -120,16 +120,20 @@ def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, 
     """A full disk (here a file-size limit) while a PNG or a GIF was written (training's sample
     grids, a render's views) was an OSError without the file's name, and left half a file."""
     path = str(tmp_path / name)
-    code = ("import resource, torch; from render3d.visualize import save_image, save_video\n"
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
-            f"try:\n    {call.format(path=path)}\n"
-            "except OSError as error:\n    print(error.errno, error.filename)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(errno.EFBIG), path]
+    assert _oserror_under_a_size_limit(call.format(path=path)) == [str(errno.EFBIG), path]
     assert list(tmp_path.iterdir()) == []
 
 
+def _oserror_under_a_size_limit(call: str, limit: int = 2000) -> list[str]:
+    """[errno, filename] of the OSError that `call` (a render3d.visualize call) raises in a
+    process whose files may not pass `limit` bytes (as on a full disk); [] if none."""
+    code = ("import resource, torch; from render3d.visualize import save_image, save_video\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            f"try:\n    {call}\n"
+            "except OSError as error:\n    print(error.errno, error.filename)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
 
 
 def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path, monkeypatch):
@@ -158,11 +162,6 @@ def test_an_mp4_cut_at_the_file_size_limit_is_not_kept(tmp_path):
     written."""
     earlier = tmp_path / "orbit.mp4"
     earlier.write_bytes(b"an earlier video")
-    code = ("import resource, torch; from render3d.visualize import save_video\n"
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
-            f"try:\n    save_video(torch.rand(8, 3, 64, 64), {str(earlier)!r})\n"
-            "except OSError as error:\n    print(error.errno, error.filename)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(errno.EFBIG), str(earlier)]
+    said = _oserror_under_a_size_limit(f"save_video(torch.rand(8, 3, 64, 64), {str(earlier)!r})")
+    assert said == [str(errno.EFBIG), str(earlier)]
     assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
