@@ -8,15 +8,20 @@ command line can report it in one line.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+# Write failures that come from the machine, not from render3d: the disk, a quota or a size
+# limit is full, or the folder is read-only. The command line reports them in one line.
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def write_files(files: Mapping[Path, bytes]) -> list[Path]:
     """Write every ``{path: data}``; the renames happen only once all of them are written, so
     files that belong together (an OBJ and its MTL) are replaced together or not at all."""
-    temps = {Path(path): Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}") for path in files}
+    temps = {Path(path): temp_path(Path(path)) for path in files}
     try:
         for path, data in files.items():
             write_as(temps[Path(path)], data, Path(path))
@@ -49,6 +54,12 @@ def exists(path: Path) -> bool:
         return path.exists()
     except OSError:
         return False
+
+
+def temp_path(path: Path) -> Path:
+    """The hidden name beside `path` that it is written under before the rename; it keeps the
+    suffix, for writers that choose the format by it (ffmpeg)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
 def write_as(temp: Path, data: bytes, path: Path) -> None:

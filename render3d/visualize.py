@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ._checks import check_choice, check_tensor, is_number
+from ._files import STORAGE_ERRORS, temp_path, write_file
 
 # Polynomial fit of the Turbo colour map (Mikhailov, Google, 2019, Apache-2.0): for x in [0, 1],
 # channel = sum_k c_k x^k with these coefficients (k = 0..5).
@@ -134,8 +135,6 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     at all (`render3d._files.write_file`: a full disk is an OSError naming `path`)."""
     import imageio.v3 as iio
 
-    from ._files import write_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.dim() == 3:
@@ -181,7 +180,7 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
         if not h or not w:                              # ffmpeg would only log an error and write nothing
             raise ValueError(f"render3d.visualize.save_video: argument 'frames' expected frames of at least 2 x 2 "
                              f"pixels for an MP4, got {array.shape[2]} x {array.shape[1]}")
-        temp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")   # renamed into place when whole
+        temp = temp_path(path)                          # renamed into place when whole
         try:
             with imageio.get_writer(temp, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                                     ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
@@ -195,12 +194,10 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
             import warnings
 
             temp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
                 raise OSError(exc.errno, exc.strerror, str(path)) from None   # no room for a GIF either
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
-    from ._files import write_file
-
     return write_file(path, imageio.mimsave("<bytes>", list(array), format="GIF",
                                             duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import re
 import sys
+
+from render3d._files import STORAGE_ERRORS
 
 from . import commands
 
@@ -92,10 +93,6 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
             return _chosen(action.choices[getattr(args, action.dest)], args)
     return parser
-
-
-# Write failures that come from the machine, not from render3d: reported in one line.
-STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def _out_of_memory(error: BaseException) -> bool:
