@@ -159,13 +159,14 @@ def check_fps(fn: str, name: str, fps, video_format: str) -> None:
 
 
 def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path:
-    """Write frames ``[T, 3, H, W]`` in [0, 1] as an MP4 (H.264 through imageio-ffmpeg) or a GIF.
+    """Write frames ``[T, 3, H, W]`` in [0, 1] as an MP4 (H.264 through imageio-ffmpeg's ffmpeg) or
+    a GIF.
 
     The format follows the suffix; `fps` up to `MAX_FPS` of it. If an MP4 cannot be written
-    (no ffmpeg), a GIF with the same stem is written instead (at 50 fps at most) and its path
-    returned, with a warning; no room (a full disk, a quota, a file-size limit) is an OSError
-    naming the file instead. Either is written whole or not at all, over an earlier file of the
-    name only once complete.
+    (no ffmpeg, or ffmpeg fails), a GIF with the same stem is written instead (at 50 fps at most)
+    and its path returned, with a warning; no room (a full disk, a quota, a file-size limit) is
+    an OSError naming the file instead. Either is written whole or not at all, over an earlier
+    file of the name only once complete.
     """
     import imageio.v2 as imageio
 
@@ -182,15 +183,10 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
                              f"pixels for an MP4, got {array.shape[2]} x {array.shape[1]}")
         temp = temp_path(path)                          # renamed into place when whole
         try:
-            with imageio.get_writer(temp, fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                                    ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
-                for frame in array[:, :h, :w]:
-                    writer.append_data(frame)
-            if _cut_at_size_limit(temp):                # ffmpeg stops there, and reports success
-                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
+            _write_mp4(array[:, :h, :w], temp, fps, path)
             os.replace(temp, path)
             return path
-        except Exception as exc:  # imageio-ffmpeg missing or broken: fall back to a GIF
+        except Exception as exc:  # no ffmpeg, or it failed: fall back to a GIF
             import warnings
 
             temp.unlink(missing_ok=True)
@@ -202,13 +198,36 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
                                             duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
 
 
-def _cut_at_size_limit(file: Path) -> bool:
-    """Whether `file` reaches this process's file-size limit (RLIMIT_FSIZE), where a writer that
-    ignores the failed write (ffmpeg) has cut it short."""
-    import resource
+def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
+    """Encode ``[T, H, W, 3]`` uint8 frames (even sizes) into the MP4 `file` with ffmpeg.
 
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return limit != resource.RLIM_INFINITY and file.stat().st_size >= limit
+    ffmpeg is run here rather than through imageio's writer, which never reads its exit status:
+    a full disk or a file-size limit stops ffmpeg half-way and the cut file passed as written.
+    No room is an OSError naming `path` (the name `file` becomes); another failure a RuntimeError
+    with ffmpeg's last words.
+    """
+    import signal
+    import subprocess
+    from fractions import Fraction
+
+    import imageio_ffmpeg
+
+    t, h, w, _ = array.shape
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(Fraction(fps).limit_denominator()),
+               "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(file)]
+    result = subprocess.run(command, input=np.ascontiguousarray(array).tobytes(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    if result.returncode == 0:
+        return
+    said = result.stderr.decode(errors="replace").strip()
+    for number in sorted(STORAGE_ERRORS):
+        if os.strerror(number) in said:
+            raise OSError(number, os.strerror(number), str(path))
+    if result.returncode == -signal.SIGXFSZ:           # killed at the file-size limit
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
+    last = said.splitlines()[-1] if said else "no message"
+    raise RuntimeError(f"ffmpeg exited with status {result.returncode}: {last}")
 
 
 def _frustum_lines(cameras, scale: float) -> torch.Tensor:

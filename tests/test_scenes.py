@@ -136,30 +136,48 @@ def _oserror_under_a_size_limit(call: str, limit: int = 2000) -> list[str]:
     return result.stdout.split()
 
 
-def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path, monkeypatch):
-    """ffmpeg wrote into the final name, so a failed write (a full disk half-way) had already cut
-    the previous orbit.mp4 short, and then removed it; the GIF it then fell back to had no room
-    either."""
-    import imageio.v2 as imageio
-
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path):
+    """A full disk half-way through an MP4 (here ffmpeg writes into /dev/full, which is always
+    full): imageio's writer never read ffmpeg's exit status, so the cut file was renamed into
+    place over the previous orbit.mp4 and returned as written."""
+    from render3d._files import temp_path
     from render3d.visualize import save_video
 
-    def filling_the_disk(uri, **kwargs):
-        Path(uri).write_bytes(b"half a video")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(imageio, "get_writer", filling_the_disk)
     earlier = tmp_path / "orbit.mp4"
     earlier.write_bytes(b"an earlier video")
+    temp_path(earlier).symlink_to("/dev/full")       # the name save_video has ffmpeg write to
     with pytest.raises(OSError) as raised:
         save_video(torch.rand(8, 3, 16, 16), earlier)
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(earlier)
     assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
 
 
+@pytest.mark.parametrize("ffmpeg", ["missing", "failing"])
+def test_without_a_working_ffmpeg_a_video_is_a_gif(tmp_path, monkeypatch, ffmpeg):
+    """No ffmpeg binary, or one that fails for another reason than room: a GIF of the same stem,
+    with a warning that says why."""
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    from render3d.visualize import save_video
+
+    def no_ffmpeg():
+        raise RuntimeError("No ffmpeg exe could be found")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_ffmpeg if ffmpeg == "missing" else lambda: "false")
+    with pytest.warns(RuntimeWarning) as warned:
+        written = save_video(torch.rand(6, 3, 16, 16), tmp_path / "orbit.mp4", fps=100)
+    said = "No ffmpeg exe could be found" if ffmpeg == "missing" else "ffmpeg exited with status 1: no message"
+    assert str(warned[0].message) == (f"render3d: could not write an MP4 ({said}); "
+                                      f"writing {tmp_path / 'orbit.gif'} instead")
+    assert written == tmp_path / "orbit.gif" and list(tmp_path.iterdir()) == [written]
+    assert iio.imread(written).shape == (6, 16, 16, 3)
+
+
 def test_an_mp4_cut_at_the_file_size_limit_is_not_kept(tmp_path):
-    """ffmpeg stops writing at a file-size limit and reports success: the cut MP4 was returned as
-    written."""
+    """ffmpeg stops at a file-size limit, and imageio's writer did not look at how it ended: the
+    cut MP4 was returned as written."""
     earlier = tmp_path / "orbit.mp4"
     earlier.write_bytes(b"an earlier video")
     said = _oserror_under_a_size_limit(f"save_video(torch.rand(8, 3, 64, 64), {str(earlier)!r})")
