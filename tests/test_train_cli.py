@@ -442,6 +442,29 @@ def test_a_checkpoint_that_cannot_be_written_is_said_in_one_line_and_leaves_noth
     assert list((out / "checkpoints").iterdir()) == []
 
 
+def test_a_full_disk_while_logging_stops_training_in_one_line(trained, tmp_path):
+    """The disk fills (here a file-size limit) while stats.jsonl or TensorBoard's event file
+    grows: the line named no file, TensorBoard's thread added a traceback and the note came
+    twice (once on each, as both held the same error)."""
+    import re
+    import resource
+
+    data, _, _ = trained
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.4, log_every=1)))
+    out = tmp_path / "run"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # noqa: E731  (a few rows)
+    result = subprocess.run([sys.executable, "-m", "render3d", "train", str(config), "--out", str(out),
+                             "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    said, note = result.stderr.splitlines()[-2:]
+    assert re.fullmatch(rf"render3d train: cannot write ({re.escape(str(out / 'stats.jsonl'))}|"
+                        rf"{re.escape(str(out / 'tensorboard'))}): File too large; free space or write elsewhere", said)
+    assert re.fullmatch(r"train: failed after step \d+\. No checkpoint was written\.", note)
+    assert result.stderr.count("train: failed after step") == 1
+
+
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     data, _, _ = trained
     config = tmp_path / "tiny.yaml"

@@ -4,10 +4,13 @@ newest good one named), any other crash (the error names the checkpoint to resum
 damaged checkpoint (named, with the run's earlier ones), generator files that do not describe
 themselves, and resuming with new learning rates."""
 
+import errno
 import json
 import math
 import re
 import shutil
+import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,6 +120,31 @@ def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch
     assert caught.value.__notes__ == [f"train: failed after step 3. The newest checkpoint is {newest}: resume from "
                                       f"it (--resume {newest})."]
     assert len((tmp_path / "stats.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_under_tensorboard_is_one_error_naming_its_folder(data, tmp_path, capfd):
+    """TensorBoard writes its events in a thread, which printed a traceback when the disk was
+    full and left the error, without a file name, for the next scalars to raise. Here the event
+    file becomes /dev/full (always full) after the first row."""
+    from render3d.training.logs import RunLog
+
+    log = RunLog(tmp_path, tiny_train_config(data))
+    log.scalars(1, 4, 0.5, {"loss/G": 1.0}, 16, 1.0, torch.device("cpu"))
+    log.tensorboard.flush()
+    (events,) = (tmp_path / "tensorboard").iterdir()
+    events.unlink()
+    events.symlink_to("/dev/full")                 # TensorBoard opens it by name for each write
+    with pytest.raises(OSError) as raised:
+        log.scalars(2, 8, 1.0, {"loss/G": 0.5}, 16, 1.0, torch.device("cpu"))
+        log.close()                                 # it flushes: the thread's error comes out at the latest here
+    for thread in threading.enumerate():            # it prints (or not) as it ends
+        if type(thread).__module__.startswith("tensorboard."):
+            thread.join(10)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "tensorboard")
+    log.close(failing=True)                         # closing again after a failure: quiet
+    assert "Traceback" not in capfd.readouterr().err
+    assert [json.loads(line)["step"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()] == [1, 2]
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -4,15 +4,18 @@ the EMA generator, and the progress bar; with the per-step sums the scalars are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
 import torch
+
+from render3d._files import STORAGE_ERRORS, write_file
 
 from .checkpoint import RUN_CONFIG_FILE
 from .config import TrainConfig, config_dict
@@ -79,21 +82,21 @@ class RunLog:
 
         self.run_dir = run_dir
         (run_dir / "images").mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_CONFIG_FILE).write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+        write_file(run_dir / RUN_CONFIG_FILE, yaml.safe_dump(config_dict(config), sort_keys=False).encode())
+        stats = run_dir / "stats.jsonl"
+        if stats.exists():
+            kept = [line for line in stats.read_text().splitlines(keepends=True) if logged_step(line) <= step]
+            write_file(stats, "".join(kept).encode())
+        self.stats = open(stats, "a")
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             print("train: tensorboard is not installed; scalars go to stats.jsonl only", file=sys.stderr)
             self.tensorboard = None
         else:
-            self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step + 1)
-        stats = run_dir / "stats.jsonl"
-        if stats.exists():
-            kept = [line for line in stats.read_text().splitlines(keepends=True) if logged_step(line) <= step]
-            temp = stats.with_name(f".{stats.name}.tmp")
-            temp.write_text("".join(kept))
-            os.replace(temp, stats)
-        self.stats = open(stats, "a")
+            _leave_tensorboards_storage_errors_to_the_caller()
+            with _naming(self.tensorboard_dir):
+                self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=step + 1)
         self.last = (None, nimg, step, seconds)              # (wall time, nimg, step, seconds) of the last row
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
@@ -109,10 +112,12 @@ class RunLog:
         if device.type == "cuda":
             stats["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
         if self.tensorboard:
-            for key, value in stats.items():
-                self.tensorboard.add_scalar(key, value, step)
-        self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
-        self.stats.flush()
+            with _naming(self.tensorboard_dir):
+                for key, value in stats.items():
+                    self.tensorboard.add_scalar(key, value, step)
+        with _naming(Path(self.stats.name)):
+            self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
+            self.stats.flush()
 
     def images(self, G_ema, step: int, view: dict) -> None:
         from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image
@@ -124,7 +129,8 @@ class RunLog:
         grid = views_grid_image(views)
         save_image(grid, self.run_dir / "images" / f"step-{step:07d}.png")
         if self.tensorboard:
-            self.tensorboard.add_image("samples", grid, step)
+            with _naming(self.tensorboard_dir):
+                self.tensorboard.add_image("samples", grid, step)
 
     def video(self, G_ema, step: int, view: dict) -> None:
         from render3d.generators.sampling import orbit_frames, styles_from_seeds
@@ -134,7 +140,54 @@ class RunLog:
         frames = orbit_frames(G_ema, ws, view, VIDEO_FRAMES, G_ema.resolutions[-1])
         save_video(frames, self.run_dir / "images" / f"orbit-{step:07d}.mp4")
 
-    def close(self) -> None:
-        self.stats.close()
-        if self.tensorboard:
-            self.tensorboard.close()
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.run_dir / "tensorboard"
+
+    def close(self, *, failing: bool = False) -> None:
+        """Write what is buffered (TensorBoard's scalars too) and close the files. A write that
+        fails raises an OSError naming the file or folder, unless `failing`: an error is on its
+        way out already (often the same full disk), and this one does not replace it. Closing
+        again does nothing."""
+        steps = [(Path(self.stats.name), self.stats.close)]
+        if self.tensorboard:           # flush raises an error of TensorBoard's thread; close does not
+            steps += [(self.tensorboard_dir, self.tensorboard.flush), (self.tensorboard_dir, self.tensorboard.close)]
+        first = None
+        for path, step in steps:
+            try:
+                with _naming(path):
+                    step()
+            except OSError as error:
+                first = first or error
+        if first is not None and not failing:
+            raise first
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """An OSError without a file name (a full disk while a row is written) names `path`."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def _leave_tensorboards_storage_errors_to_the_caller() -> None:
+    """TensorBoard writes its event file in a thread of its own. When a write fails there, the
+    thread stores the error for the next `add_*` or `flush` to raise, and then prints its
+    traceback: a full disk came out as a traceback beside the one line that says so. This hook
+    keeps quiet about storage errors (a full disk, a quota, a size limit, a read-only folder) of
+    that thread only; `RunLog` raises them, naming the folder. Installed once per process."""
+    previous = threading.excepthook
+    if getattr(previous, "render3d_tensorboard", False):
+        return
+
+    def hook(args) -> None:
+        if not (type(args.thread).__module__.startswith("tensorboard.") and isinstance(args.exc_value, OSError)
+                and args.exc_value.errno in STORAGE_ERRORS):
+            previous(args)
+
+    hook.render3d_tensorboard = True
+    threading.excepthook = hook

@@ -392,12 +392,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             if dist.main:
                 print(f"\ntrain: interrupted in step {step + 1}; wrote {checkpoint()}", file=sys.stderr)
         if writer:
-            writer.close()                              # TensorBoard's buffered scalars too
+            writer.close(failing=True)                  # TensorBoard's buffered scalars too; a stop stays a stop
         raise
     except Exception as error:
         note_failure(error)
         if writer:
-            writer.close()
+            writer.close(failing=True)
         raise
     finally:
         stop.close()
@@ -407,12 +407,13 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         if writer:
             writer.images(G_ema, step, view)
             writer.video(G_ema, step, view)
+            writer.close()
     except Exception as error:                          # a full disk at the end, say
         note_failure(error)
         raise
     finally:
         if writer:
-            writer.close()
+            writer.close(failing=True)                  # after an error or a Ctrl-C; a second close does nothing
     dist.barrier()
     dist.close()
     return last
