@@ -189,11 +189,12 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
         except Exception as exc:  # no ffmpeg, or it failed: fall back to a GIF
             import warnings
 
-            temp.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
                 raise OSError(exc.errno, exc.strerror, str(path)) from None   # no room for a GIF either
             path = path.with_suffix(".gif")
             warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
+        finally:
+            temp.unlink(missing_ok=True)                # after a failure or a Ctrl-C; renamed away otherwise
     return write_file(path, imageio.mimsave("<bytes>", list(array), format="GIF",
                                             duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
 
@@ -216,8 +217,8 @@ def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(Fraction(fps).limit_denominator()),
                "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(file)]
-    result = subprocess.run(command, input=np.ascontiguousarray(array).tobytes(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    frames = memoryview(np.ascontiguousarray(array)).cast("B")      # a copy only when cropped to even sizes
+    result = subprocess.run(command, input=frames, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if result.returncode == 0:
         return
     said = result.stderr.decode(errors="replace").strip()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,6 +153,33 @@ def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path):
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(earlier)
     assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
 
+
+def test_an_mp4_holds_the_frames_cropped_to_even_sizes(tmp_path):
+    """H.264 in yuv420p wants even sizes: 15 x 17 frames become 14 x 16; the colours (in RGB
+    order) and the frame count survive the encoding."""
+    import imageio.v3 as iio
+
+    from render3d.visualize import save_video
+
+    colours = torch.tensor([[0.2, 0.5, 0.8], [0.9, 0.3, 0.1], [0.1, 0.8, 0.3]])
+    frames = colours[:, :, None, None].expand(3, 3, 15, 17)
+    decoded = iio.imread(save_video(frames, tmp_path / "odd.mp4", fps=10))
+    assert decoded.shape == (3, 14, 16, 3)
+    assert np.abs(decoded.astype(float) - colours[:, None, None, :].numpy() * 255).max() < 4
+
+def test_a_ctrl_c_while_an_mp4_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import render3d.visualize as visualize
+
+    def interrupted(array, file, fps, path):
+        file.write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(visualize, "_write_mp4", interrupted)
+    earlier = tmp_path / "orbit.mp4"
+    earlier.write_bytes(b"an earlier video")
+    with pytest.raises(KeyboardInterrupt):
+        visualize.save_video(torch.rand(4, 3, 8, 8), earlier)
+    assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
 
 @pytest.mark.parametrize("ffmpeg", ["missing", "failing"])
 def test_without_a_working_ffmpeg_a_video_is_a_gif(tmp_path, monkeypatch, ffmpeg):
