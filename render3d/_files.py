@@ -9,6 +9,7 @@ command line can report it in one line.
 from __future__ import annotations
 
 import errno
+import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,3 +70,19 @@ def write_as(temp: Path, data: bytes, path: Path) -> None:
         temp.write_bytes(data)
     except OSError as error:       # a full disk, a size limit, a read-only folder: name the file asked for
         raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def npz_bytes(**arrays) -> bytes:
+    """The bytes `numpy.savez_compressed` writes for `arrays`, for `write_file`."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def png_bytes(image) -> bytes:
+    """The bytes of a PIL image saved as a PNG, for `write_file`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

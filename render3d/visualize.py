@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ._checks import check_choice, check_tensor, is_number
-from ._files import STORAGE_ERRORS, temp_path, write_file
+from ._files import STORAGE_ERRORS, png_bytes, temp_path, write_file
 
 # Polynomial fit of the Turbo colour map (Mikhailov, Google, 2019, Apache-2.0): for x in [0, 1],
 # channel = sum_k c_k x^k with these coefficients (k = 0..5).
@@ -302,8 +302,7 @@ def draw_cameras(cameras, path: str | Path, *, yaw=None, pitch=None, size: int =
         canvas.paste(panel, (i * size, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return write_file(path, png_bytes(canvas))
 
 
 def _yaw_pitch_panel(yaw: np.ndarray, pitch: np.ndarray, size: int):

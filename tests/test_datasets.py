@@ -1,6 +1,7 @@
 """Posed-image datasets: EG3D folders and zips, the x-flip's pose, nerfstudio transforms.json,
 and the checker that reports every malformed entry."""
 
+import errno
 import json
 import re
 import math
@@ -11,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from _storage import oserror_under_a_size_limit
 from PIL import Image
 
 from render3d.cameras import Cameras, sample_yaw_pitch
@@ -274,3 +276,16 @@ def test_an_out_folder_that_cannot_be_made_leaves_none_of_its_parents(tmp_path, 
         said = capsys.readouterr().err.strip()
         assert said == f"render3d dataset check: cannot write to --out {out}: File name too long"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize("call, name", [
+    ("write_labels({folder!r}, ['images/0.png'], np.zeros((1, 25)))", "dataset.json"),
+    ("write_results({folder!r} + '/eval.json', {{'fid': 1.0}}, {{}}, {{}})", "eval.json")], ids=["labels", "results"])
+def test_labels_and_results_that_cannot_be_written_are_named_and_leave_no_part(tmp_path, call, name):
+    """A full disk (here a file-size limit) while dataset.json or an eval's JSON was written
+    named no file and left half of one (a dataset's labels, cut)."""
+    said = oserror_under_a_size_limit(call.format(folder=str(tmp_path)), "import numpy as np\n"
+                                      "from render3d.datasets import write_labels\n"
+                                      "from render3d.metrics import write_results", limit=100)
+    assert said == [str(errno.EFBIG), str(tmp_path / name)]
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ import filecmp
 import json
 import math
 import re
+import resource
 import subprocess
 import sys
 
@@ -231,3 +232,19 @@ def test_a_grid_too_coarse_for_an_object_is_named():
     assert len(mesh_object(obj, 8).faces) > 0
     with pytest.raises(ValueError, match="mesh_object: argument 'resolution' .* got 2 points per side and no surface"):
         mesh_object(obj, 2)
+
+
+def test_a_full_disk_while_synthesizing_names_the_file(tmp_path):
+    """A full disk (here a file-size limit) said "render3d dataset: cannot write: No space left on
+    device" (neither the command nor the file), after the progress bar's last line had been
+    drawn over it, and left half a mesh."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(out), "--workers", "1",
+                             "--subjects", "1", "--views", "1", "--resolution", "32"],
+                            capture_output=True, text=True, timeout=300,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200)))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"render3d dataset synth: cannot write {out / 'meshes' / '00000.ply'}: "
+                                              "File too large; free space or write elsewhere")
+    assert list((out / "meshes").iterdir()) == []

@@ -2,6 +2,7 @@
 one-line summary, and failures before any work."""
 
 import re
+import resource
 import subprocess
 import sys
 
@@ -87,8 +88,6 @@ def test_a_write_that_fails_writes_neither_the_obj_nor_its_mtl(tmp_path):
     """A file-size limit (as a full disk) while writing an OBJ: one line naming the file, exit
     status 1, and no MTL without its OBJ (the MTL was written first and left behind, after a
     traceback)."""
-    import resource
-
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # noqa: E731
     out = tmp_path / "sphere.obj"
     result = subprocess.run([sys.executable, "-m", "render3d", "export-mesh", "--scene", "sphere", "--resolution",
@@ -332,3 +331,16 @@ def test_help_shows_examples():
     for command in ("export-mesh", "preview-mesh", "render"):
         result = run(command, "--help", timeout=60)
         assert result.returncode == 0 and "examples:" in result.stdout and f"render3d {command} " in result.stdout
+
+
+def test_render_names_a_depth_file_it_cannot_write(tmp_path):
+    """depth.npz went straight to its name: a full disk (here a file-size limit) named no file and
+    left half an archive."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "render3d", "render", "depth", "--scene", "torus", "--views", "1",
+                             "--size", "16", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"render3d render: cannot write {out / 'depth.npz'}: File too large; "
+                                              "free space or write elsewhere")
+    assert list(out.iterdir()) == []

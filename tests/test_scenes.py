@@ -4,13 +4,12 @@ multi-view renders."""
 import errno
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _storage import oserror_under_a_size_limit
 
 from render3d.cameras import Framing
 from render3d.mesh import extract_mesh
@@ -116,25 +115,21 @@ def test_frame_rates_a_video_cannot_hold_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("call, name", [("save_image(torch.rand(3, 64, 64), {path!r})", "noise.png"),
-                                        ("save_video(torch.rand(8, 3, 32, 32), {path!r})", "noise.gif")])
+                                        ("save_video(torch.rand(8, 3, 32, 32), {path!r})", "noise.gif"),
+                                        ("draw_cameras(Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), width=8, height=8, "
+                                         "fov_degrees=40.0), {path!r})", "cameras.png")])
 def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, call, name):
     """A full disk (here a file-size limit) while a PNG or a GIF was written (training's sample
-    grids, a render's views) was an OSError without the file's name, and left half a file."""
+    grids, a render's views, `dataset check`'s cameras) was an OSError without the file's name,
+    and left half a file."""
     path = str(tmp_path / name)
     assert _oserror_under_a_size_limit(call.format(path=path)) == [str(errno.EFBIG), path]
     assert list(tmp_path.iterdir()) == []
 
 
-def _oserror_under_a_size_limit(call: str, limit: int = 2000) -> list[str]:
-    """[errno, filename] of the OSError that `call` (a render3d.visualize call) raises in a
-    process whose files may not pass `limit` bytes (as on a full disk); [] if none."""
-    code = ("import resource, torch; from render3d.visualize import save_image, save_video\n"
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
-            f"try:\n    {call}\n"
-            "except OSError as error:\n    print(error.errno, error.filename)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.split()
+def _oserror_under_a_size_limit(call: str) -> list[str]:
+    return oserror_under_a_size_limit(call, "import torch; from render3d.cameras import Cameras\n"
+                                            "from render3d.visualize import draw_cameras, save_image, save_video")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -46,6 +46,7 @@ def add_check(sub) -> None:
 
 
 def run_check(args) -> int:
+    from render3d._files import write_file
     from render3d.datasets.check import check_dataset, histogram_lines
     from render3d.visualize import draw_cameras
 
@@ -85,7 +86,7 @@ def run_check(args) -> int:
         picture = draw_cameras(report.cameras, out / "cameras.png", yaw=yaw, pitch=pitch)
     for problem in report.problems:
         print(f"malformed: {problem}")
-    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    write_file(out / "report.json", json.dumps(summary, indent=1).encode())
     if stats:
         print(f"  cameras {picture.resolve()}")
     print(f"  report  {(out / 'report.json').resolve()}")

@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    command = _chosen(parser, args).prog                # "render3d dataset synth"
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         # Ctrl-C: one line, not a traceback (train catches its own, to write a checkpoint first).
-        print(f"\nrender3d {args.command}: interrupted", file=sys.stderr)
+        print(f"\n{command}: interrupted", file=sys.stderr)
         return 130
     except (MemoryError, RuntimeError) as error:
         if not _out_of_memory(error):
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         message = re.sub(r"^\[enforce fail at [^\]]*\] err == 0\. ", "", message)   # torch's allocator
         notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
-        print(f"render3d {args.command}: out of memory ({message}); what was asked for needs more memory than this "
+        print(f"{command}: out of memory ({message}); what was asked for needs more memory than this "
               f"machine has: ask for less (smaller sizes or resolution, fewer views or frames, a smaller batch){notes}",
               file=sys.stderr)
         return 1
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         # The disk, a quota or a size limit is full, or the folder is read-only: nothing to debug.
         where = f" {error.filename}" if error.filename else ""
         notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))   # train's: the checkpoint to resume
-        print(f"render3d {args.command}: cannot write{where}: {error.strerror}; free space or write elsewhere{notes}",
+        print(f"{command}: cannot write{where}: {error.strerror}; free space or write elsewhere{notes}",
               file=sys.stderr)
         return 1
 

@@ -99,8 +99,7 @@ def run_render(args) -> int:
         except UsageError as error:
             return report(error)
 
-    import numpy as np
-
+    from render3d._files import npz_bytes, write_file
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video, views_grid
     from render3d.volume import describe_scenes, make_scene, render_orbit, render_views
 
@@ -116,11 +115,10 @@ def run_render(args) -> int:
         if "grid" in outputs:
             written.append(save_image(views_grid(views), out / "views.png"))
         if "depth" in outputs:
-            np.savez_compressed(
-                out / "depth.npz", depth=views["depth"][:, 0].numpy(), alpha=views["alpha"][:, 0].numpy(),
+            written.append(write_file(out / "depth.npz", npz_bytes(
+                depth=views["depth"][:, 0].numpy(), alpha=views["alpha"][:, 0].numpy(),
                 normals=views["normals"].numpy(), cam2world=cameras.cam2world.numpy(),
-                intrinsics=cameras.intrinsics.numpy())
-            written.append(out / "depth.npz")
+                intrinsics=cameras.intrinsics.numpy())))
             written.append(save_image(make_grid([depth_to_rgb(views["depth"], views["alpha"])]), out / "depth.png"))
     if "video" in outputs:
         frames = render_orbit(scene, scene.framing.cameras(args.frames, args.video_size), impl=args.impl,
@@ -136,6 +134,7 @@ def _render_generator(args, outputs: list[str], out: Path, seeds: list[int], G, 
     (`G` and its metadata `meta` as `load_generator` returns them, `ws` the styles of `seeds`)."""
     import numpy as np
 
+    from render3d._files import npz_bytes, write_file
     from render3d.generators.sampling import orbit_frames, render_views, view_cameras, views_grid_image
     from render3d.visualize import depth_to_rgb, make_grid, save_image, save_video
 
@@ -148,10 +147,9 @@ def _render_generator(args, outputs: list[str], out: Path, seeds: list[int], G, 
         if "grid" in outputs:
             written.append(save_image(views_grid_image(views), out / "views.png"))
         if "depth" in outputs:
-            np.savez_compressed(out / "depth.npz", depth=views["depth"][:, :, 0].numpy(),
-                                alpha=views["alpha"][:, :, 0].numpy(), seeds=np.array(seeds),
-                                cam2world=cameras.cam2world.numpy(), intrinsics=cameras.intrinsics.numpy())
-            written.append(out / "depth.npz")
+            written.append(write_file(out / "depth.npz", npz_bytes(
+                depth=views["depth"][:, :, 0].numpy(), alpha=views["alpha"][:, :, 0].numpy(), seeds=np.array(seeds),
+                cam2world=cameras.cam2world.numpy(), intrinsics=cameras.intrinsics.numpy())))
             depth_rows = [depth_to_rgb(views["depth"][s], views["alpha"][s]) for s in range(len(seeds))]
             written.append(save_image(make_grid(depth_rows), out / "depth.png"))
     if "video" in outputs:

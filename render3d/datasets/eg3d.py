@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from render3d._files import write_file
 from render3d.cameras import Cameras
 from render3d.cameras.camera import RIGID_TOL
 from render3d.datasets.storage import Storage, decode_image, image_size
@@ -147,8 +148,7 @@ def write_labels(folder: str | Path, names: Sequence[str], labels) -> Path:
                          f"(one per name), got {list(labels.shape)}")
     path = Path(folder) / LABEL_FILE
     payload = {"labels": [[str(n), [float(v) for v in row]] for n, row in zip(names, labels)]}
-    path.write_text(json.dumps(payload))
-    return path
+    return write_file(path, json.dumps(payload).encode())
 
 
 def _summarize(problems: list[Problem], limit: int = 5) -> str:

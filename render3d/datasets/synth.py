@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from render3d._checks import check_choice, check_positive
+from render3d._files import npz_bytes, png_bytes, write_file
 from render3d.cameras import Cameras, pose_prior_problem, sample_yaw_pitch
 from render3d.datasets.eg3d import EG3DDataset, write_labels
 
@@ -222,16 +223,17 @@ class _Manifest:
         ids = list(range(len(self.objects), len(self.objects) + len(subject.meshes)))
         for mesh_id, mesh, entry in zip(ids, subject.meshes, subject.entries):
             file = f"meshes/{mesh_id:05d}.ply"
-            mesh.to_trimesh().export(out / file)
+            write_file(out / file, mesh.to_trimesh().export(file_type="ply"))
             self.objects.append({"id": mesh_id, "scene": index, **entry, "mesh": file})
         object_ids = np.array(ids, dtype=np.int16)
         first = len(self.names)
         for view in range(len(labels)):
             name, geometry = f"images/{len(self.names):06d}.png", f"geometry/{len(self.names):06d}.npz"
-            Image.fromarray(np.round(rendered["rgb"][view] * 255).astype(np.uint8)).save(out / name)
+            write_file(out / name, png_bytes(Image.fromarray(np.round(rendered["rgb"][view] * 255).astype(np.uint8))))
             hit = rendered["mesh"][view]
-            np.savez_compressed(out / geometry, depth=rendered["depth"][view], normals=rendered["normals"][view],
-                                mask=rendered["mask"][view], object=np.where(hit >= 0, object_ids[hit], -1))
+            write_file(out / geometry, npz_bytes(depth=rendered["depth"][view], normals=rendered["normals"][view],
+                                                 mask=rendered["mask"][view],
+                                                 object=np.where(hit >= 0, object_ids[hit], -1)))
             self.names.append(name)
             self.images.append({"file": name, "geometry": geometry, "scene": index})
         self.labels.append(labels)
@@ -277,26 +279,32 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
             (out / name).unlink()
     for folder in ("images", "geometry", "meshes"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    (out / SYNTH_MARKER).write_text("written by render3d dataset synth: --overwrite may replace this folder's "
-                                    "dataset\n")
+    write_file(out / SYNTH_MARKER, b"written by render3d dataset synth: --overwrite may replace this folder's dataset\n")
     manifest = _Manifest()
     bar = tqdm(total=config.subjects * config.views, desc=f"synth {config.kind}", unit="img", disable=not progress)
     render = partial(_render_subject, config)
     pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_single_threaded)
             if workers > 1 else nullcontext())
-    with pool:
-        subjects = pool.map(render, range(config.subjects)) if workers > 1 else map(render, range(config.subjects))
-        for index, (subject, labels, rendered) in enumerate(subjects):
-            manifest.write_subject(out, index, subject, labels, rendered)
-            bar.update(config.views)
-    bar.close()
+    try:
+        with pool:
+            subjects = pool.map(render, range(config.subjects)) if workers > 1 else map(render, range(config.subjects))
+            try:
+                for index, (subject, labels, rendered) in enumerate(subjects):
+                    manifest.write_subject(out, index, subject, labels, rendered)
+                    bar.update(config.views)
+            except BaseException:                       # a full disk, say: wait only for the subjects begun
+                if workers > 1:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        bar.close()                                     # before the error's line
     write_labels(out, manifest.names, np.concatenate(manifest.labels))
     truth = {
         "format": FORMAT, "version": 1,
         "settings": {**config.to_dict(), "render3d": render3d.__version__, "open3d": open3d.__version__},
         "conventions": CONVENTIONS, "scenes": manifest.scenes, "objects": manifest.objects, "images": manifest.images,
     }
-    (out / GROUND_TRUTH_FILE).write_text(json.dumps(truth, indent=1))
+    write_file(out / GROUND_TRUTH_FILE, json.dumps(truth, indent=1).encode())
     return {"images": len(manifest.names), "objects": len(manifest.objects), "seconds": time.perf_counter() - started}
 
 

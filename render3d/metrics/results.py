@@ -9,6 +9,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from render3d._files import write_file
+
 
 def results_record(metrics: dict, settings: dict, inputs: dict) -> dict:
     """{"metrics", "settings", "inputs", "environment"}: environment holds the render3d, torch,
@@ -34,5 +36,4 @@ def write_results(path: str | Path, metrics: dict, settings: dict, inputs: dict)
     """Write `results_record(...)` to `path` as indented JSON; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results_record(metrics, settings, inputs), indent=1))
-    return path
+    return write_file(path, json.dumps(results_record(metrics, settings, inputs), indent=1).encode())
