@@ -251,7 +251,6 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
     import shutil
     import time
     from concurrent.futures import ProcessPoolExecutor
-    from contextlib import nullcontext
     from functools import partial
     from multiprocessing import get_context
 
@@ -284,20 +283,16 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
     bar = tqdm(total=config.subjects * config.views, desc=f"synth {config.kind}", unit="img", disable=not progress)
     render = partial(_render_subject, config)
     pool = (ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_single_threaded)
-            if workers > 1 else nullcontext())
+            if workers > 1 else None)
     try:
-        with pool:
-            subjects = pool.map(render, range(config.subjects)) if workers > 1 else map(render, range(config.subjects))
-            try:
-                for index, (subject, labels, rendered) in enumerate(subjects):
-                    manifest.write_subject(out, index, subject, labels, rendered)
-                    bar.update(config.views)
-            except BaseException:                       # a full disk, say: wait only for the subjects begun
-                if workers > 1:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        subjects = pool.map(render, range(config.subjects)) if pool else map(render, range(config.subjects))
+        for index, (subject, labels, rendered) in enumerate(subjects):
+            manifest.write_subject(out, index, subject, labels, rendered)
+            bar.update(config.views)
     finally:
-        bar.close()                                     # before the error's line
+        bar.close()                                     # before an error's line
+        if pool:                                        # after a failure (a full disk), only the subjects begun
+            pool.shutdown(cancel_futures=True)
     write_labels(out, manifest.names, np.concatenate(manifest.labels))
     truth = {
         "format": FORMAT, "version": 1,
