@@ -159,8 +159,8 @@ def check_fps(fn: str, name: str, fps, video_format: str) -> None:
 
 
 def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path:
-    """Write frames ``[T, 3, H, W]`` in [0, 1] as an MP4 (H.264 through imageio-ffmpeg's ffmpeg) or
-    a GIF.
+    """Write frames ``[T, C, H, W]`` in [0, 1] (C: 1 grey, 3 RGB or 4 RGBA, whose alpha an MP4
+    drops) as an MP4 (H.264 through imageio-ffmpeg's ffmpeg) or a GIF.
 
     The format follows the suffix; `fps` up to `MAX_FPS` of it. If an MP4 cannot be written
     (no ffmpeg, or ffmpeg fails), a GIF with the same stem is written instead (at 50 fps at most)
@@ -173,6 +173,10 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
     path = Path(path)
     check_choice("render3d.visualize.save_video", "path suffix", path.suffix.lstrip("."), VIDEO_FORMATS)
     check_fps("render3d.visualize.save_video", "fps", fps, path.suffix.lstrip("."))
+    check_tensor("render3d.visualize.save_video", "frames", frames, ("T", "C", "H", "W"))
+    if not len(frames) or frames.shape[1] not in (1, 3, 4):   # ffmpeg would read other channels as RGB
+        raise ValueError(f"render3d.visualize.save_video: argument 'frames' expected [T, C, H, W] with at least one "
+                         f"frame and 1, 3 or 4 channels, got {list(frames.shape)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     array = to_uint8(frames)
     if path.suffix == ".mp4":
@@ -200,7 +204,8 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
 
 
 def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
-    """Encode ``[T, H, W, 3]`` uint8 frames (even sizes) into the MP4 `file` with ffmpeg.
+    """Encode ``[T, H, W, 3 or 4]`` uint8 frames (even sizes; RGB or RGBA) into the MP4 `file`
+    with ffmpeg.
 
     ffmpeg is run here rather than through imageio's writer, which never reads its exit status:
     a full disk or a file-size limit stops ffmpeg half-way and the cut file passed as written.
@@ -215,7 +220,7 @@ def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
 
     t, h, w, _ = array.shape
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(Fraction(fps).limit_denominator()),
+               "-f", "rawvideo", "-pix_fmt", {3: "rgb24", 4: "rgba"}[array.shape[-1]], "-s", f"{w}x{h}", "-r", str(Fraction(fps).limit_denominator()),
                "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(file)]
     frames = memoryview(np.ascontiguousarray(array)).cast("B")      # a copy only when cropped to even sizes
     result = subprocess.run(command, input=frames, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -149,18 +149,30 @@ def test_an_mp4_that_cannot_be_written_leaves_the_earlier_one(tmp_path):
     assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
 
 
-def test_an_mp4_holds_the_frames_cropped_to_even_sizes(tmp_path):
+@pytest.mark.parametrize("channels", [3, 4])
+def test_an_mp4_holds_the_frames_cropped_to_even_sizes(tmp_path, channels):
     """H.264 in yuv420p wants even sizes: 15 x 17 frames become 14 x 16; the colours (in RGB
-    order) and the frame count survive the encoding."""
+    order; an RGBA frame's alpha is dropped) and the frame count survive the encoding."""
     import imageio.v3 as iio
 
     from render3d.visualize import save_video
 
-    colours = torch.tensor([[0.2, 0.5, 0.8], [0.9, 0.3, 0.1], [0.1, 0.8, 0.3]])
-    frames = colours[:, :, None, None].expand(3, 3, 15, 17)
+    colours = torch.tensor([[0.2, 0.5, 0.8, 0.5], [0.9, 0.3, 0.1, 1.0], [0.1, 0.8, 0.3, 0.0]])[:, :channels]
+    frames = colours[:, :, None, None].expand(3, channels, 15, 17)
     decoded = iio.imread(save_video(frames, tmp_path / "odd.mp4", fps=10))
     assert decoded.shape == (3, 14, 16, 3)
-    assert np.abs(decoded.astype(float) - colours[:, None, None, :].numpy() * 255).max() < 4
+    assert np.abs(decoded.astype(float) - colours[:, None, None, :3].numpy() * 255).max() < 4
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 8, 8), (4, 2, 8, 8), (3, 8, 8)])
+def test_frames_a_video_cannot_hold_are_refused(tmp_path, shape):
+    """No frame, or two channels (ffmpeg would read them as RGB), or one image: a ValueError
+    naming the argument; it was a numpy error from deep inside or a scrambled video."""
+    from render3d.visualize import save_video
+
+    with pytest.raises(ValueError, match=rf"save_video: argument 'frames' expected .*got {re.escape(str(list(shape)))}"):
+        save_video(torch.rand(shape), tmp_path / "orbit.mp4")
+    assert list(tmp_path.iterdir()) == []
 
 def test_a_ctrl_c_while_an_mp4_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
     import render3d.visualize as visualize
