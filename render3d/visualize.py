@@ -218,10 +218,11 @@ def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
 
     import imageio_ffmpeg
 
-    t, h, w, _ = array.shape
+    _, h, w, channels = array.shape
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
-               "-f", "rawvideo", "-pix_fmt", {3: "rgb24", 4: "rgba"}[array.shape[-1]], "-s", f"{w}x{h}", "-r", str(Fraction(fps).limit_denominator()),
-               "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(file)]
+               "-f", "rawvideo", "-pix_fmt", {3: "rgb24", 4: "rgba"}[channels], "-s", f"{w}x{h}",
+               "-r", str(Fraction(fps).limit_denominator()), "-i", "-",
+               "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", str(file)]   # imageio's quality 8
     frames = memoryview(np.ascontiguousarray(array)).cast("B")      # a copy only when cropped to even sizes
     result = subprocess.run(command, input=frames, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if result.returncode == 0:

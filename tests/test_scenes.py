@@ -116,8 +116,8 @@ def test_frame_rates_a_video_cannot_hold_are_refused(tmp_path):
 
 @pytest.mark.parametrize("call, name", [("save_image(torch.rand(3, 64, 64), {path!r})", "noise.png"),
                                         ("save_video(torch.rand(8, 3, 32, 32), {path!r})", "noise.gif"),
-                                        ("draw_cameras(Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), width=8, height=8, "
-                                         "fov_degrees=40.0), {path!r})", "cameras.png")])
+                                        ("draw_cameras(Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), width=8, "
+                                         "height=8, fov_degrees=40.0), {path!r})", "cameras.png")])
 def test_a_picture_that_cannot_be_written_is_named_and_leaves_no_part(tmp_path, call, name):
     """A full disk (here a file-size limit) while a PNG or a GIF was written (training's sample
     grids, a render's views, `dataset check`'s cameras) was an OSError without the file's name,
@@ -170,7 +170,8 @@ def test_frames_a_video_cannot_hold_are_refused(tmp_path, shape):
     naming the argument; it was a numpy error from deep inside or a scrambled video."""
     from render3d.visualize import save_video
 
-    with pytest.raises(ValueError, match=rf"save_video: argument 'frames' expected .*got {re.escape(str(list(shape)))}"):
+    got = re.escape(str(list(shape)))
+    with pytest.raises(ValueError, match=rf"save_video: argument 'frames' expected .*got {got}"):
         save_video(torch.rand(shape), tmp_path / "orbit.mp4")
     assert list(tmp_path.iterdir()) == []
 

@@ -278,7 +278,8 @@ def generate_synthetic(out: str | Path, config: SynthConfig, *, progress: bool =
             (out / name).unlink()
     for folder in ("images", "geometry", "meshes"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    write_file(out / SYNTH_MARKER, b"written by render3d dataset synth: --overwrite may replace this folder's dataset\n")
+    write_file(out / SYNTH_MARKER, b"written by render3d dataset synth: --overwrite may replace this folder's "
+                                   b"dataset\n")
     manifest = _Manifest()
     bar = tqdm(total=config.subjects * config.views, desc=f"synth {config.kind}", unit="img", disable=not progress)
     render = partial(_render_subject, config)
