@@ -79,10 +79,3 @@ def npz_bytes(**arrays) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
-
-
-def png_bytes(image) -> bytes:
-    """The bytes of a PIL image saved as a PNG, for `write_file`."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ._checks import check_choice, check_tensor, is_number
-from ._files import STORAGE_ERRORS, png_bytes, temp_path, write_file
+from ._files import STORAGE_ERRORS, temp_path, write_file
 
 # Polynomial fit of the Turbo colour map (Mikhailov, Google, 2019, Apache-2.0): for x in [0, 1],
 # channel = sum_k c_k x^k with these coefficients (k = 0..5).
@@ -187,7 +187,7 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
                              f"pixels for an MP4, got {array.shape[2]} x {array.shape[1]}")
         temp = temp_path(path)                          # renamed into place when whole
         try:
-            _write_mp4(array[:, :h, :w], temp, fps, path)
+            _write_mp4(array[:, :h, :w], temp, fps)
             os.replace(temp, path)
             return path
         except Exception as exc:  # no ffmpeg, or it failed: fall back to a GIF
@@ -203,14 +203,13 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
                                             duration=1000 / min(fps, MAX_FPS["gif"]), loop=0))
 
 
-def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
+def _write_mp4(array: np.ndarray, file: Path, fps: float) -> None:
     """Encode ``[T, H, W, 3 or 4]`` uint8 frames (even sizes; RGB or RGBA) into the MP4 `file`
     with ffmpeg.
 
     ffmpeg is run here rather than through imageio's writer, which never reads its exit status:
     a full disk or a file-size limit stops ffmpeg half-way and the cut file passed as written.
-    No room is an OSError naming `path` (the name `file` becomes); another failure a RuntimeError
-    with ffmpeg's last words.
+    No room is an OSError with its errno; another failure a RuntimeError with ffmpeg's last words.
     """
     import signal
     import subprocess
@@ -230,9 +229,9 @@ def _write_mp4(array: np.ndarray, file: Path, fps: float, path: Path) -> None:
     said = result.stderr.decode(errors="replace").strip()
     for number in sorted(STORAGE_ERRORS):
         if os.strerror(number) in said:
-            raise OSError(number, os.strerror(number), str(path))
+            raise OSError(number, os.strerror(number), str(file))
     if result.returncode == -signal.SIGXFSZ:           # killed at the file-size limit
-        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(file))
     last = said.splitlines()[-1] if said else "no message"
     raise RuntimeError(f"ffmpeg exited with status {result.returncode}: {last}")
 
@@ -308,7 +307,9 @@ def draw_cameras(cameras, path: str | Path, *, yaw=None, pitch=None, size: int =
         canvas.paste(panel, (i * size, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_file(path, png_bytes(canvas))
+    import imageio.v3 as iio
+
+    return write_file(path, iio.imwrite("<bytes>", np.asarray(canvas), extension=".png"))
 
 
 def _yaw_pitch_panel(yaw: np.ndarray, pitch: np.ndarray, size: int):

@@ -6,7 +6,6 @@ import filecmp
 import json
 import math
 import re
-import resource
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from _storage import size_limit
 
 from render3d.cameras import Cameras
 from render3d.cli.main import main
@@ -242,7 +242,7 @@ def test_a_full_disk_while_synthesizing_names_the_file(tmp_path):
     result = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(out), "--workers", "1",
                              "--subjects", "1", "--views", "1", "--resolution", "32"],
                             capture_output=True, text=True, timeout=300,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200)))
+                            preexec_fn=size_limit(200))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (f"render3d dataset synth: cannot write {out / 'meshes' / '00000.ply'}: "

@@ -2,7 +2,6 @@
 one-line summary, and failures before any work."""
 
 import re
-import resource
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 from _gan import collapsed_generator, diverged_generator
+from _storage import size_limit
 
 
 def run(*args, timeout=300):
@@ -88,10 +88,10 @@ def test_a_write_that_fails_writes_neither_the_obj_nor_its_mtl(tmp_path):
     """A file-size limit (as a full disk) while writing an OBJ: one line naming the file, exit
     status 1, and no MTL without its OBJ (the MTL was written first and left behind, after a
     traceback)."""
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # noqa: E731
     out = tmp_path / "sphere.obj"
     result = subprocess.run([sys.executable, "-m", "render3d", "export-mesh", "--scene", "sphere", "--resolution",
-                             "32", "--out", str(out)], capture_output=True, text=True, timeout=120, preexec_fn=limit)
+                             "32", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                            preexec_fn=size_limit(4096))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (f"render3d export-mesh: cannot write {out}: File too large; free space "
                                               "or write elsewhere")
@@ -339,7 +339,7 @@ def test_render_names_a_depth_file_it_cannot_write(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "render3d", "render", "depth", "--scene", "torus", "--views", "1",
                              "--size", "16", "--out", str(out)], capture_output=True, text=True, timeout=300,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)))
+                            preexec_fn=size_limit(1000))
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == (f"render3d render: cannot write {out / 'depth.npz'}: File too large; "
                                               "free space or write elsewhere")

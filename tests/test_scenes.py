@@ -178,7 +178,7 @@ def test_frames_a_video_cannot_hold_are_refused(tmp_path, shape):
 def test_a_ctrl_c_while_an_mp4_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
     import render3d.visualize as visualize
 
-    def interrupted(array, file, fps, path):
+    def interrupted(array, file, fps):
         file.write_bytes(b"half a video")
         raise KeyboardInterrupt
 

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _storage import size_limit
 
 from render3d.splat import load_ply, load_splat, save_ply
 
@@ -138,15 +139,12 @@ def test_a_write_that_fails_keeps_the_old_file_and_says_why(ply, tmp_path):
     """A file-size limit (as a full disk) stops the write: one line naming --out, exit status 1,
     and the file that was there is left whole. It was a traceback, and the old file was cut
     off at the limit."""
-    import resource
-
     data, path = ply
     for suffix in (".ply", ".splat"):
         out = tmp_path / f"previous{suffix}"
         out.write_bytes(b"x" * 1000)
-        limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # noqa: E731
         result = subprocess.run([sys.executable, "-m", "render3d", "export-splat", str(path), "--out", str(out)],
-                                capture_output=True, text=True, timeout=120, preexec_fn=limit)
+                                capture_output=True, text=True, timeout=120, preexec_fn=size_limit(1024))
         assert result.returncode == 1, result.stderr
         assert result.stderr == f"render3d export-splat: cannot write {out}: File too large; free space or write " \
                                 "elsewhere\n"

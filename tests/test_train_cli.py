@@ -2,6 +2,7 @@
 user runs them: on a tiny synthetic dataset with ground-truth meshes and a tiny VolumeGAN."""
 
 import json
+import re
 import shutil
 import signal
 import socket
@@ -16,14 +17,15 @@ import pytest
 import torch
 import yaml
 from _gan import collapsed_generator, diverged_generator, partly_collapsed_generator, tiny_config, tiny_generator
+from _storage import size_limit
 
 from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
 
 
-def run(*args, timeout=300, cwd=None):
+def run(*args, timeout=300, cwd=None, preexec_fn=None):
     return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+                          cwd=cwd, preexec_fn=preexec_fn)
 
 
 @pytest.fixture(scope="module")
@@ -423,17 +425,13 @@ def test_a_checkpoint_that_cannot_be_written_is_said_in_one_line_and_leaves_noth
     """A full disk (here a file-size limit, just above the size of the file written before)
     while a checkpoint is written was a traceback: safetensors' own SafetensorError, or
     torch.save's "unexpected pos"; and it left the half-written folder taking the space."""
-    import resource
-
     data, run_dir, _ = trained
     sizes = {f.name: f.stat().st_size for f in (run_dir / "checkpoints" / "step-0000002").iterdir()}
     assert sizes[fitting] < sizes[failing]           # what the limit relies on
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
     out = tmp_path / "run"
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (sizes[fitting] + 1,) * 2)  # noqa: E731
-    result = subprocess.run([sys.executable, "-m", "render3d", "train", str(config), "--out", str(out),
-                             "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    result = run("train", str(config), "--out", str(out), "--no-progress", preexec_fn=size_limit(sizes[fitting] + 1))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-2:] == [
@@ -446,16 +444,11 @@ def test_a_full_disk_while_logging_stops_training_in_one_line(trained, tmp_path)
     """The disk fills (here a file-size limit) while stats.jsonl or TensorBoard's event file
     grows: the line named no file, TensorBoard's thread added a traceback and the note came
     twice (once on each, as both held the same error)."""
-    import re
-    import resource
-
     data, _, _ = trained
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.4, log_every=1)))
     out = tmp_path / "run"
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))  # noqa: E731  (a few rows)
-    result = subprocess.run([sys.executable, "-m", "render3d", "train", str(config), "--out", str(out),
-                             "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    result = run("train", str(config), "--out", str(out), "--no-progress", preexec_fn=size_limit(4000))  # a few rows
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     said, note = result.stderr.splitlines()[-2:]

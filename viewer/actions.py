@@ -3,7 +3,6 @@ long actions on it: a snapshot PNG and an orbit video."""
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,9 +49,7 @@ def snapshot_png(source: Source, view: View, long_side: int) -> bytes:
     """The view rendered at `long_side`, as PNG bytes."""
     import imageio.v3 as iio
 
-    buffer = io.BytesIO()
-    iio.imwrite(buffer, render_view(source, view, long_side), extension=".png")
-    return buffer.getvalue()
+    return iio.imwrite("<bytes>", render_view(source, view, long_side), extension=".png")
 
 
 def orbit_cameras(view: View, frames: int, long_side: int) -> Cameras:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from render3d._checks import check_choice, check_positive
-from render3d._files import npz_bytes, png_bytes, write_file
+from render3d._files import npz_bytes, write_file
 from render3d.cameras import Cameras, pose_prior_problem, sample_yaw_pitch
 from render3d.datasets.eg3d import EG3DDataset, write_labels
 
@@ -218,7 +218,7 @@ class _Manifest:
     def write_subject(self, out: Path, index: int, subject: _Subject, labels: np.ndarray,
                       rendered: dict[str, np.ndarray]) -> None:
         """Write subject `index`'s meshes, images and geometry files, and record them."""
-        from PIL import Image
+        import imageio.v3 as iio
 
         ids = list(range(len(self.objects), len(self.objects) + len(subject.meshes)))
         for mesh_id, mesh, entry in zip(ids, subject.meshes, subject.entries):
@@ -229,7 +229,8 @@ class _Manifest:
         first = len(self.names)
         for view in range(len(labels)):
             name, geometry = f"images/{len(self.names):06d}.png", f"geometry/{len(self.names):06d}.npz"
-            write_file(out / name, png_bytes(Image.fromarray(np.round(rendered["rgb"][view] * 255).astype(np.uint8))))
+            write_file(out / name, iio.imwrite("<bytes>", np.round(rendered["rgb"][view] * 255).astype(np.uint8),
+                                               extension=".png"))
             hit = rendered["mesh"][view]
             write_file(out / geometry, npz_bytes(depth=rendered["depth"][view], normals=rendered["normals"][view],
                                                  mask=rendered["mask"][view],
