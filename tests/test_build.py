@@ -1,6 +1,7 @@
 """The native-kernel machinery: lazy builds, the cache and its locks, the fallback without a
 compiler, the CLI, and compiling every CUDA source for sm_80 and sm_90 (no GPU needed)."""
 
+import json
 import os
 import shutil
 import signal
@@ -190,6 +191,124 @@ def test_cli_info_and_build():
     assert f"torch         {torch.__version__}" in info.stdout
     assert "kernels CPU      built" in info.stdout
     assert "cxx flags   -O3 -fopenmp" in info.stdout
+
+
+# --- the builds in the cache ------------------------------------------------------------------
+
+def _fake_build(cache, name, record=None, size=1000, used=None):
+    """A build folder as `_build_and_load` leaves it: a library of `size` bytes and, when
+    `record` is not None, its BUILD_OK marker (last used at `used`, seconds since the epoch)."""
+    directory = cache / "ext" / name
+    directory.mkdir(parents=True)
+    (directory / "render3d_native.so").write_bytes(b"\0" * size)
+    if record is not None:
+        marker = directory / "BUILD_OK"
+        marker.write_text(json.dumps(record) if isinstance(record, dict) else record)
+        if used is not None:
+            os.utime(marker, (used, used))
+    return directory
+
+
+def _here(**changes):
+    return {"sources": str(_build.source_root()), "torch_dir": str(Path(torch.__file__).resolve().parent), **changes}
+
+
+def _name(flavour="cpu", digest="0" * 16):
+    return f"torch{torch.__version__.replace('+', '_')}-{flavour}-{digest}"
+
+
+def _cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RENDER3D_CACHE_DIR", str(cache))
+    return cache
+
+
+def test_other_builds_say_why_they_can_go(tmp_path, monkeypatch):
+    cache = _cache(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "checkout" / "cuda"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "schema.cpp").write_text("")
+    _fake_build(cache, _build.build_key(False), _here())   # this process's own: never listed
+    builds = {
+        "superseded": _fake_build(cache, _name(digest="1" * 16), _here()),
+        "sources gone": _fake_build(cache, _name(digest="2" * 16), _here(sources=str(tmp_path / "gone"))),
+        "torch gone": _fake_build(cache, _name(digest="3" * 16),
+                                  _here(sources=str(elsewhere), torch_dir=str(tmp_path / "old-venv"))),
+        "in use": _fake_build(cache, _name(digest="4" * 16), _here(sources=str(elsewhere), torch_dir=str(tmp_path))),
+        "unfinished": _fake_build(cache, _name(digest="5" * 16)),
+        "earlier": _fake_build(cache, _name(digest="6" * 16), {"key": "x", "torch": torch.__version__}),
+        "unreadable": _fake_build(cache, _name(digest="7" * 16), "{not json"),
+    }
+    found = {b.directory: b for b in _build.other_builds()}
+    assert set(found) == set(builds.values())
+    reasons = {what: found[directory].reason for what, directory in builds.items()}
+    assert reasons == {
+        "superseded": "superseded: the sources here have changed since",
+        "sources gone": f"its sources are gone ({tmp_path / 'gone'})",
+        "torch gone": f"its torch is gone ({tmp_path / 'old-venv'})",
+        "in use": None,
+        "unfinished": "unfinished: a build that failed or was stopped",
+        "earlier": "built by an earlier render3d, which did not record its sources",
+        "unreadable": "built by an earlier render3d, which did not record its sources",
+    }
+    assert [what for what, d in builds.items() if found[d].superseded] == ["superseded"]
+    assert all(found[d].size >= 1000 for d in builds.values())
+
+
+def test_a_new_build_removes_the_older_builds_of_its_sources_but_the_two_used_last(tmp_path, monkeypatch, capfd):
+    """Each edit of a kernel (or each update of render3d in one environment) left a build folder
+    behind for good: about 1.3 MB on the CPU, far more with CUDA."""
+    import torch.utils.cpp_extension
+
+    cache = _cache(tmp_path, monkeypatch)
+    monkeypatch.setattr(_build, "_compiler_problem", lambda with_cuda: None)
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda **kwargs: None)   # the build itself
+    older = [_fake_build(cache, _name(digest=f"{i}" * 16), _here(), used=1_000_000 + i) for i in range(4)]
+    other_flavour = _fake_build(cache, _name("cu130", "9" * 16), _here(), used=1)
+    elsewhere = _fake_build(cache, _name(digest="a" * 16), _here(torch_dir=str(tmp_path)), used=1)
+    held = older[0].parent / f"{older[0].name}.lock"
+    with _build._file_lock(held):   # another process loading the oldest: not removed under it
+        _build._build_and_load(False, verbose=False)
+    marker = json.loads((_build.build_dir(False) / "BUILD_OK").read_text())
+    assert (marker["sources"], marker["torch_dir"], marker["flavour"]) == (*_here().values(), "cpu")
+    left = sorted(p.name for p in (cache / "ext").iterdir() if p.is_dir())
+    assert left == sorted([_build.build_key(False), older[0].name, older[3].name, older[2].name,
+                           other_flavour.name, elsewhere.name])
+    assert not (cache / "ext" / f"{older[1].name}.lock").exists()
+    err = capfd.readouterr().err
+    assert f"render3d: removed 1 older kernel build of these sources (0.0 MB) from {cache / 'ext'}" in err, err
+    # loading it again marks it used, and removes nothing
+    before = (_build.build_dir(False) / "BUILD_OK").stat().st_mtime
+    os.utime(_build.build_dir(False) / "BUILD_OK", (before - 100, before - 100))
+    _build._build_and_load(False, verbose=False)
+    assert (_build.build_dir(False) / "BUILD_OK").stat().st_mtime > before - 100
+    assert older[0].exists() and "removed" not in capfd.readouterr().err
+
+
+def test_cli_prune_removes_what_nothing_uses_and_says_what_it_kept(tmp_path):
+    _build.load_native(raise_errors=True)
+    cache = tmp_path / "cache"
+    own = _build.build_dir(_build.state().with_cuda)
+    shutil.copytree(own, cache / "ext" / own.name)   # loads without a build: the paths inside are relative
+    gone = _fake_build(cache, _name(digest="2" * 16), _here(sources=str(tmp_path / "gone")), size=2_000_000)
+    unfinished = _fake_build(cache, _name(digest="5" * 16))
+    in_use = _fake_build(cache, _name(digest="4" * 16), _here(torch_dir=str(tmp_path)))
+    (cache / "ext" / "torch2.13.lock").write_text("")   # a lock file whose build is gone
+    env = {**os.environ, "RENDER3D_CACHE_DIR": str(cache)}
+    info = subprocess.run([sys.executable, "-m", "render3d", "info"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert "other builds  3 (2.0 MB), 2 of them removable (2.0 MB): `render3d build --prune`" in info.stdout, info.stdout
+    result = subprocess.run([sys.executable, "-m", "render3d", "build", "--prune"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"render3d build: removed {gone} (2.0 MB): its sources are gone ({tmp_path / 'gone'})" in lines
+    assert f"render3d build: removed {unfinished} (0.0 MB): unfinished: a build that failed or was stopped" in lines
+    assert f"render3d build: kept {in_use} (0.0 MB): in use by another checkout or environment" in lines
+    assert "render3d build: pruned 2 builds (2.0 MB), kept 1 other" in lines
+    assert "kernels ready" in lines[-1] and "building" not in result.stderr
+    assert not gone.exists() and not unfinished.exists() and in_use.exists()
+    assert sorted(p.name for p in (cache / "ext").glob("*.lock")) == [f"{own.name}.lock"]
 
 
 # --- CUDA sources compile without a GPU ------------------------------------------------------

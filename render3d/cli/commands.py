@@ -48,6 +48,12 @@ def run_info(args) -> int:
     print(f"nvcc          {_version_line([str(nvcc), '--version'], last=True) + f' ({nvcc})' if nvcc else 'not found'}")
     print(f"sources       {_build.source_root()}")
     print(f"cache         {_build.cache_root()}")
+    others = _build.other_builds()
+    if others:
+        removable = [b for b in others if b.reason is not None]
+        print(f"other builds  {len(others)} ({_megabytes(b.size for b in others)}), "
+              + (f"{len(removable)} of them removable ({_megabytes(b.size for b in removable)}): "
+                 "`render3d build --prune`" if removable else "all in use by other checkouts or environments"))
     wanted = _build.cuda_wanted()
     for with_cuda in (False, True) if wanted else (False,):
         label = "CPU+CUDA" if with_cuda else "CPU"
@@ -58,6 +64,10 @@ def run_info(args) -> int:
     print(f"this process  would build {'CPU+CUDA' if wanted else 'CPU'} kernels; "
           f"RENDER3D_NATIVE={os.environ.get('RENDER3D_NATIVE', '1')}")
     return 0
+
+
+def _megabytes(sizes) -> str:
+    return f"{sum(sizes) / 1e6:.1f} MB"
 
 
 def _version_line(cmd, last: bool = False) -> str:
@@ -73,11 +83,18 @@ def add_build(sub) -> None:
         "build", help="prebuild the native kernels for this torch (CPU, plus CUDA where available)",
         description="Build the native kernels now (they are otherwise built on first use) and report where.",
         epilog="examples:\n  render3d build\n  render3d build --verbose          # show the compiler commands\n"
-               "  render3d build --require-cuda     # fail unless the CUDA kernels are built",
+               "  render3d build --require-cuda     # fail unless the CUDA kernels are built\n"
+               "  render3d build --prune            # also remove the builds that nothing uses any more\n\n"
+               "A new build replaces the older builds of the same sources folder and torch, but for the two\n"
+               "used last. --prune removes those too, and the builds whose sources folder or torch is gone,\n"
+               "unfinished ones and those of render3d versions that did not record their sources; it keeps\n"
+               "the builds of other checkouts and environments that still exist.",
         formatter_class=_formatter,
     )
     p.add_argument("--verbose", action="store_true", help="show the compiler commands and output")
     p.add_argument("--require-cuda", action="store_true", help="fail unless the CUDA kernels can be built")
+    p.add_argument("--prune", action="store_true",
+                   help="first remove the cached builds that nothing uses any more (see below)")
     p.set_defaults(run=run_build)
 
 
@@ -96,6 +113,8 @@ def run_build(args) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.prune:
+        _prune(_build)
     started = time.perf_counter()
     if not _build.load_native(verbose=args.verbose):
         print(f"render3d build: failed: {_build.state().error}", file=sys.stderr)
@@ -104,6 +123,22 @@ def run_build(args) -> int:
     flavour = "CPU+CUDA" if state.with_cuda else "CPU"
     print(f"render3d: native {flavour} kernels ready in {time.perf_counter() - started:.1f} s: {state.path}")
     return 0
+
+
+def _prune(_build) -> None:
+    """Removes the cached builds that can go, one line each, and says what it kept."""
+    removed, kept = [], []
+    for build in _build.other_builds():
+        problem = "in use by another checkout or environment" if build.reason is None else _build.remove_build(build)
+        if problem is None:
+            removed.append(build)
+            print(f"render3d build: removed {build.directory} ({_megabytes([build.size])}): {build.reason}")
+        else:
+            kept.append(build)
+            print(f"render3d build: kept {build.directory} ({_megabytes([build.size])}): {problem}")
+    _build.remove_orphan_locks()
+    print(f"render3d build: pruned {len(removed)} build{'' if len(removed) == 1 else 's'} "
+          f"({_megabytes(b.size for b in removed)}), kept {len(kept)} other{'' if len(kept) == 1 else 's'}")
 
 
 def _registrar(module: str, name: str):
