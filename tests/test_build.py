@@ -150,18 +150,21 @@ def test_each_build_key_has_its_own_lock(monkeypatch):
     assert _build.build_lock(False) != first
 
 
-def test_a_process_waiting_for_anothers_build_says_so():
+def test_a_process_waiting_for_anothers_build_says_so(tmp_path):
     """A second process (a render started while `make test` builds) waited a minute in silence."""
     _build.load_native(raise_errors=True)
-    with _build._file_lock(_build.build_lock(_build.state().with_cuda)):   # as if building
-        waiting = subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
-        time.sleep(8)
-        assert waiting.poll() is None   # still waiting for the lock
-    stdout, stderr = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0, stderr
+    said = "render3d: waiting for another process to finish building the native kernels in"
+    log = tmp_path / "stderr"
+    with _build._file_lock(_build.build_lock(_build.state().with_cuda)), open(log, "w") as stderr:   # as if building
+        waiting = subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, stderr=stderr, text=True)
+        deadline = time.monotonic() + 120
+        while said not in log.read_text() and waiting.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert said in log.read_text(), log.read_text()
+        assert waiting.poll() is None   # and still waiting for the lock
+    stdout, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, log.read_text()
     assert stdout.strip() == "OK"
-    assert "render3d: waiting for another process to finish building the native kernels in" in stderr, stderr
 
 
 def test_builds_with_the_installed_ninja_whatever_path_says(tmp_path):
