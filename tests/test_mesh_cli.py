@@ -293,6 +293,44 @@ def test_bad_names_list_the_valid_ones(tmp_path):
     assert result.returncode == 2 and "'--out' expected a mesh file ending in .glb, .obj, .ply" in result.stderr
 
 
+def test_a_checkpoint_given_where_the_command_wants_something_else_is_pointed_at_checkpoint(tmp_path, capsys):
+    """`render3d render RUN` (as `eval generator RUN` and `view RUN` take it) said only that
+    'RUN' is not an output; `render3d view --checkpoint RUN` only that --checkpoint is unknown."""
+    import shutil
+
+    from render3d import DEMO_CHECKPOINT
+    from render3d.cli.main import main
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints" / "step-0000010").mkdir(parents=True)
+    shutil.copy(DEMO_CHECKPOINT, run_dir / "checkpoints" / "step-0000010" / "generator.safetensors")
+    (run_dir / "checkpoints" / "step-0000010" / "state.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    for path in (run_dir, DEMO_CHECKPOINT):
+        assert main(["render", str(path)]) == 2
+        assert capsys.readouterr().err.strip() == (f"render3d render: OUTPUT expected any of grid, video, depth, got "
+                                                   f"{str(path)!r} ({path} is a trained generator: pass it as "
+                                                   f"--checkpoint {path})")
+        with pytest.raises(SystemExit) as done:
+            main(["export-mesh", str(path)])
+        assert done.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (f"render3d export-mesh: error: unrecognized arguments: "
+                                                            f"{path} ({path} is a trained generator: pass it as "
+                                                            f"--checkpoint {path})")
+    for command in (["view"], ["eval", "generator"]):   # and the other way round
+        with pytest.raises(SystemExit):
+            main([*command, "--checkpoint", str(run_dir), *(["data"] if command[0] == "eval" else [])])
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"render3d {' '.join(command)}: error: unrecognized arguments: --checkpoint (render3d {' '.join(command)} "
+            "takes the generator as its first argument, without --checkpoint)")
+    for other in (tmp_path / "notes.txt", tmp_path, tmp_path / "nothing"):   # no hint where it would be wrong
+        assert main(["render", str(other)]) == 2
+        assert capsys.readouterr().err.strip().endswith(f"got {str(other)!r}")
+        with pytest.raises(SystemExit):
+            main(["export-mesh", str(other)])
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"unrecognized arguments: {other}")
+
+
 def test_no_surface_is_a_clear_error(tmp_path):
     from render3d import DEMO_CHECKPOINT
 

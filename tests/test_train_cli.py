@@ -104,6 +104,24 @@ def test_train_rejects_unknown_keys_and_presets(tmp_path):
         in result.stderr
 
 
+def test_a_run_given_as_config_is_pointed_at_resume(trained, tmp_path, capsys):
+    """`render3d train RUN` was told that --out was missing, then that RUN is no YAML file."""
+    from render3d.cli.main import main
+
+    run_dir = trained[1]
+    checkpoint = run_dir / "checkpoints" / "step-0000002"
+    for config, what in ((run_dir, "a run folder with checkpoints"), (checkpoint, "a checkpoint")):
+        for out in ([], ["--out", str(tmp_path / "out")]):
+            assert main(["train", str(config), *out]) == 2
+            assert capsys.readouterr().err.strip() == (
+                f"render3d train: CONFIG expected a YAML file or a preset (e.g. volumegan/synth64), got "
+                f"{str(config)!r}, {what}: to continue training it, pass --resume {config}")
+    assert not (tmp_path / "out").exists()
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "out")]) == 2   # a folder without checkpoints
+    assert capsys.readouterr().err.strip() == ("render3d train: CONFIG expected a YAML file or a preset "
+                                               f"(volumegan/ffhq256, volumegan/synth64), got {str(tmp_path)!r}")
+
+
 def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, tmp_path, capsys):
     """Each case fails with exit status 2 and one line naming the key or option, without a
     traceback, without leaving the --out folder behind and without touching an existing run

@@ -163,6 +163,21 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
         raise _checkpoint_error(command, argument, error) from None
 
 
+def checkpoint_hint(value: str) -> str:
+    """What to say after refusing `value` where a command with --checkpoint expected something
+    else (`render3d render RUN`): that it is a trained generator, and how to pass it; else ''."""
+    from render3d.training.checkpoint import resolve_generator_file
+
+    path = Path(value)
+    try:
+        if path.is_file() and path.suffix != ".safetensors":
+            return ""
+        resolve_generator_file(path)
+    except (ValueError, OSError):
+        return ""
+    return f" ({value} is a trained generator: pass it as --checkpoint {value})"
+
+
 def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation: float,
                       argument: str = "--checkpoint"):
     """`styles_from_seeds` for the command line, run before folders are made. UsageErrors: a

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         # `render3d train` takes key=value overrides before or after its options.
         if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
             # said by the subcommand's own parser: its usage line, not the top-level one
-            _chosen(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+            chosen = _chosen(parser, args)
+            chosen.error(f"unrecognized arguments: {' '.join(extra)}{_checkpoint_hint(chosen, extra)}")
         args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
@@ -94,6 +95,20 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
         if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
             return _chosen(action.choices[getattr(args, action.dest)], args)
     return parser
+
+
+def _checkpoint_hint(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """How to pass a trained generator, when `extra` holds one that `parser` takes otherwise:
+    as --checkpoint (`render3d export-mesh RUN`), or as its first argument (`render3d view
+    --checkpoint RUN`); else ''."""
+    if "--checkpoint" in parser._option_string_actions:
+        from ._args import checkpoint_hint
+
+        return next((hint for hint in map(checkpoint_hint, extra) if hint), "")
+    first = next((a.dest for a in parser._actions if not a.option_strings), None)
+    if "--checkpoint" in extra and first in ("target", "checkpoint"):
+        return f" ({parser.prog} takes the generator as its first argument, without --checkpoint)"
+    return ""
 
 
 def _out_of_memory(error: BaseException) -> bool:

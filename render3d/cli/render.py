@@ -65,8 +65,8 @@ def run_render(args) -> int:
     from render3d.training.checkpoint import generator_name
     from render3d.volume import scene_names
 
-    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, checkpoint_styles,
-                        load_checkpoint_generator, parse_seeds, report, split_scene_options)
+    from ._args import (UsageError, check_fps, check_positive, check_writable_dir, checkpoint_hint,
+                        checkpoint_styles, load_checkpoint_generator, parse_seeds, report, split_scene_options)
 
     try:
         split_scene_options("render", args, {"size": 256, "impl": "auto"}, {"seeds": "0-3", "truncation": 1.0})
@@ -77,7 +77,8 @@ def run_render(args) -> int:
         try:
             unknown = [o for o in outputs if o not in OUTPUTS]
             if unknown:
-                raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}")
+                raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}"
+                                 + checkpoint_hint(unknown[0]))
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
             check_fps("render", args.fps, "gif" if args.gif else "mp4")
             if args.video_size < 2:                     # H.264 frames are whole 2 x 2 blocks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -134,6 +135,13 @@ def _config(args):
     if name is None and args.resume is None:
         raise UsageError("render3d train: CONFIG expected a YAML file or a preset (e.g. volumegan/synth64), got none; "
                          "only --resume, which continues with the checkpoint's own config, goes without one")
+    if name is not None and args.resume is None and Path(name).is_dir():   # `render3d train RUN`
+        from render3d.training.checkpoint import resolve_checkpoint_folder
+
+        with contextlib.suppress(ValueError):
+            what = "a checkpoint" if resolve_checkpoint_folder(name) == Path(name) else "a run folder with checkpoints"
+            raise UsageError(f"render3d train: CONFIG expected a YAML file or a preset (e.g. volumegan/synth64), got "
+                             f"{name!r}, {what}: to continue training it, pass --resume {name}")
     checkpoint = None
     if name is None or args.out is None:
         checkpoint = _resumed_folder(args) if args.resume is not None else None
