@@ -47,6 +47,18 @@ def test_bad_arguments_are_named(args, message):
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_without_viser_it_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    from render3d.cli.main import main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "viser" else find_spec(name, *a))
+    assert main(["view"]) == 2
+    assert capsys.readouterr().err.strip() == ("render3d view: the viewer needs viser (No module named 'viser'); "
+                                               "install it with: pip install 'render3d[viewer]'")
+
+
 def test_unreadable_generator_file_is_named(tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"not a safetensors file")

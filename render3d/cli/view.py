@@ -4,6 +4,7 @@ loaded only here, so that render3d itself never imports it)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 EPILOG = """TARGET:
   (none)        the shipped demo VolumeGAN (assets/volumegan_synth64.safetensors)
@@ -56,8 +57,8 @@ def run_view(args) -> int:
         if not 0 < args.port < 65536:
             raise UsageError(f"render3d view: --port expected a port number in 1..65535, got {args.port}")
         try:
-            import viser  # noqa: F401
-
+            if importlib.util.find_spec("viser") is None:   # imported by the viewer once it serves
+                raise ImportError("No module named 'viser'")
             from render3d_viewer import serve
             from render3d_viewer.session import RESOLUTIONS
         except ImportError as error:
