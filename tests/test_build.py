@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from render3d.ops import _build
+from render3d.ops import _build, _cache
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = (
@@ -220,14 +220,14 @@ def _name(flavour="cpu", digest="0" * 16):
     return f"torch{torch.__version__.replace('+', '_')}-{flavour}-{digest}"
 
 
-def _cache(tmp_path, monkeypatch):
+def _tmp_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("RENDER3D_CACHE_DIR", str(cache))
     return cache
 
 
 def test_other_builds_say_why_they_can_go(tmp_path, monkeypatch):
-    cache = _cache(tmp_path, monkeypatch)
+    cache = _tmp_cache(tmp_path, monkeypatch)
     elsewhere = tmp_path / "checkout" / "cuda"
     elsewhere.mkdir(parents=True)
     (elsewhere / "schema.cpp").write_text("")
@@ -242,7 +242,7 @@ def test_other_builds_say_why_they_can_go(tmp_path, monkeypatch):
         "earlier": _fake_build(cache, _name(digest="6" * 16), {"key": "x", "torch": torch.__version__}),
         "unreadable": _fake_build(cache, _name(digest="7" * 16), "{not json"),
     }
-    found = {b.directory: b for b in _build.other_builds()}
+    found = {b.directory: b for b in _cache.other_builds()}
     assert set(found) == set(builds.values())
     reasons = {what: found[directory].reason for what, directory in builds.items()}
     assert reasons == {
@@ -263,7 +263,7 @@ def test_a_new_build_removes_the_older_builds_of_its_sources_but_the_two_used_la
     behind for good: about 1.3 MB on the CPU, far more with CUDA."""
     import torch.utils.cpp_extension
 
-    cache = _cache(tmp_path, monkeypatch)
+    cache = _tmp_cache(tmp_path, monkeypatch)
     monkeypatch.setattr(_build, "_compiler_problem", lambda with_cuda: None)
     monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda **kwargs: None)   # the build itself
     older = [_fake_build(cache, _name(digest=f"{i}" * 16), _here(), used=1_000_000 + i) for i in range(4)]

@@ -29,7 +29,7 @@ def run_info(args) -> int:
     import torch
 
     import render3d
-    from render3d.ops import _build
+    from render3d.ops import _build, _cache
 
     print(f"render3d      {render3d.__version__} ({os.path.dirname(render3d.__file__)})")
     print(f"python        {platform.python_version()} ({sys.executable})")
@@ -48,7 +48,7 @@ def run_info(args) -> int:
     print(f"nvcc          {_version_line([str(nvcc), '--version'], last=True) + f' ({nvcc})' if nvcc else 'not found'}")
     print(f"sources       {_build.source_root()}")
     print(f"cache         {_build.cache_root()}")
-    others = _build.other_builds()
+    others = _cache.other_builds()
     if others:
         removable = [b for b in others if b.reason is not None]
         print(f"other builds  {len(others)} ({_megabytes(b.size for b in others)}), "
@@ -114,7 +114,7 @@ def run_build(args) -> int:
         )
         return 1
     if args.prune:
-        _prune(_build)
+        _prune()
     started = time.perf_counter()
     if not _build.load_native(verbose=args.verbose):
         print(f"render3d build: failed: {_build.state().error}", file=sys.stderr)
@@ -125,18 +125,20 @@ def run_build(args) -> int:
     return 0
 
 
-def _prune(_build) -> None:
+def _prune() -> None:
     """Removes the cached builds that can go, one line each, and says what it kept."""
+    from render3d.ops import _cache
+
     removed, kept = [], []
-    for build in _build.other_builds():
-        problem = "in use by another checkout or environment" if build.reason is None else _build.remove_build(build)
+    for build in _cache.other_builds():
+        problem = "in use by another checkout or environment" if build.reason is None else _cache.remove_build(build)
         if problem is None:
             removed.append(build)
             print(f"render3d build: removed {build.directory} ({_megabytes([build.size])}): {build.reason}")
         else:
             kept.append(build)
             print(f"render3d build: kept {build.directory} ({_megabytes([build.size])}): {problem}")
-    _build.remove_orphan_locks()
+    _cache.remove_orphan_locks()
     print(f"render3d build: pruned {len(removed)} build{'' if len(removed) == 1 else 's'} "
           f"({_megabytes(b.size for b in removed)}), kept {len(kept)} other{'' if len(kept) == 1 else 's'}")
 

@@ -10,10 +10,8 @@ Builds are serialised per key by an OS file lock, which the kernel releases when
 dies; a build killed half-way therefore never blocks the next one: torch's own ``lock`` file
 left in the build directory is removed while we hold ours.
 
-Each finished build records where its sources and torch are, and each load marks it used. A
-new build of the same sources folder and torch replaces the older ones there (the two used last
-stay, so that switching branches back rebuilds nothing); `prune_builds` also removes the builds
-of checkouts and environments that are gone.
+Each finished build records where its sources and torch are, and each load marks it used, for
+``_cache``: a new build removes the older builds of the same sources folder and torch.
 
 Environment: ``RENDER3D_CACHE_DIR`` (default ``$XDG_CACHE_HOME/render3d`` or
 ``~/.cache/render3d``), ``RENDER3D_NATIVE=0`` (never build; use the PyTorch twins),
@@ -116,7 +114,7 @@ def build_key(with_cuda: bool) -> str:
     taking turns rebuilding one."""
     digest = hashlib.sha256()
     root = source_root()
-    digest.update(f"{root}\0{_torch_dir()}\0".encode())
+    digest.update(f"{root}\0{torch_dir()}\0".encode())
     for path in _all_source_files():
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
@@ -125,7 +123,7 @@ def build_key(with_cuda: bool) -> str:
     return f"torch{torch_version}-{_flavour(with_cuda)}-{digest.hexdigest()[:16]}"
 
 
-def _torch_dir() -> str:
+def torch_dir() -> str:
     return str(Path(torch.__file__).resolve().parent)
 
 
@@ -297,7 +295,7 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
                         "cuda": torch.version.cuda if with_cuda else None,
                         "flavour": _flavour(with_cuda),
                         "sources": str(source_root()),
-                        "torch_dir": _torch_dir(),
+                        "torch_dir": torch_dir(),
                         "flags": flags,
                         "seconds": round(time.perf_counter() - started, 1),
                     },
@@ -308,142 +306,10 @@ def _build_and_load(with_cuda: bool, verbose: bool) -> Path:
             with contextlib.suppress(OSError):   # a read-only cache still loads
                 os.utime(marker)   # used now: the superseded builds used last are kept
     if fresh:
-        _remove_superseded(keep=SUPERSEDED_KEPT)
+        from ._cache import remove_superseded
+
+        remove_superseded()
     return library
-
-
-# --- the builds in the cache -----------------------------------------------------------------
-
-SUPERSEDED_KEPT = 2   # per flavour, of this sources folder and torch: the ones used last
-
-
-@dataclass
-class CachedBuild:
-    """A build folder in the cache other than this process's own; `reason` says why it can go,
-    and is None for a build that another checkout or environment still uses."""
-
-    directory: Path
-    size: int
-    last_used: float
-    reason: str | None
-    superseded: bool = False
-    flavour: str = ""
-
-
-def _size(directory: Path) -> int:
-    total = 0
-    for path in directory.rglob("*"):
-        with contextlib.suppress(OSError):
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-    return total
-
-
-def other_builds() -> list[CachedBuild]:
-    """The build folders under the cache's ``ext/`` other than this process's two (CPU and, with a
-    CUDA torch, CUDA), each with why it can go: superseded (the sources or flags in its folder
-    have changed since, with the same torch), its sources or torch gone, unfinished (failed or
-    killed), or built before builds recorded their sources."""
-    root = cache_root() / "ext"
-    if not root.is_dir():
-        return []
-    own = {build_key(False)} | ({build_key(True)} if torch.version.cuda else set())
-    here = (str(source_root()), _torch_dir())
-    found = []
-    for directory in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in own):
-        marker = directory / "BUILD_OK"
-        superseded = False
-        try:
-            record = json.loads(marker.read_text())
-            sources, torch_dir = record["sources"], record["torch_dir"]
-        except FileNotFoundError:
-            reason = "unfinished: a build that failed or was stopped"
-        except (OSError, ValueError, KeyError, TypeError):
-            reason = "built by an earlier render3d, which did not record its sources"
-        else:
-            if (sources, torch_dir) == here:
-                superseded = True
-                reason = "superseded: the sources here have changed since"
-            elif not (Path(sources) / "schema.cpp").is_file():
-                reason = f"its sources are gone ({sources})"
-            elif not Path(torch_dir).is_dir():
-                reason = f"its torch is gone ({torch_dir})"
-            else:
-                reason = None
-        try:
-            last_used = (marker if marker.exists() else directory).stat().st_mtime
-        except OSError:
-            last_used = 0.0
-        flavour = directory.name.rsplit("-", 2)[-2] if directory.name.count("-") >= 2 else ""
-        found.append(CachedBuild(directory, _size(directory), last_used, reason, superseded, flavour))
-    return found
-
-
-@contextlib.contextmanager
-def _lock_if_free(path: Path):
-    """Yields whether the lock on `path` was free (and is now held): a build that another process
-    is building or loading is never removed under it."""
-    try:
-        handle = open(path, "a+")
-    except OSError:
-        yield False
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def remove_build(build: CachedBuild) -> str | None:
-    """Removes one build folder and its lock file; returns why it could not, or None."""
-    lock = build.directory.parent / f"{build.directory.name}.lock"
-    with _lock_if_free(lock) as free:
-        if not free:
-            return "another process is building or loading it"
-        try:
-            shutil.rmtree(build.directory)
-        except OSError as error:
-            return f"{error.strerror or error}: {error.filename or build.directory}"
-        lock.unlink(missing_ok=True)
-    return None
-
-
-def remove_orphan_locks() -> int:
-    """Removes the lock files in the cache whose build folder is gone (and that nobody holds)."""
-    root = cache_root() / "ext"
-    removed = 0
-    for lock in sorted(root.glob("*.lock")) if root.is_dir() else []:
-        if (root / lock.stem).is_dir():
-            continue
-        with _lock_if_free(lock) as free:
-            if free:
-                lock.unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-def _remove_superseded(keep: int) -> None:
-    """After a new build: the older builds of the same sources folder and torch go, but for the
-    `keep` of each flavour used last. Never fails the build that called it."""
-    try:
-        superseded = sorted((b for b in other_builds() if b.superseded), key=lambda b: b.last_used, reverse=True)
-        kept: dict[str, int] = {}
-        removed, freed = 0, 0
-        for build in superseded:
-            kept[build.flavour] = kept.get(build.flavour, 0) + 1
-            if kept[build.flavour] > keep and remove_build(build) is None:
-                removed, freed = removed + 1, freed + build.size
-    except Exception:   # tidying up must never fail the build that has just succeeded
-        return
-    if removed:
-        print(f"render3d: removed {removed} older kernel build{'s' if removed > 1 else ''} of these sources "
-              f"({freed / 1e6:.1f} MB) from {cache_root() / 'ext'}", file=sys.stderr, flush=True)
 
 
 def load_native(*, verbose: bool = False, raise_errors: bool = False) -> bool:
