@@ -122,6 +122,19 @@ def test_a_crash_names_the_checkpoint_to_resume_from(data, tmp_path, monkeypatch
     assert len((tmp_path / "stats.jsonl").read_text().splitlines()) == 3
 
 
+def test_a_full_disk_at_the_run_config_leaves_no_empty_images_folder(data, tmp_path, monkeypatch):
+    """config.yaml is the run's first file; RunLog made images/ before it, so a run that could
+    not even start left an empty folder behind."""
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(logs, "write_file", full)
+    with pytest.raises(OSError) as raised:
+        logs.RunLog(tmp_path / "run", tiny_train_config(data))
+    assert raised.value.filename == str(tmp_path / "run" / "config.yaml")
+    assert list((tmp_path / "run").iterdir()) == []
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_under_tensorboard_is_one_error_naming_its_folder(data, tmp_path, capfd):
     """TensorBoard writes its events in a thread, which printed a traceback when the disk was

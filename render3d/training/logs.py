@@ -81,7 +81,7 @@ class RunLog:
         import yaml
 
         self.run_dir = run_dir
-        (run_dir / "images").mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)         # images/ comes with the first grid or video
         write_file(run_dir / RUN_CONFIG_FILE, yaml.safe_dump(config_dict(config), sort_keys=False).encode())
         stats = run_dir / "stats.jsonl"
         if stats.exists():
