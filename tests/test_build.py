@@ -300,7 +300,8 @@ def test_cli_prune_removes_what_nothing_uses_and_says_what_it_kept(tmp_path):
     env = {**os.environ, "RENDER3D_CACHE_DIR": str(cache)}
     info = subprocess.run([sys.executable, "-m", "render3d", "info"], capture_output=True, text=True, env=env,
                           timeout=120)
-    assert "other builds  3 (2.0 MB), 2 of them removable (2.0 MB): `render3d build --prune`" in info.stdout, info.stdout
+    said = "other builds  3 (2.0 MB), 2 of them removable (2.0 MB): `render3d build --prune`"
+    assert said in info.stdout, info.stdout
     result = subprocess.run([sys.executable, "-m", "render3d", "build", "--prune"], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr
