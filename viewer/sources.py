@@ -408,20 +408,6 @@ class GeneratorSource(Source):
         return f"{name}.glb", mesh_glb(mesh)
 
 
-def is_generator(path: Path) -> bool:
-    """Whether `path` is a generator file (.safetensors), a checkpoint folder or a run folder
-    (as `render3d.training.load_generator` resolves them)."""
-    from render3d.training.checkpoint import resolve_generator_file
-
-    if path.is_file():
-        return path.suffix.lower() == ".safetensors"
-    try:
-        resolve_generator_file(path)
-    except ValueError:
-        return False
-    return True
-
-
 # --- files: Gaussian splats and meshes ------------------------------------------------------
 
 class SplatSource(Source):
@@ -527,12 +513,12 @@ def open_source(target: str | Path | None) -> Source:
         return scene_source(target)
     if target == PROCEDURAL:
         return procedural_source()
+    from render3d.training.checkpoint import is_generator_path, resolve_generator_file
+
     path = Path(target)
-    if is_generator(path):
+    if is_generator_path(path):
         return GeneratorSource(path)
     if path.is_dir():                     # a folder that is no generator: say what it lacks
-        from render3d.training.checkpoint import resolve_generator_file
-
         try:
             resolve_generator_file(path)
         except ValueError as error:

@@ -166,16 +166,9 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
 def checkpoint_hint(value: str) -> str:
     """What to say after refusing `value` where a command with --checkpoint expected something
     else (`render3d render RUN`): that it is a trained generator, and how to pass it; else ''."""
-    from render3d.training.checkpoint import resolve_generator_file
+    from render3d.training.checkpoint import is_generator_path
 
-    path = Path(value)
-    try:
-        if path.is_file() and path.suffix != ".safetensors":
-            return ""
-        resolve_generator_file(path)
-    except (ValueError, OSError):
-        return ""
-    return f" ({value} is a trained generator: pass it as --checkpoint {value})"
+    return f" ({value} is a trained generator: pass it as --checkpoint {value})" if is_generator_path(value) else ""
 
 
 def checkpoint_styles(command: str, G, meta: dict, seeds: list[int], truncation: float,

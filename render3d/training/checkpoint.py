@@ -117,6 +117,19 @@ def resolve_generator_file(path: str | Path) -> Path:
                      f"or a run folder with checkpoints, got {path}, {found}")
 
 
+def is_generator_path(path: str | Path) -> bool:
+    """Whether `path` is a generator file (.safetensors), a checkpoint folder or a run folder with
+    checkpoints: what `resolve_generator_file` takes."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() == ".safetensors"
+    try:
+        resolve_generator_file(path)
+    except ValueError:
+        return False
+    return True
+
+
 def generator_name(path: str | Path) -> str:
     """A short name for what is made from the generator at `path` (the command line's default
     outputs, the viewer's downloads): ``RUN_step-0001200`` for a run's checkpoint (a run
