@@ -169,8 +169,20 @@ def test_eval_shapes_says_what_is_wrong_with_a_set(synthetic, tmp_path, capsys, 
     (tmp_path / "empty" / "notes.txt").write_text("no shapes here")
     out = tmp_path / "results" / "shapes.json"
     assert main(["eval", "shapes", str(tmp_path / given), str(synthetic), "--out", str(out)]) == 2
-    assert f"{tmp_path / given} {said} (expected a synthetic dataset" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{tmp_path / given} {said} (expected a synthetic dataset" in err and "trained generator" not in err
     assert not out.parent.exists()                      # found before the results' folder is made
+
+
+def test_eval_shapes_points_a_generator_at_eval_generator(synthetic, tmp_path, capsys):
+    from render3d import DEMO_CHECKPOINT
+
+    out = tmp_path / "results" / "shapes.json"
+    assert main(["eval", "shapes", str(DEMO_CHECKPOINT), str(synthetic), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"render3d eval shapes: {DEMO_CHECKPOINT} is a file, not a folder (expected a synthetic dataset or a folder of "
+        f"meshes or .npy points); {DEMO_CHECKPOINT} is a trained generator: `render3d eval generator "
+        f"{DEMO_CHECKPOINT} DATASET` measures its shapes")
 
 def _view(dataset, index):
     item = dataset[index]

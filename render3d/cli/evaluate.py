@@ -117,6 +117,7 @@ def _shape_files(prog: str, path: Path) -> list[Path] | None:
 
     from render3d.datasets.synth import GROUND_TRUTH_FILE
     from render3d.metrics.shapes import MESH_SUFFIXES
+    from render3d.training.checkpoint import is_generator_path
 
     if (path / GROUND_TRUTH_FILE).is_file():
         truth = json.loads((path / GROUND_TRUTH_FILE).read_text())
@@ -128,7 +129,9 @@ def _shape_files(prog: str, path: Path) -> list[Path] | None:
     if not files:
         found = ("does not exist" if not path.exists() else "is a file, not a folder" if path.is_file()
                  else "holds no shapes")
-        print(f"{prog}: {path} {found} (expected a synthetic dataset or a folder of meshes or .npy points)",
+        hint = (f"; {path} is a trained generator: `render3d eval generator {path} DATASET` measures its shapes"
+                if is_generator_path(path) else "")
+        print(f"{prog}: {path} {found} (expected a synthetic dataset or a folder of meshes or .npy points){hint}",
               file=sys.stderr)
         return None
     return files
