@@ -261,6 +261,7 @@ def draw_cameras(cameras, path: str | Path, *, yaw=None, pitch=None, size: int =
     frustum's tick marks the image's up). World axes at the origin: x red, y green, z blue.
     Returns the path written.
     """
+    import imageio.v3 as iio
     from PIL import Image, ImageDraw
 
     from render3d.cameras import Cameras
@@ -307,8 +308,6 @@ def draw_cameras(cameras, path: str | Path, *, yaw=None, pitch=None, size: int =
         canvas.paste(panel, (i * size, 0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    import imageio.v3 as iio
-
     return write_file(path, iio.imwrite("<bytes>", np.asarray(canvas), extension=".png"))
 
 

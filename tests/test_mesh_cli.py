@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import trimesh
-from _gan import collapsed_generator, diverged_generator
+from _gan import add_run_checkpoint, collapsed_generator, diverged_generator
 from _storage import size_limit
 
 
@@ -296,15 +296,11 @@ def test_bad_names_list_the_valid_ones(tmp_path):
 def test_a_checkpoint_given_where_the_command_wants_something_else_is_pointed_at_checkpoint(tmp_path, capsys):
     """`render3d render RUN` (as `eval generator RUN` and `view RUN` take it) said only that
     'RUN' is not an output; `render3d view --checkpoint RUN` only that --checkpoint is unknown."""
-    import shutil
-
     from render3d import DEMO_CHECKPOINT
     from render3d.cli.main import main
 
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints" / "step-0000010").mkdir(parents=True)
-    shutil.copy(DEMO_CHECKPOINT, run_dir / "checkpoints" / "step-0000010" / "generator.safetensors")
-    (run_dir / "checkpoints" / "step-0000010" / "state.json").write_text("{}")
+    add_run_checkpoint(run_dir, 10)
     (tmp_path / "notes.txt").write_text("")
     for path in (run_dir, DEMO_CHECKPOINT):
         assert main(["render", str(path)]) == 2

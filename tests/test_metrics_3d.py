@@ -160,7 +160,6 @@ def test_eval_shapes_command_on_a_synthetic_dataset(synthetic, tmp_path, capsys)
     assert json.loads(out.read_text())["metrics"] == {"coverage": 1.0, "mmd": 0.0, "one_nn_accuracy": 0.0}
 
 
-
 @pytest.mark.parametrize("given,said", [("missing", "does not exist"), ("mesh.ply", "is a file, not a folder"),
                                         ("empty", "holds no shapes")])
 def test_eval_shapes_says_what_is_wrong_with_a_set(synthetic, tmp_path, capsys, given, said):
@@ -183,6 +182,7 @@ def test_eval_shapes_points_a_generator_at_eval_generator(synthetic, tmp_path, c
         f"render3d eval shapes: {DEMO_CHECKPOINT} is a file, not a folder (expected a synthetic dataset or a folder of "
         f"meshes or .npy points); {DEMO_CHECKPOINT} is a trained generator: `render3d eval generator "
         f"{DEMO_CHECKPOINT} DATASET` measures its shapes")
+
 
 def _view(dataset, index):
     item = dataset[index]

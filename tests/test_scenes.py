@@ -175,6 +175,7 @@ def test_frames_a_video_cannot_hold_are_refused(tmp_path, shape):
         save_video(torch.rand(shape), tmp_path / "orbit.mp4")
     assert list(tmp_path.iterdir()) == []
 
+
 def test_a_ctrl_c_while_an_mp4_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
     import render3d.visualize as visualize
 
@@ -188,6 +189,7 @@ def test_a_ctrl_c_while_an_mp4_is_written_leaves_no_temporary_file(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         visualize.save_video(torch.rand(4, 3, 8, 8), earlier)
     assert list(tmp_path.iterdir()) == [earlier] and earlier.read_bytes() == b"an earlier video"
+
 
 @pytest.mark.parametrize("ffmpeg", ["missing", "failing"])
 def test_without_a_working_ffmpeg_a_video_is_a_gif(tmp_path, monkeypatch, ffmpeg):

@@ -122,18 +122,15 @@ def remove_build(build: CachedBuild) -> str | None:
     return None
 
 
-def remove_orphan_locks() -> int:
+def remove_orphan_locks() -> None:
     """Removes the lock files in the cache whose build folder is gone (and that nobody holds)."""
     root = cache_root() / "ext"
-    removed = 0
     for lock in sorted(root.glob("*.lock")) if root.is_dir() else []:
         if (root / lock.stem).is_dir():
             continue
         with _lock_if_free(lock) as free:
             if free:
                 lock.unlink(missing_ok=True)
-                removed += 1
-    return removed
 
 
 def remove_superseded(keep: int = SUPERSEDED_KEPT) -> None:
