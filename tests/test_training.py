@@ -291,7 +291,7 @@ def gloo_threads():
 
 dist = Distributed.setup("cpu")
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])     # as training makes one: it imports torch._dynamo
-dist.barrier()
+dist.any(True)                                             # a collective: gloo's threads are up
 before = gloo_threads()
 dist.close()
 with open(os.path.join(sys.argv[1], f"{dist.rank}.txt"), "w") as said:   # one file each: no interleaving

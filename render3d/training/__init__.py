@@ -2,7 +2,8 @@
 
 from .checkpoint import latest_checkpoint, load_generator, save_generator
 from .config import TrainConfig, config_dict, load_config, resolve_config
-from .loop import DataError, SetupError, training_loop
+from .checks import DataError, SetupError
+from .loop import training_loop
 
 __all__ = [
     "DataError",

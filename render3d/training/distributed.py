@@ -139,10 +139,14 @@ class Distributed:
             torch.cuda.set_rng_state(states["cuda"][self.rank].clone(), self.device)
         return True
 
-    def barrier(self) -> None:
+    def finish(self) -> None:
+        """Leave the process group once every process has come here (the end of a run, or a
+        stop after the same step in all)."""
         if self.world > 1:
             dist.barrier()
+        self.close()
 
     def close(self) -> None:
+        """Leave the process group (after a refusal agreed by all, or an error)."""
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -20,11 +20,9 @@ noise) comes from each process's own torch RNG. Both are saved in checkpoints, s
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import random
-import re
 import signal
 import sys
 import threading
@@ -36,9 +34,10 @@ import torch
 
 from render3d._checks import restate
 from render3d.datasets import EG3DDataset
-from render3d.datasets.eg3d import LABEL_LENGTH
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
+from .checks import (DataError, SetupError, check_fit, earlier_checkpoints, nonfinite_tensors, original_message,
+                     refused_together)
 from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
                          latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
 from .config import TrainConfig, changes_said, config_changes, config_dict
@@ -48,16 +47,6 @@ from .distributed import Distributed
 from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
-
-
-class SetupError(ValueError):
-    """`training_loop`'s inputs cannot be trained on (the dataset, the config's networks, the
-    checkpoint to resume, the process count); raised before the first step, nothing written."""
-
-
-class DataError(ValueError):
-    """An image of the dataset cannot be trained on (damaged, truncated, or of another size),
-    found when its batch is loaded; it carries a note naming the newest checkpoint."""
 
 
 def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Path | None = None,
@@ -74,10 +63,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     Non-finite gradients are replaced and counted (`_optimizer_step`); NONFINITE_PATIENCE
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
-    Inputs that cannot be trained on raise SetupError before the first step (`_check_fit`,
+    Inputs that cannot be trained on raise SetupError before the first step (`check_fit`,
     `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints of another run or past the resumed
-    one. Under torchrun a process that refuses makes them all refuse (`_refused_together`).
+    one. Under torchrun a process that refuses makes them all refuse (`refused_together`).
     An image that cannot be loaded when its batch comes raises DataError. Any error inside a
     step carries a note naming the step and the newest checkpoint.
     """
@@ -92,9 +81,9 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     step, nimg, seconds = 0, 0, 0.0
     resumed, changed = None, []     # the checkpoint resumed, and the settings this config changes from its
     # Every check below is local to the process, with no collective operation: under torchrun one
-    # process's refusal becomes every process's (`_refused_together`) instead of leaving the others
+    # process's refusal becomes every process's (`refused_together`) instead of leaving the others
     # waiting in the first broadcast, as when a dataset or checkpoint is missing on one machine.
-    with _refused_together(dist):
+    with refused_together(dist):
         if local * dist.world != config.batch:
             raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, "
                              f"got {config.batch}")
@@ -122,7 +111,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 D.check_batch(local)
         except ValueError as error:
             raise SetupError(f"train: {error}") from None
-        _check_fit(dataset, G, D, config.progressive.start_resolution)
+        check_fit(dataset, G, D, config.progressive.start_resolution)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
         for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
@@ -146,7 +135,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             try:
                 state, rng = load_checkpoint(folder, modules=modules, optimizers=optimizers)
             except DamagedCheckpoint as error:
-                raise SetupError(f"train: resume: {error}. {_earlier_checkpoints(folder)}") from None
+                raise SetupError(f"train: resume: {error}. {earlier_checkpoints(folder)}") from None
             except (RuntimeError, ValueError, KeyError) as error:   # another architecture or optimizer layout
                 detail = str(error).strip().splitlines()
                 raise SetupError(f"train: resume: the checkpoint {folder} does not fit this config's networks "
@@ -220,7 +209,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
 
     def checkpoint() -> Path:
         nonlocal saved
-        broken = _nonfinite_tensors(modules)
+        broken = nonfinite_tensors(modules)
         if broken:                                      # never rotate good checkpoints out for this
             more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
             raise FloatingPointError(f"train: at step {step} weights are not finite (NaN or inf): "
@@ -287,7 +276,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             try:
                 real = next(loader)
             except (ValueError, OSError) as error:      # DataLoader's workers re-raise their error's type
-                raise DataError(f"train: data.path: {_original_message(error)}; `render3d dataset check "
+                raise DataError(f"train: data.path: {original_message(error)}; `render3d dataset check "
                                 f"{config.data.path}` finds every such image") from None
             real_images = resize_reals(real["image"].to(device), resolution, blend)
             real_labels = real["label"].to(device)
@@ -382,8 +371,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 written = checkpoint()
                 if dist.main:
                     print(f"\ntrain: stopped after step {step}; wrote {written}", file=sys.stderr)
-                dist.barrier()                          # all in step: leave the process group as at the end
-                dist.close()
+                dist.finish()                           # all in step: leave the process group as at the end
                 raise KeyboardInterrupt
         log()                                           # the steps since the last row, if any, on the bar too
     except KeyboardInterrupt:
@@ -414,8 +402,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     finally:
         if writer:
             writer.close(failing=True)                  # after an error or a Ctrl-C; a second close does nothing
-    dist.barrier()
-    dist.close()
+    dist.finish()
     return last
 
 
@@ -462,73 +449,6 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
-
-
-@contextlib.contextmanager
-def _refused_together(dist: Distributed):
-    """Setup checks that each process makes on its own, with one verdict for all: a SetupError
-    in any process is raised in every process, with the message of the lowest-ranked one that
-    refused (which process, on which machine, when it is not process 0). Without it, under
-    torchrun, the processes that passed would wait for the one that refused in their first
-    collective operation until the timeout. The block must not use collective operations."""
-    refusal = None
-    try:
-        yield
-    except SetupError as error:
-        refusal = error
-    message = dist.first_failure(refusal)
-    if message is not None:
-        dist.close()
-        raise SetupError(message) from None
-
-
-def _original_message(error: Exception) -> str:
-    """The message of an error raised in a DataLoader worker, without the traceback that the
-    main process's copy carries: its last line, less the type."""
-    last = (str(error).strip().splitlines() or [""])[-1]
-    return re.sub(r"^\w+(Error|Exception): ", "", last)
-
-
-def _earlier_checkpoints(folder: Path) -> str:
-    """What to resume from instead of the damaged checkpoint `folder`: its run's earlier ones."""
-    earlier = [p.name for p in checkpoint_dirs(folder.parent.parent) if p.name < folder.name] \
-        if folder.parent.name == "checkpoints" else []
-    if not earlier:
-        return "No earlier checkpoint of this run remains"
-    return (f"Earlier checkpoints of this run: {', '.join(earlier)}; move {folder.name} out of {folder.parent} "
-            f"and resume again to continue from {earlier[-1]}")
-
-
-def _check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
-    """The images, G's output and D's input must agree: reals larger than G's output are
-    box-filtered down to it, smaller ones would be up-sampled, so they are refused. Progressive
-    growing starts at one of G's resolutions; camera conditioning takes the whole label."""
-    for role, net in (("generator", G), ("discriminator", D)):
-        c_dim = net.config.c_dim
-        if c_dim not in (0, LABEL_LENGTH):
-            raise SetupError(f"train: {role}.c_dim expected 0 (no camera conditioning) or {LABEL_LENGTH} (the "
-                             f"camera labels' length, as EG3D), got {c_dim}")
-    size = G.resolutions[-1]
-    if 0 < start_resolution < size and start_resolution not in G.resolutions:
-        raise SetupError(f"train: progressive.start_resolution expected 0 or one of the generator's resolutions "
-                         f"{G.resolutions}, got {start_resolution}")
-    if D.resolutions[0] != size:
-        raise SetupError(f"train: discriminator.resolution expected the generator's output size {size}, "
-                         f"got {D.resolutions[0]}")
-    width, height, where = dataset.width, dataset.height, dataset.storage.path
-    if width != height:
-        raise SetupError(f"train: data.path expected square images, got {width} x {height} in {where}")
-    if width < size:
-        raise SetupError(f"train: data.path expected images of at least the generator's {size} px (smaller ones "
-                         f"would be up-sampled), got {width} x {height} in {where}: train at their size "
-                         f"(generator.resolution={width} discriminator.resolution={width}) or use a larger dataset")
-
-
-def _nonfinite_tensors(modules: dict[str, torch.nn.Module]) -> list[str]:
-    """Names (``<module>.<tensor>``) of the floating-point weights and buffers holding NaN or inf."""
-    return [f"{prefix}.{name}" for prefix, module in modules.items()
-            for name, tensor in module.state_dict().items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def _local_rng(device) -> dict[str, torch.Tensor]:

@@ -1,0 +1,94 @@
+"""What the training loop checks, and the errors it raises for what fails: its inputs before the
+first step (`check_fit`, `refused_together`), an image when its batch comes, and the weights
+before each checkpoint (`nonfinite_tensors`)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import torch
+
+from render3d.datasets import EG3DDataset
+from render3d.datasets.eg3d import LABEL_LENGTH
+
+from .checkpoint import checkpoint_dirs
+from .distributed import Distributed
+
+
+class SetupError(ValueError):
+    """`training_loop`'s inputs cannot be trained on (the dataset, the config's networks, the
+    checkpoint to resume, the process count); raised before the first step, nothing written."""
+
+
+class DataError(ValueError):
+    """An image of the dataset cannot be trained on (damaged, truncated, or of another size),
+    found when its batch is loaded; it carries a note naming the newest checkpoint."""
+
+
+@contextlib.contextmanager
+def refused_together(dist: Distributed):
+    """Setup checks that each process makes on its own, with one verdict for all: a SetupError
+    in any process is raised in every process, with the message of the lowest-ranked one that
+    refused (which process, on which machine, when it is not process 0). Without it, under
+    torchrun, the processes that passed would wait for the one that refused in their first
+    collective operation until the timeout. The block must not use collective operations."""
+    refusal = None
+    try:
+        yield
+    except SetupError as error:
+        refusal = error
+    message = dist.first_failure(refusal)
+    if message is not None:
+        dist.close()
+        raise SetupError(message) from None
+
+
+def original_message(error: Exception) -> str:
+    """The message of an error raised in a DataLoader worker, without the traceback that the
+    main process's copy carries: its last line, less the type."""
+    last = (str(error).strip().splitlines() or [""])[-1]
+    return re.sub(r"^\w+(Error|Exception): ", "", last)
+
+
+def earlier_checkpoints(folder: Path) -> str:
+    """What to resume from instead of the damaged checkpoint `folder`: its run's earlier ones."""
+    earlier = [p.name for p in checkpoint_dirs(folder.parent.parent) if p.name < folder.name] \
+        if folder.parent.name == "checkpoints" else []
+    if not earlier:
+        return "No earlier checkpoint of this run remains"
+    return (f"Earlier checkpoints of this run: {', '.join(earlier)}; move {folder.name} out of {folder.parent} "
+            f"and resume again to continue from {earlier[-1]}")
+
+
+def check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:
+    """The images, G's output and D's input must agree: reals larger than G's output are
+    box-filtered down to it, smaller ones would be up-sampled, so they are refused. Progressive
+    growing starts at one of G's resolutions; camera conditioning takes the whole label."""
+    for role, net in (("generator", G), ("discriminator", D)):
+        c_dim = net.config.c_dim
+        if c_dim not in (0, LABEL_LENGTH):
+            raise SetupError(f"train: {role}.c_dim expected 0 (no camera conditioning) or {LABEL_LENGTH} (the "
+                             f"camera labels' length, as EG3D), got {c_dim}")
+    size = G.resolutions[-1]
+    if 0 < start_resolution < size and start_resolution not in G.resolutions:
+        raise SetupError(f"train: progressive.start_resolution expected 0 or one of the generator's resolutions "
+                         f"{G.resolutions}, got {start_resolution}")
+    if D.resolutions[0] != size:
+        raise SetupError(f"train: discriminator.resolution expected the generator's output size {size}, "
+                         f"got {D.resolutions[0]}")
+    width, height, where = dataset.width, dataset.height, dataset.storage.path
+    if width != height:
+        raise SetupError(f"train: data.path expected square images, got {width} x {height} in {where}")
+    if width < size:
+        raise SetupError(f"train: data.path expected images of at least the generator's {size} px (smaller ones "
+                         f"would be up-sampled), got {width} x {height} in {where}: train at their size "
+                         f"(generator.resolution={width} discriminator.resolution={width}) or use a larger dataset")
+
+
+def nonfinite_tensors(modules: dict[str, torch.nn.Module]) -> list[str]:
+    """Names (``<module>.<tensor>``) of the floating-point weights and buffers holding NaN or inf."""
+    return [f"{prefix}.{name}" for prefix, module in modules.items()
+            for name, tensor in module.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
