@@ -33,7 +33,7 @@ def test_a_device_this_machine_lacks_is_named():
     import pytest
     import torch
 
-    from render3d_viewer.sources import GeneratorSource
+    from render3d_viewer.generator import GeneratorSource
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     expected = (f"load_generator: argument 'device' expected a device this machine has, got 'cuda:{count}' while "

@@ -215,7 +215,7 @@ def test_render_errors_show_in_the_page_and_other_browsers_go_on(viewer, browser
 def generator_viewer():
     from render3d import DEMO_CHECKPOINT
     from render3d_viewer import Viewer
-    from render3d_viewer.sources import GeneratorSource
+    from render3d_viewer.generator import GeneratorSource
 
     source = GeneratorSource(DEMO_CHECKPOINT, device="cpu", mesh_resolution=48)
     viewer = Viewer(source, host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2)

@@ -20,9 +20,9 @@ from render3d.generators.sampling import latents_from_seeds, render_views, view_
 from render3d.mesh import load_mesh
 from render3d.splat import load_ply, save_ply
 from render3d_viewer.actions import View, orbit_cameras, render_view, snapshot_png, view_cameras
+from render3d_viewer.generator import GeneratorSource
 from render3d_viewer.loop import RenderCancelled
-from render3d_viewer.sources import (GeneratorSource, MeshSource, SplatSource, Splats, open_source,
-                                     picture)
+from render3d_viewer.sources import MeshSource, SplatSource, Splats, open_source, picture
 
 SIZE = 24
 
