@@ -157,15 +157,16 @@ def test_options_of_the_other_source_are_refused_not_ignored(command, message, t
     (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e300"],
      "render3d export-mesh: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay "
      "finite in torch.float32, got -1e+300"),
-    # w finite, densities NaN: a traceback from deep in the render, after the folder was made
-    (["render", "--checkpoint", "{checkpoint}", "--seeds", "5,7", "--truncation", "1e30"],
-     "render3d render: --truncation expected a number small enough for the densities to stay finite, got 1e+30, "
+    # w finite, densities NaN: a traceback from deep in the render, after the folder was made (w near
+    # float32's limit: below it, the demodulated layers keep the densities finite)
+    (["render", "--checkpoint", "{checkpoint}", "--seeds", "5,7", "--truncation", "1e38"],
+     "render3d render: --truncation expected a number small enough for the densities to stay finite, got 1e+38, "
      "which makes seed 5's density at its centre nan"),
-    (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e25"],
+    (["export-mesh", "--checkpoint", "{checkpoint}", "--truncation=-1e38"],
      "render3d export-mesh: --truncation expected a number small enough for the densities to stay finite, "
-     "got -1e+25, which makes seed 0's density at its centre nan"),
-    (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e30"],
-     "render3d demo: --truncation expected a number small enough for the densities to stay finite, got 1e+30, "
+     "got -1e+38, which makes seed 0's density at its centre nan"),
+    (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e38"],
+     "render3d demo: --truncation expected a number small enough for the densities to stay finite, got 1e+38, "
      "which makes seed 0's density at its centre nan"),
     (["demo", "--checkpoint", "{checkpoint}", "--truncation", "1e300"],        # a traceback after the folder was made
      "render3d demo: --truncation expected a number small enough for w_avg + psi (w - w_avg) to stay finite "

@@ -1,5 +1,6 @@
 """StyleGAN2 building blocks against independent references: per-sample convolutions for the
-fused modulated convolution, a 1x1 modulated convolution for the modulated FC layer,
+fused modulated convolution, a 1x1 modulated convolution for the modulated FC layer, each
+layer's equations written out step by step (bias, noise, activation and gains unfused),
 brute-force statistics for the minibatch stddev, and the defining properties of filtered
 resampling, truncation and the registry."""
 
@@ -8,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from render3d.discriminators import minibatch_stddev
-from render3d.nn import (MappingNetwork, ModulatedConv2d, ModulatedLinear, downsample2d, make_filter,
-                         modulated_conv2d, upsample2d)
+from render3d.nn import (Conv2dLayer, FullyConnected, MappingNetwork, ModulatedConv2d, ModulatedLinear, ToRGB,
+                         downsample2d, make_filter, modulated_conv2d, upsample2d)
 from render3d.registry import GENERATORS
 
 
@@ -39,6 +40,82 @@ def test_modulated_linear_equals_a_modulated_1x1_convolution():
     x, w = torch.randn(2, 9, 6), torch.randn(2, 7)
     expected = conv(x.transpose(1, 2)[..., None], w)[..., 0].transpose(1, 2)
     torch.testing.assert_close(fc(x, w), expected, rtol=1e-5, atol=1e-5)
+
+
+def _lrelu(x):
+    return F.leaky_relu(x, 0.2) * 2 ** 0.5
+
+
+def _modulated(weight, styles, demodulate):
+    """Per-sample weights [B, out, in, ...]: StyleGAN2 eq. 1, then eq. 3."""
+    w = weight[None] * styles.reshape(*styles.shape, *[1] * (weight.dim() - 2))[:, None]
+    if demodulate:
+        w = w / (w.square().flatten(2).sum(-1) + 1e-8).sqrt().reshape(*w.shape[:2], *[1] * (weight.dim() - 1))
+    return w
+
+
+def _written_out(layer, inputs):
+    """What `layer` computes, step by step as the papers write it: the weight's equalized-lr
+    gain, the modulation, the layer, noise, bias, activation and gain each on its own."""
+    if isinstance(layer, FullyConnected):
+        (x,) = inputs
+        y = x @ (layer.weight * layer.weight_gain).t() + layer.bias * layer.bias_gain
+        return _lrelu(y) if layer.activation == "lrelu" else y
+    if isinstance(layer, Conv2dLayer):
+        (x,) = inputs
+        x = downsample2d(x, layer.resample_filter, layer.down) if layer.down > 1 else x
+        y = F.conv2d(x, layer.weight * layer.weight_gain, padding=layer.padding)
+        y = y + layer.bias[None, :, None, None] if layer.bias is not None else y
+        return (_lrelu(y) if layer.activation == "lrelu" else y) * layer.gain
+    x, w = inputs
+    styles = layer.affine(w)
+    if isinstance(layer, ModulatedLinear):
+        weight = _modulated(layer.weight, styles, demodulate=True)
+        return _lrelu(torch.stack([x[b] @ weight[b].t() for b in range(len(x))]) + layer.bias)
+    if isinstance(layer, ToRGB):
+        weight = _modulated(layer.weight, styles * layer.weight_gain, demodulate=False)
+        return torch.cat([F.conv2d(x[b:b + 1], weight[b]) for b in range(len(x))]) + layer.bias[:, None, None]
+    weight = _modulated(layer.weight, styles, demodulate=True)                     # ModulatedConv2d
+    y = torch.cat([F.conv2d(x[b:b + 1], weight[b], padding=layer.padding) for b in range(len(x))])
+    y = y + layer.noise_const * layer.noise_strength
+    return _lrelu(y + layer.bias[:, None, None])
+
+
+@pytest.mark.parametrize("make, shapes", [
+    (lambda: FullyConnected(6, 5, activation="lrelu", lr_mul=0.01, bias_init=0.3), [(3, 4, 6)]),
+    (lambda: FullyConnected(6, 5), [(3, 6)]),
+    (lambda: Conv2dLayer(4, 5, 3), [(2, 4, 8, 8)]),
+    (lambda: Conv2dLayer(4, 5, 3, down=2, gain=0.5 ** 0.5), [(2, 4, 8, 8)]),
+    (lambda: Conv2dLayer(4, 5, 1, down=2, bias=False, activation="linear", gain=0.5 ** 0.5), [(2, 4, 8, 8)]),
+    (lambda: ModulatedLinear(6, 5, w_dim=7), [(2, 9, 6), (2, 7)]),
+    (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6), [(2, 4, 6, 6), (2, 7)]),
+    (lambda: ToRGB(4, w_dim=7), [(2, 4, 6, 6), (2, 7)]),
+], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-conv", "to-rgb"])
+def test_each_layer_computes_its_equations_written_out(make, shapes):
+    """The layers fold the activation's gain and their own into the weights and bias and add the
+    bias inside the matmul or convolution; in float64 that must be the same function, values
+    and gradients, as the unfused steps, with non-zero biases and noise so none goes unseen."""
+    torch.manual_seed(0)
+    layer = make().double()
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.endswith("bias") or name == "noise_strength":
+                p.copy_(torch.randn_like(p))
+    inputs = [torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in shapes]
+    kwargs = {"noise_mode": "const"} if isinstance(layer, ModulatedConv2d) else {}
+    got, expected = layer(*inputs, **kwargs), _written_out(layer, inputs)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    probe = torch.randn_like(got)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((got * probe).sum(), [*inputs, *params])
+    expected_grads = torch.autograd.grad((expected * probe).sum(), [*inputs, *params])
+    for grad, reference in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_a_conv_layer_refuses_a_gain_it_cannot_fold_through_its_activation():
+    with pytest.raises(ValueError, match="Conv2dLayer: argument 'gain' expected a positive number, got -1.0"):
+        Conv2dLayer(4, 5, 3, gain=-1.0)
 
 
 def test_filtered_resampling_keeps_constants_and_shapes():

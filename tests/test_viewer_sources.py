@@ -184,14 +184,17 @@ def test_generator_starts_at_its_front_view_and_renders_what_sampling_renders(ge
     front = generator_cameras(view, 1, size)
     torch.testing.assert_close(generator.framing.cameras(1, size).cam2world, front.cam2world)
     assert generator.framing.fov_degrees == view["fov_degrees"]
-    # at the generator's own size the viewer's picture is render3d render's, not resampled
-    # (up to rounding: the viewer maps two seeds at once and rebuilds the intrinsics from the FOV)
-    ws = G.mapping(latents_from_seeds([5], G.z_dim), truncation=0.5)
+    # the viewer's styles are seed 5's (up to rounding: it maps two seeds at once, the second for
+    # its interpolation), and at the generator's own size its picture is render3d render's of
+    # them, not resampled (up to rounding: it rebuilds the intrinsics from the FOV)
+    settings = {"seed": 5, "truncation": 0.5}
+    ws = generator.ws(settings)
+    torch.testing.assert_close(ws, G.mapping(latents_from_seeds([5], G.z_dim), truncation=0.5), rtol=0, atol=1e-6)
     expected = render_views(G, ws, front)
-    views = generator.render(front, "rgb", {"seed": 5, "truncation": 0.5}, lambda: False)
+    views = generator.render(front, "rgb", settings, lambda: False)
     torch.testing.assert_close(views["image"], expected["image"][0], rtol=0, atol=2e-5)
     n = expected["depth"].shape[-1]
-    depth = generator.render(front.resized(n, n), "depth", {"seed": 5, "truncation": 0.5}, lambda: False)["depth"]
+    depth = generator.render(front.resized(n, n), "depth", settings, lambda: False)["depth"]
     torch.testing.assert_close(depth, expected["depth"][0], rtol=0, atol=2e-5)
 
 

@@ -2,7 +2,7 @@
 convolutions and fully-connected layers with demodulation and noise, to-RGB skips, and
 filtered up/down-sampling."""
 
-from .layers import Conv2dLayer, FullyConnected, bias_act
+from .layers import Conv2dLayer, FullyConnected
 from .mapping import MappingNetwork, normalize_2nd_moment
 from .modulated import NOISE_MODES, ModulatedConv2d, ModulatedLinear, ToRGB, modulated_conv2d
 from .resample import downsample2d, make_filter, upfirdn2d, upsample2d
@@ -15,7 +15,6 @@ __all__ = [
     "ModulatedLinear",
     "NOISE_MODES",
     "ToRGB",
-    "bias_act",
     "downsample2d",
     "make_filter",
     "modulated_conv2d",

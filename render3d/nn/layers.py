@@ -17,15 +17,17 @@ ACTIVATIONS = ("linear", "lrelu")
 LRELU_GAIN = math.sqrt(2)  # keeps the activations' second moment through a leaky ReLU
 
 
-def bias_act(x: torch.Tensor, bias: torch.Tensor | None, activation: str = "linear", dim: int = 1) -> torch.Tensor:
-    """Add `bias` along `dim`, then the activation: "linear", or "lrelu" (slope 0.2, times sqrt 2)."""
-    if bias is not None:
-        shape = [1] * x.dim()
-        shape[dim] = -1
-        x = x + bias.reshape(shape)
-    if activation == "lrelu":
-        return F.leaky_relu(x, 0.2) * LRELU_GAIN
-    return x
+def activation_gain(activation: str) -> float:
+    """The constant an activation's output is scaled by: LRELU_GAIN for "lrelu", 1 for "linear"."""
+    return LRELU_GAIN if activation == "lrelu" else 1.0
+
+
+def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The activation without its gain. Layers fold the gain, and any gain of their own, into
+    their weights and bias (lrelu(g a) = g lrelu(a) for g > 0), so that a layer is one matmul or
+    convolution with its bias and one elementwise pass, instead of four passes over its output
+    (bias, activation, two gains); StyleGAN2 fuses them in a CUDA kernel (bias_act) instead."""
+    return F.leaky_relu(x, 0.2) if activation == "lrelu" else x
 
 
 class FullyConnected(nn.Module):
@@ -43,9 +45,9 @@ class FullyConnected(nn.Module):
         self.bias_gain = lr_mul
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight * self.weight_gain)
-        bias = self.bias * self.bias_gain if self.bias is not None else None
-        return bias_act(y, bias, self.activation, dim=-1)
+        gain = activation_gain(self.activation)
+        bias = self.bias * (self.bias_gain * gain) if self.bias is not None else None
+        return activate(F.linear(x, self.weight * (self.weight_gain * gain), bias), self.activation)
 
 
 class Conv2dLayer(nn.Module):
@@ -55,6 +57,8 @@ class Conv2dLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, activation: str = "lrelu",
                  down: int = 1, bias: bool = True, gain: float = 1.0, resample_filter=DEFAULT_FILTER) -> None:
         super().__init__()
+        if not gain > 0:                                # folded through the activation: lrelu(g a) = g lrelu(a)
+            raise ValueError(f"Conv2dLayer: argument 'gain' expected a positive number, got {gain!r}")
         self.activation, self.down, self.gain = activation, down, gain
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
@@ -65,5 +69,7 @@ class Conv2dLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.down > 1:
             x = downsample2d(x, self.resample_filter, self.down)
-        x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)
-        return bias_act(x, self.bias, self.activation) * self.gain
+        gain = activation_gain(self.activation) * self.gain
+        bias = self.bias * gain if self.bias is not None else None
+        return activate(F.conv2d(x, self.weight * (self.weight_gain * gain), bias, padding=self.padding),
+                        self.activation)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ACTIVATIONS, FullyConnected, bias_act
+from .layers import ACTIVATIONS, FullyConnected, activate, activation_gain
 from .resample import DEFAULT_FILTER, make_filter, upsample2d
 
 NOISE_MODES = ("random", "const", "none")
@@ -26,14 +26,19 @@ DEMOD_EPS = 1e-8
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     padding: int = 0) -> torch.Tensor:
+                     padding: int = 0, bias: torch.Tensor | None = None, gain: float = 1.0) -> torch.Tensor:
     """``x [B, in, H, W]``, ``weight [out, in, k, k]``, ``styles [B, in]`` -> ``[B, out, H', W']``,
-    as one grouped convolution (one group per sample)."""
+    as one grouped convolution (one group per sample); ``bias [out]`` is added and the result
+    scaled by `gain` inside that convolution (the weights are scaled after demodulation)."""
     B, C, H, W = x.shape
     w = weight[None] * styles[:, None, :, None, None]                     # [B, out, in, k, k]
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + DEMOD_EPS).rsqrt()
-    out = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(-1, C, *weight.shape[2:]), padding=padding, groups=B)
+    if gain != 1.0:
+        w = w * gain
+    if bias is not None:
+        bias = (bias * gain).repeat(B)
+    out = F.conv2d(x.reshape(1, B * C, H, W), w.reshape(-1, C, *weight.shape[2:]), bias, padding=padding, groups=B)
     return out.reshape(B, -1, *out.shape[2:])
 
 
@@ -68,14 +73,15 @@ class ModulatedConv2d(nn.Module):
         pixel alone, which for 1x1 kernels is what a constant image would give everywhere."""
         if self.up > 1 and upsample:
             x = upsample2d(x, self.resample_filter, self.up)
-        x = modulated_conv2d(x, self.weight, self.affine(w), padding=self.padding)
+        gain = activation_gain(self.activation)             # folded in: see `activate`
+        x = modulated_conv2d(x, self.weight, self.affine(w), padding=self.padding, bias=self.bias, gain=gain)
         if self.use_noise and noise_mode != "none" and upsample:
             if noise_mode == "random":
                 noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
             else:
                 noise = self.noise_const.to(x.dtype)
-            x = x + noise * self.noise_strength
-        return bias_act(x, self.bias, self.activation)
+            x = x + noise * (self.noise_strength * gain)
+        return activate(x, self.activation)
 
 
 class ToRGB(nn.Module):
@@ -91,7 +97,7 @@ class ToRGB(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        return bias_act(modulated_conv2d(x, self.weight, styles, demodulate=False), self.bias)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, bias=self.bias)
 
 
 class ModulatedLinear(nn.Module):
@@ -111,11 +117,13 @@ class ModulatedLinear(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_features)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        styles = self.affine(w)                                            # [B, in]
-        if not self.demodulate:
-            styles = styles * self.weight_gain
-        y = (x * styles[:, None]) @ self.weight.t()                        # [B, N, out]
+        # Per-sample weights [B, out, in] (small beside x's N points), the activation's gain folded
+        # in (see `activate`): one batched matmul with the bias and one elementwise pass over x's size.
+        weight = self.weight[None] * self.affine(w)[:, None, :]          # eq. 1
         if self.demodulate:
-            norm = (styles.square() @ self.weight.square().t() + DEMOD_EPS).rsqrt()   # [B, out]
-            y = y * norm[:, None]
-        return bias_act(y, self.bias, self.activation, dim=-1)
+            weight = weight * (weight.square().sum(-1, keepdim=True) + DEMOD_EPS).rsqrt()   # eq. 3
+        else:
+            weight = weight * self.weight_gain
+        gain = activation_gain(self.activation)
+        y = torch.baddbmm((self.bias * gain)[None, None], x, weight.transpose(1, 2) * gain)   # [B, N, out]
+        return activate(y, self.activation)
