@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _gan import SIZE, tiny_generator
 
 from render3d.cameras import sample_yaw_pitch
 from render3d.discriminators import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
 from render3d.generators import VolumeGAN, VolumeGANConfig
+from render3d.generators.volumegan import FeatureVolume
 from render3d.generators.sampling import latents_from_seeds, styles_from_seeds, view_cameras
 from render3d.losses import ns_discriminator_loss, ns_generator_loss, opacity_entropy, r1_penalty
 from render3d.rays import ray_aabb
@@ -172,6 +174,27 @@ def test_feature_volume_bounds_map_world_points_to_the_volume():
     assert (raw_bumped[0, 0] - raw_base[0, 0]).abs() > 1e-3
     torch.testing.assert_close(raw_bumped[0, 1], raw_base[0, 1])
     assert base.shape == (1, 2)
+
+
+def test_feature_volume_computes_its_stages_written_out():
+    """Each 3D stage (nearest x2 up-sampling but the first, 3x3x3 convolution, instance norm
+    whose scale and shift come from w, leaky ReLU times sqrt 2) written out step by step, in
+    float64: the module folds the gain into the scale and shift, which must not change it."""
+    torch.manual_seed(0)
+    volume = FeatureVolume(6, (8, 5, 3)).double()
+    with torch.no_grad():
+        volume.style.bias.copy_(torch.randn_like(volume.style.bias))
+    w = torch.randn(2, 6, dtype=torch.float64)
+    scales_shifts = volume.style(w).split([16, 10, 6], dim=1)
+    x = volume.const.expand(2, -1, -1, -1, -1)
+    for stage, (weight, ss) in enumerate(zip(volume.weights, scales_shifts)):
+        x = F.interpolate(x, scale_factor=2, mode="nearest") if stage else x
+        x = F.conv3d(x, weight / math.sqrt(weight.shape[1] * 27), padding=1)
+        mean, var = x.mean(dim=(2, 3, 4), keepdim=True), x.var(dim=(2, 3, 4), unbiased=False, keepdim=True)
+        scale, shift = ss[:, :, None, None, None].chunk(2, dim=1)
+        x = F.leaky_relu((x - mean) / (var + 1e-5).sqrt() * (1 + scale) + shift, 0.2) * math.sqrt(2)
+    torch.testing.assert_close(volume(w), x, rtol=1e-12, atol=1e-12)
+    assert x.shape == (2, 3, 16, 16, 16)
 
 
 def test_gradients_reach_every_parameter():

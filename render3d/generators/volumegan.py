@@ -30,7 +30,7 @@ from torch import nn
 from render3d._checks import check_choice, check_tensor
 from render3d.cameras import Cameras
 from render3d.nn import FullyConnected, MappingNetwork, ModulatedConv2d, ModulatedLinear, NOISE_MODES, ToRGB
-from render3d.nn.layers import LRELU_GAIN
+from render3d.nn.layers import LRELU_GAIN, activate
 from render3d.nn.resample import make_filter, upsample2d
 from render3d.registry import GENERATORS
 from render3d.volume import DENSITY_ACTIVATIONS, VolumeRenderer, density_activation, sample_feature_volume
@@ -128,9 +128,9 @@ class FeatureVolume(nn.Module):
             if stage > 0:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             x = F.conv3d(x, weight * gain, padding=1)
-            scale, shift = ss[:, :, None, None, None].chunk(2, dim=1)
-            x = F.instance_norm(x) * (1 + scale) + shift
-            x = F.leaky_relu(x, 0.2) * LRELU_GAIN
+            # lrelu(norm (1 + scale) + shift), times the activation's gain, folded in as the layers do
+            scale, shift = (ss[:, :, None, None, None] * LRELU_GAIN).chunk(2, dim=1)
+            x = activate(torch.addcmul(shift, F.instance_norm(x), scale + LRELU_GAIN), "lrelu")
         return x
 
 
