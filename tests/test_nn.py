@@ -76,6 +76,7 @@ def _written_out(layer, inputs):
         weight = _modulated(layer.weight, styles * layer.weight_gain, demodulate=False)
         return torch.cat([F.conv2d(x[b:b + 1], weight[b]) for b in range(len(x))]) + layer.bias[:, None, None]
     weight = _modulated(layer.weight, styles, demodulate=True)                     # ModulatedConv2d
+    x = upsample2d(x, layer.resample_filter, layer.up) if layer.up > 1 else x
     y = torch.cat([F.conv2d(x[b:b + 1], weight[b], padding=layer.padding) for b in range(len(x))])
     y = y + layer.noise_const * layer.noise_strength
     return _lrelu(y + layer.bias[:, None, None])
@@ -89,8 +90,11 @@ def _written_out(layer, inputs):
     (lambda: Conv2dLayer(4, 5, 1, down=2, bias=False, activation="linear", gain=0.5 ** 0.5), [(2, 4, 8, 8)]),
     (lambda: ModulatedLinear(6, 5, w_dim=7), [(2, 9, 6), (2, 7)]),
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6), [(2, 4, 6, 6), (2, 7)]),
+    (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6, kernel_size=1), [(2, 4, 6, 6), (2, 7)]),   # a matmul
+    (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=12, kernel_size=1, up=2), [(2, 4, 6, 6), (2, 7)]),
     (lambda: ToRGB(4, w_dim=7), [(2, 4, 6, 6), (2, 7)]),
-], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-conv", "to-rgb"])
+], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-conv",
+        "modulated-conv-1x1", "modulated-conv-1x1-up", "to-rgb"])
 def test_each_layer_computes_its_equations_written_out(make, shapes):
     """The layers fold the activation's gain and their own into the weights and bias and add the
     bias inside the matmul or convolution; in float64 that must be the same function, values
