@@ -70,8 +70,9 @@ def _written_out(layer, inputs):
     x, w = inputs
     styles = layer.affine(w)
     if isinstance(layer, ModulatedLinear):
-        weight = _modulated(layer.weight, styles, demodulate=True)
-        return _lrelu(torch.stack([x[b] @ weight[b].t() for b in range(len(x))]) + layer.bias)
+        weight = _modulated(layer.weight, styles * (1 if layer.demodulate else layer.weight_gain), layer.demodulate)
+        y = torch.stack([x[b] @ weight[b].t() for b in range(len(x))]) + layer.bias
+        return _lrelu(y) if layer.activation == "lrelu" else y
     if isinstance(layer, ToRGB):
         weight = _modulated(layer.weight, styles * layer.weight_gain, demodulate=False)
         return torch.cat([F.conv2d(x[b:b + 1], weight[b]) for b in range(len(x))]) + layer.bias[:, None, None]
@@ -89,11 +90,12 @@ def _written_out(layer, inputs):
     (lambda: Conv2dLayer(4, 5, 3, down=2, gain=0.5 ** 0.5), [(2, 4, 8, 8)]),
     (lambda: Conv2dLayer(4, 5, 1, down=2, bias=False, activation="linear", gain=0.5 ** 0.5), [(2, 4, 8, 8)]),
     (lambda: ModulatedLinear(6, 5, w_dim=7), [(2, 9, 6), (2, 7)]),
+    (lambda: ModulatedLinear(6, 5, w_dim=7, activation="linear", demodulate=False), [(2, 9, 6), (2, 7)]),
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6), [(2, 4, 6, 6), (2, 7)]),
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6, kernel_size=1), [(2, 4, 6, 6), (2, 7)]),   # a matmul
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=12, kernel_size=1, up=2), [(2, 4, 6, 6), (2, 7)]),
     (lambda: ToRGB(4, w_dim=7), [(2, 4, 6, 6), (2, 7)]),
-], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-conv",
+], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-fc-plain", "modulated-conv",
         "modulated-conv-1x1", "modulated-conv-1x1-up", "to-rgb"])
 def test_each_layer_computes_its_equations_written_out(make, shapes):
     """The layers fold the activation's gain and their own into the weights and bias and add the

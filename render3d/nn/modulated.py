@@ -25,6 +25,17 @@ NOISE_MODES = ("random", "const", "none")
 DEMOD_EPS = 1e-8
 
 
+def modulate(weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
+             gain: float = 1.0) -> torch.Tensor:
+    """Per-sample weights ``[B, out, in, ...]`` from ``weight [out, in, ...]`` and ``styles [B, in]``:
+    eq. 1, eq. 3 when `demodulate` (over each output's inputs and kernel taps), then times `gain`
+    (an activation's gain folded in, see `activate`)."""
+    w = weight[None] * styles.reshape(*styles.shape, *[1] * (weight.dim() - 2))[:, None]
+    if demodulate:
+        w = w * (w.square().sum(dim=tuple(range(2, w.dim())), keepdim=True) + DEMOD_EPS).rsqrt()
+    return w * gain if gain != 1.0 else w
+
+
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
                      padding: int = 0, bias: torch.Tensor | None = None, gain: float = 1.0) -> torch.Tensor:
     """``x [B, in, H, W]``, ``weight [out, in, k, k]``, ``styles [B, in]`` -> ``[B, out, H', W']``,
@@ -33,11 +44,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     sizes); ``bias [out]`` is added and the result scaled by `gain` inside it (the weights are
     scaled after demodulation)."""
     B, C, H, W = x.shape
-    w = weight[None] * styles[:, None, :, None, None]                     # [B, out, in, k, k]
-    if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + DEMOD_EPS).rsqrt()
-    if gain != 1.0:
-        w = w * gain
+    w = modulate(weight, styles, demodulate=demodulate, gain=gain)       # [B, out, in, k, k]
     if weight.shape[2:] == (1, 1) and padding == 0:
         pixels = x.reshape(B, C, H * W)
         out = torch.bmm(w[..., 0, 0], pixels) if bias is None else \
@@ -126,11 +133,8 @@ class ModulatedLinear(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         # Per-sample weights [B, out, in] (small beside x's N points), the activation's gain folded
         # in (see `activate`): one batched matmul with the bias and one elementwise pass over x's size.
-        weight = self.weight[None] * self.affine(w)[:, None, :]          # eq. 1
-        if self.demodulate:
-            weight = weight * (weight.square().sum(-1, keepdim=True) + DEMOD_EPS).rsqrt()   # eq. 3
-        else:
-            weight = weight * self.weight_gain
+        styles = self.affine(w) if self.demodulate else self.affine(w) * self.weight_gain
         gain = activation_gain(self.activation)
-        y = torch.baddbmm((self.bias * gain)[None, None], x, weight.transpose(1, 2) * gain)   # [B, N, out]
+        weight = modulate(self.weight, styles, demodulate=self.demodulate, gain=gain)
+        y = torch.baddbmm((self.bias * gain)[None, None], x, weight.transpose(1, 2))   # [B, N, out]
         return activate(y, self.activation)
