@@ -6,7 +6,8 @@ Cases (each in its own process, so that peak memory is its own):
 - "demo": configs/volumegan/synth64.yaml, the shipped demo model (64 px, batch 8), CPU only;
 - "volumegan": configs/volumegan/ffhq256.yaml, the official model sizes, at each --sizes
   resolution (neural rendering at 32 px, 12 + 12 samples, no progressive growing), batch
-  --batch (default 8 per GPU, as the official runs; 2 on CPU).
+  --batch (default 8 per GPU, as the official runs; 2 on CPU);
+- "volumegan_<size>_bf16": the same with precision=bfloat16, at each --bf16-sizes resolution.
 
 Timings: --steps steps after --warmup steps; images/s is over all of them (total images / total
 time), so the lazy regularization is paid as in training: the default step counts are multiples
@@ -18,6 +19,7 @@ speed does not depend on what they show).
 
     python bench/train.py                                     # CPU, 64 px
     python bench/train.py --device cuda --sizes 64 128 256    # a GPU machine
+    python bench/train.py --bf16-sizes 64                     # and again with precision=bfloat16
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def case_overrides(case: str, size: int, batch: int, device: str) -> tuple[str, 
         f"batch={batch}", f"device={device}", "data.workers=2"]
 
 
-def worker(case: str, size: int, batch: int, device: str, steps: int, warmup: int) -> dict:
+def worker(case: str, size: int, precision: str, batch: int, device: str, steps: int, warmup: int) -> dict:
     import torch
 
     from render3d.config import apply_overrides, load_yaml
@@ -78,7 +80,8 @@ def worker(case: str, size: int, batch: int, device: str, steps: int, warmup: in
         data = write_dataset(Path(tmp) / "data", size)
         config_file, overrides = case_overrides(case, size, batch, device)
         overrides += [f"data.path={data}", "log_every=1", "image_every=0", "video_every=0",
-                      f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}"]
+                      f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}",
+                      f"precision={precision}"]
         config = resolve_config(apply_overrides(load_yaml(ROOT / config_file), overrides))
         run = Path(tmp) / "run"
         started = time.perf_counter()
@@ -90,7 +93,7 @@ def worker(case: str, size: int, batch: int, device: str, steps: int, warmup: in
     result = {"sizes": {"resolution": size, "batch": config.batch,
                         "neural_resolution": config.generator.neural_resolution,
                         "samples_per_ray": config.generator.n_coarse + config.generator.n_fine},
-              "config": config_file, "step_s": {"median": round(statistics.median(times), 4),
+              "config": config_file, "precision": precision, "step_s": {"median": round(statistics.median(times), 4),
                                                 "mean": round(statistics.mean(times), 4),
                                                 "iqr": round(q[2] - q[0], 4), "runs": len(times)},
               "images_per_s": round(config.batch / statistics.mean(times), 2), "wall_s": round(wall, 1)}
@@ -107,8 +110,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="volumegan batch (default: 8 on cuda, 2 on cpu)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 32 cuda, 16 cpu)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 5 cuda, 2 cpu)")
+    parser.add_argument("--bf16-sizes", type=int, nargs="*", default=[],
+                        help="volumegan resolutions measured again with precision=bfloat16")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--worker", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
@@ -118,21 +123,23 @@ def main() -> None:
     batch = args.batch or (8 if gpu else 2)
     steps, warmup = args.steps or (32 if gpu else 16), args.warmup or (5 if gpu else 2)
     if args.worker:
-        case, size = args.worker
-        print(json.dumps(worker(case, int(size), batch, args.device, steps, warmup)))
+        case, size, precision = args.worker
+        print(json.dumps(worker(case, int(size), precision, batch, args.device, steps, warmup)))
         return
-    cases = [("volumegan", size) for size in args.sizes] + ([("demo", 64)] if not gpu else [])
+    cases = ([("volumegan", size, "float32") for size in args.sizes] + ([("demo", 64, "float32")] if not gpu else [])
+             + [("volumegan", size, "bfloat16") for size in args.bf16_sizes])
     result = {"bench": "train", "info": device_info(args.device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "cases": {}}
-    for case, size in cases:
-        cmd = [sys.executable, __file__, "--worker", case, str(size), "--device", args.device, "--batch", str(batch),
-               "--steps", str(steps), "--warmup", str(warmup)]
+    for case, size, precision in cases:
+        cmd = [sys.executable, __file__, "--worker", case, str(size), precision, "--device", args.device,
+               "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        key = f"{case}_{size}" + ("_bf16" if precision == "bfloat16" else "")
         if proc.returncode != 0:
-            result["cases"][f"{case}_{size}"] = {"error": proc.stderr.strip().splitlines()[-1]}
+            result["cases"][key] = {"error": proc.stderr.strip().splitlines()[-1]}
         else:
-            result["cases"][f"{case}_{size}"] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{case} {size}px: {result['cases'][f'{case}_{size}']}", flush=True)
+            result["cases"][key] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{key}: {result['cases'][key]}", flush=True)
     write_result(result, args.out, f"train_{args.device}")
 
 

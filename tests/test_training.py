@@ -62,6 +62,7 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
     ("ema_rampup=0", "config.ema_rampup: expected null or a positive number, got 0.0"),
     ("seed=-3", "config.seed: expected an int in [0, 2**32), got -3"),      # numpy's, before
     ("device=tpu", "config.device: expected one of ('auto', 'cpu', 'cuda'), got 'tpu'"),  # ran on the CPU
+    ("precision=float16", "config.precision: expected one of ('float32', 'bfloat16'), got 'float16'"),
     ("log_every=0", "config.log_every: expected a positive int, got 0"),     # ZeroDivisionError at step 1
     ("checkpoint_every=0", "config.checkpoint_every: expected a positive int, got 0"),
     ("video_every=-1", "config.video_every: expected a non-negative int, got -1"),
@@ -194,12 +195,32 @@ def test_checkpoint_files_round_trip(data, tmp_path):
 
 
 @pytest.mark.cuda
-def test_training_steps_on_a_gpu(data, tmp_path):
-    last = training_loop(tmp_path, tiny_train_config(data, total_kimg=0.008, device="cuda"), progress=False)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_steps_on_a_gpu(data, tmp_path, precision):
+    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision)
+    last = training_loop(tmp_path, config, progress=False)
     weights = load_file(str(last / TRAINING_FILE))
     assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
     lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert lines[-1]["memory/gpu_peak_gb"] > 0
+
+
+def test_bf16_steps_match_float32_to_bf16_precision(data, tmp_path):
+    """precision=bfloat16: the first step's losses (R1 and path length due, the G and D passes
+    in bf16) are float32's to bf16 precision and not to the bit (so bf16 did run), and more
+    steps train with finite gradients."""
+    loss = {"r1_gamma": 1.0, "r1_interval": 1, "pl_weight": 1.0, "pl_interval": 1, "style_mixing": 0.5}
+    rows = {}
+    for precision in ("float32", "bfloat16"):
+        config = tiny_train_config(data, total_kimg=0.016, log_every=1, loss=loss, precision=precision)
+        training_loop(tmp_path / precision, config, progress=False)
+        rows[precision] = [json.loads(line) for line in (tmp_path / precision / "stats.jsonl").read_text().splitlines()]
+    assert len(rows["bfloat16"]) == 4
+    assert all(row["nonfinite/G"] == row["nonfinite/D"] == 0 for row in rows["bfloat16"])
+    first = rows["float32"][0], rows["bfloat16"][0]
+    for key in ("loss/G", "loss/D", "loss/r1", "loss/path_length", "scores/real", "scores/fake"):
+        assert first[0][key] != first[1][key], key
+        assert first[1][key] == pytest.approx(first[0][key], rel=0.02, abs=1e-4), key
 
 
 @pytest.mark.parametrize("c_dim", [0, 25])

@@ -383,3 +383,20 @@ def test_path_length_gradients_match_finite_differences(impl):
         weight += eps * direction
     numeric = (plus - minus) / (2 * eps)
     assert abs(float((grad * direction).sum()) - numeric) < 1e-6 * max(1.0, abs(numeric))
+
+
+def test_under_autocast_only_the_neural_renderer_runs_in_bf16():
+    """`render3d train` with precision=bfloat16 runs synthesis under bf16 autocast: the 3D part
+    (feature volume, point MLP, compositing: the native kernels take float32/float64) must not
+    see it, the 2D renderer must, and the outputs stay float32."""
+    G = make_generator(jitter=False)
+    ws, cams = G.mapping(torch.randn(2, 8)), cameras()
+    plain = G.synthesis(ws, cams, noise_mode="const")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = G.synthesis(ws, cams, noise_mode="const")
+    assert all(low[key].dtype == torch.float32 for key in low)
+    for key in ("features", "depth", "alpha"):
+        assert torch.equal(low[key], plain[key]), key
+    for key in ("image", "image_raw"):                      # bf16: 8 bits of mantissa, a few layers deep
+        error = (low[key] - plain[key]).abs()
+        assert 0 < error.max() < 0.05 * plain[key].abs().max(), key

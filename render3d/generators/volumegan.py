@@ -166,20 +166,25 @@ class NeuralRenderer(nn.Module):
 
         blend < 1 fades the last block in (progressive growing): its to-RGB output is added
         times `blend` to the up-sampled image of the block before. upsample=False treats each
-        input pixel alone (no spatial up-sampling: every block keeps the input's size)."""
+        input pixel alone (no spatial up-sampling: every block keeps the input's size).
+
+        Under autocast the blocks run in the lower precision, and the images (the to-RGB skips
+        summed over the blocks) stay in x's dtype, as StyleGAN2-ADA keeps them float32 in FP16."""
         resolution = resolution or self.out_resolution
+        dtype = x.dtype
         image = first = None
         for i, (res, block) in enumerate(zip(self.resolutions, self.blocks)):
             if res > resolution:
                 break
             x = block["conv0"](x, ws[:, 2 * i], noise_mode=noise_mode, upsample=upsample)
             x = block["conv1"](x, ws[:, 2 * i + 1], noise_mode=noise_mode, upsample=upsample)
-            rgb = block["torgb"](x, ws[:, 2 * i + 1])
+            rgb = block["torgb"](x, ws[:, 2 * i + 1]).to(dtype)
             if image is None:
                 image = first = rgb
                 continue
             if upsample:
-                image = upsample2d(image, self.resample_filter)
+                with torch.autocast(image.device.type, enabled=False):
+                    image = upsample2d(image, self.resample_filter)
             image = image + (blend if res == resolution else 1.0) * rgb
         return image, first
 
@@ -267,6 +272,10 @@ class VolumeGAN(nn.Module):
         ``image_raw [B, 3, n, n]``, ``features [B, feature_dim, n, n]``, ``depth [B, 1, n, n]``
         (distance along the ray, world units) and ``alpha [B, 1, n, n]`` at the neural
         resolution n.
+
+        Under autocast (`render3d train` with precision=bfloat16) only the neural renderer's
+        layers run in the lower precision: the feature volume, the point MLP and the compositing
+        stay in the dtype of `ws`, and so do the returned tensors (see NeuralRenderer.forward).
         """
         fn = "VolumeGAN.synthesis"
         self._check_ws(fn, ws)
@@ -283,7 +292,8 @@ class VolumeGAN(nn.Module):
             if self._twin_renderer is None or self._twin_renderer.impl != impl:
                 self._twin_renderer = self._make_renderer(impl)
             renderer = self._twin_renderer
-        rendered = renderer(self._field(ws), cameras.resized(n, n), normals=False, jitter=jitter)
+        with torch.autocast(ws.device.type, enabled=False):  # the native kernels take float32/float64
+            rendered = renderer(self._field(ws), cameras.resized(n, n), normals=False, jitter=jitter)
         features = rendered["image"]
         image, image_raw = self.neural_renderer(features, ws[:, self.config.mlp_layers:], resolution=resolution,
                                                 blend=blend, noise_mode=noise_mode)

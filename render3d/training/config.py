@@ -16,6 +16,7 @@ from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 POSE_SOURCES = ("dataset", "prior")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16")
 ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES}
 
 
@@ -94,6 +95,9 @@ class TrainConfig:
     ema_rampup: float | None = None  # limit the EMA half-life to this share of the images seen so far
     seed: int = 0
     device: str = "auto"            # "auto" (cuda if available), "cpu", "cuda"
+    # "bfloat16": the forward passes of the generator's 2D part and of the discriminator run under
+    # bf16 autocast (weights, gradients, Adam and the 3D rendering stay float32)
+    precision: str = "float32"
     log_every: int = 20             # steps per TensorBoard scalar and stats.jsonl line (and the last steps)
     image_every: int = 500          # steps between image grids (0: only at the end)
     video_every: int = 2000         # steps between orbit videos (0: only at the end)
@@ -115,6 +119,7 @@ class TrainConfig:
                 self.ema_rampup)
         _expect("config.seed", 0 <= self.seed < 2**32, "an int in [0, 2**32)", self.seed)
         _expect("config.device", self.device in DEVICES, f"one of {DEVICES}", self.device)
+        _expect("config.precision", self.precision in PRECISIONS, f"one of {PRECISIONS}", self.precision)
         for name in ("log_every", "checkpoint_every"):
             _expect(f"config.{name}", getattr(self, name) >= 1, "a positive int", getattr(self, name))
         for name in ("image_every", "video_every", "keep_checkpoints"):

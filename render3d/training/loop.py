@@ -112,6 +112,12 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         except ValueError as error:
             raise SetupError(f"train: {error}") from None
         check_fit(dataset, G, D, config.progressive.start_resolution)
+        bf16 = config.precision == "bfloat16"
+        if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise SetupError(f"train: config.precision 'bfloat16' expected a GPU with bf16 arithmetic (compute "
+                             f"capability 8.0 or newer), got {torch.cuda.get_device_name(device)} "
+                             f"({'.'.join(map(str, torch.cuda.get_device_capability(device)))}): use "
+                             f"precision=float32")
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
         for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
@@ -190,6 +196,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     if dist.main:
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         processes = f"{dist.world} {device.type.upper()} process{'es' if dist.world > 1 else ''}"
+        processes += " (bf16 autocast)" if bf16 else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {processes}, "
               f"{where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
         if resumed is not None and changed:             # on purpose (a lower lr) or not (a forgotten override)
@@ -204,6 +211,16 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         if writer.tensorboard:
             print(f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`", file=sys.stderr)
     part = slice(dist.rank * local, (dist.rank + 1) * local)
+
+    def low_precision() -> torch.autocast:
+        """bf16 autocast for a forward pass when config.precision asks for it (a no-op else)."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def score(images: torch.Tensor, labels: torch.Tensor, blend: float) -> torch.Tensor:
+        """D's scores as float32, whatever precision D ran in."""
+        with low_precision():
+            return D(images, labels, blend=blend).float()
+
     sums: dict[str, float] = {}
     interrupted, saved = False, None
 
@@ -304,9 +321,10 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
                 ws.requires_grad_(True)
             # Path length differentiates the images twice; the native backward would recompute
             # through the twin then, so composite with the twin from the start.
-            rendered = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)
+            with low_precision():                       # the 2D part only: see VolumeGAN.synthesis
+                rendered = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)
             fake = rendered["image"]
-            g_loss = loss.generator(D(fake, gen_labels, blend=blend))
+            g_loss = loss.generator(score(fake, gen_labels, blend))
             total_g = g_loss
             if loss.config.opacity_entropy > 0:
                 opacity = loss.opacity(rendered["alpha"])
@@ -324,8 +342,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
             D.requires_grad_(True)
             r1_due = loss.r1_due(step)
             real_images = real_images.detach().requires_grad_(r1_due)
-            real_scores = D(real_images, real_labels, blend=blend)
-            fake_scores = D(fake.detach(), gen_labels, blend=blend)
+            real_scores = score(real_images, real_labels, blend)
+            fake_scores = score(fake.detach(), gen_labels, blend)
             d_loss = loss.discriminator(real_scores, fake_scores)
             total_d = d_loss
             if r1_due:
