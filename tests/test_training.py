@@ -432,6 +432,11 @@ def test_config_changes_lists_the_dotted_keys_that_differ(data):
     assert config_changes(before, after) == [("loss.r1_gamma", 1.0, 3.0), ("lr_g", 0.002, 0.001)]
     assert config_changes(before, json.loads(json.dumps(before))) == []     # as state.json holds it
     assert config_changes({"a": {"b": 1}}, {"a": {"c": 2}}) == [("a.b", 1, None), ("a.c", None, 2)]
+    older = json.loads(json.dumps(before))                  # written before precision existed
+    del older["precision"]
+    assert config_changes(older, before) == []
+    assert config_changes(older, config_dict(tiny_train_config(data, precision="bfloat16"))) == [
+        ("precision", "float32", "bfloat16")]
 
 
 def test_the_progress_bar_shows_the_step_and_losses(data, tmp_path, capsys):

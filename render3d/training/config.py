@@ -4,6 +4,7 @@ against the registered component's own config dataclass."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass, field
@@ -154,7 +155,11 @@ def config_dict(config: TrainConfig) -> dict:
 
 def config_changes(before: dict, after: dict, prefix: str = "") -> list[tuple[str, object, object]]:
     """(dotted key, value before, value after) for each setting that differs between two
-    resolved configs as `config_dict` gives them (a checkpoint's and the one resuming it)."""
+    resolved configs as `config_dict` gives them (a checkpoint's and the one resuming it).
+    A checkpoint written before a setting existed trained with its default: `before` gets
+    the defaults of the settings it lacks, so that they are not listed."""
+    if not prefix:
+        before = _with_defaults(before)
     changes = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)
@@ -163,6 +168,13 @@ def config_changes(before: dict, after: dict, prefix: str = "") -> list[tuple[st
         elif old != new:
             changes.append((f"{prefix}{key}", old, new))
     return changes
+
+
+def _with_defaults(data: dict) -> dict:
+    try:
+        return config_dict(resolve_config(copy.deepcopy(data)))
+    except (ValueError, TypeError):                     # not a config of today's settings: as it is
+        return data
 
 
 def changes_said(changes: list[tuple[str, object, object]]) -> str:
