@@ -299,3 +299,24 @@ def test_save_generator_wants_the_metadata_that_loading_needs(two_checkpoints, t
     assert not list(tmp_path.iterdir())
     save_generator(tmp_path / "G.safetensors", G, generator_metadata("volumegan", G.config, {"view": meta["view"]}))
     assert load_generator(tmp_path / "G.safetensors")[1]["view"] == meta["view"]
+
+
+def test_bf16_on_a_gpu_without_it_is_refused_naming_the_gpu(monkeypatch):
+    """precision=bfloat16 on a CUDA GPU before compute capability 8.0 (torch would emulate bf16
+    there, slower than float32): refused before the first step. The GPU is faked: the check
+    asks torch.cuda only through these three functions."""
+    from render3d.training.checks import SetupError, check_precision
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: calls.append(
+        including_emulation) or False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "Tesla V100-SXM2-16GB")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (7, 0))
+    gpu = torch.device("cuda", 0)
+    with pytest.raises(SetupError) as error:
+        check_precision("bfloat16", gpu)
+    assert str(error.value) == ("train: config.precision 'bfloat16' expected a GPU with bf16 arithmetic (compute "
+                                "capability 8.0 or newer), got Tesla V100-SXM2-16GB (7.0): use precision=float32")
+    assert calls == [False]                                 # native bf16, not torch's emulation
+    check_precision("float32", gpu)
+    check_precision("bfloat16", torch.device("cpu"))        # the CPU runs bf16 (AVX-512 BF16 or emulated)

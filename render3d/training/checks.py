@@ -1,5 +1,5 @@
 """What the training loop checks, and the errors it raises for what fails: its inputs before the
-first step (`check_fit`, `refused_together`), an image when its batch comes, and the weights
+first step (`check_fit`, `check_precision`, `refused_together`), an image when its batch comes, and the weights
 before each checkpoint (`nonfinite_tensors`)."""
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ def earlier_checkpoints(folder: Path) -> str:
         return "No earlier checkpoint of this run remains"
     return (f"Earlier checkpoints of this run: {', '.join(earlier)}; move {folder.name} out of {folder.parent} "
             f"and resume again to continue from {earlier[-1]}")
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """SetupError when `device` cannot run `precision` (config.precision): bf16 on a CUDA GPU
+    without bf16 arithmetic (compute capability below 8.0), which torch would emulate slowly."""
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported(
+            including_emulation=False):
+        capability = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        raise SetupError(f"train: config.precision 'bfloat16' expected a GPU with bf16 arithmetic (compute "
+                         f"capability 8.0 or newer), got {torch.cuda.get_device_name(device)} ({capability}): "
+                         f"use precision=float32")
 
 
 def check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:

@@ -36,8 +36,8 @@ from render3d._checks import restate
 from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checks import (DataError, SetupError, check_fit, earlier_checkpoints, nonfinite_tensors, original_message,
-                     refused_together)
+from .checks import (DataError, SetupError, check_fit, check_precision, earlier_checkpoints, nonfinite_tensors,
+                     original_message, refused_together)
 from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
                          latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
 from .config import TrainConfig, changes_said, config_changes, config_dict
@@ -73,6 +73,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
     device = dist.device
+    bf16 = config.precision == "bfloat16"
     torch.manual_seed(config.seed + dist.rank)       # in-model randomness, per process
     np.random.seed(config.seed)
     random.seed(config.seed)
@@ -112,12 +113,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         except ValueError as error:
             raise SetupError(f"train: {error}") from None
         check_fit(dataset, G, D, config.progressive.start_resolution)
-        bf16 = config.precision == "bfloat16"
-        if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
-            raise SetupError(f"train: config.precision 'bfloat16' expected a GPU with bf16 arithmetic (compute "
-                             f"capability 8.0 or newer), got {torch.cuda.get_device_name(device)} "
-                             f"({'.'.join(map(str, torch.cuda.get_device_capability(device)))}): use "
-                             f"precision=float32")
+        check_precision(config.precision, device)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         optimizers = {}
         for name, net, lr in (("G", G, config.lr_g), ("D", D, config.lr_d)):
