@@ -223,12 +223,12 @@ def test_bf16_steps_match_float32_to_bf16_precision(data, tmp_path):
         assert first[1][key] == pytest.approx(first[0][key], rel=0.02, abs=1e-4), key
 
 
-@pytest.mark.parametrize("c_dim", [0, 25])
-def test_resume_is_bit_exact(data, tmp_path, c_dim):
+@pytest.mark.parametrize("c_dim, precision", [(0, "float32"), (25, "float32"), (0, "bfloat16")])
+def test_resume_is_bit_exact(data, tmp_path, c_dim, precision):
     # R1 and path length every 2 steps, the opacity entropy, style mixing and x-flip on, jitter
     # and noise on, and (c_dim 25) camera conditioning with swapped labels: every kind of state.
     config = tiny_train_config(data, total_kimg=0.024,            # 6 steps of 4 images
-                               generator=tiny_generator(c_dim=c_dim),
+                               generator=tiny_generator(c_dim=c_dim), precision=precision,
                                loss={"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2,
                                      "opacity_entropy": 0.5, "gpc_swap": 0.5, "gpc_fade_kimg": 0.012})
     training_loop(tmp_path / "straight", config, progress=False)
