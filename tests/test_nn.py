@@ -95,8 +95,8 @@ def _written_out(layer, inputs):
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=6, kernel_size=1), [(2, 4, 6, 6), (2, 7)]),   # a matmul
     (lambda: ModulatedConv2d(4, 5, w_dim=7, resolution=12, kernel_size=1, up=2), [(2, 4, 6, 6), (2, 7)]),
     (lambda: ToRGB(4, w_dim=7), [(2, 4, 6, 6), (2, 7)]),
-], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-fc-plain", "modulated-conv",
-        "modulated-conv-1x1", "modulated-conv-1x1-up", "to-rgb"])
+], ids=["fc-lrelu", "fc-linear", "conv", "conv-down-gain", "conv-skip", "modulated-fc", "modulated-fc-plain",
+        "modulated-conv", "modulated-conv-1x1", "modulated-conv-1x1-up", "to-rgb"])
 def test_each_layer_computes_its_equations_written_out(make, shapes):
     """The layers fold the activation's gain and their own into the weights and bias and add the
     bias inside the matmul or convolution; in float64 that must be the same function, values

@@ -153,28 +153,28 @@ def config_dict(config: TrainConfig) -> dict:
     return to_dict(config)
 
 
-def config_changes(before: dict, after: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+def config_changes(before: dict, after: dict) -> list[tuple[str, object, object]]:
     """(dotted key, value before, value after) for each setting that differs between two
     resolved configs as `config_dict` gives them (a checkpoint's and the one resuming it).
     A checkpoint written before a setting existed trained with its default: `before` gets
     the defaults of the settings it lacks, so that they are not listed."""
-    if not prefix:
-        before = _with_defaults(before)
+    if before:                                          # (an empty one is no config: nothing to complete)
+        try:
+            before = config_dict(resolve_config(copy.deepcopy(before)))
+        except (ValueError, TypeError):                 # not a config of today's settings: as it is
+            pass
+    return _differences(before, after, "")
+
+
+def _differences(before: dict, after: dict, prefix: str) -> list[tuple[str, object, object]]:
     changes = []
     for key in dict.fromkeys([*before, *after]):
         old, new = before.get(key), after.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            changes += config_changes(old, new, f"{prefix}{key}.")
+            changes += _differences(old, new, f"{prefix}{key}.")
         elif old != new:
             changes.append((f"{prefix}{key}", old, new))
     return changes
-
-
-def _with_defaults(data: dict) -> dict:
-    try:
-        return config_dict(resolve_config(copy.deepcopy(data)))
-    except (ValueError, TypeError):                     # not a config of today's settings: as it is
-        return data
 
 
 def changes_said(changes: list[tuple[str, object, object]]) -> str:
