@@ -30,7 +30,6 @@ from ..rays import (
     bin_edges,
     importance_sample,
     intervals_from_points,
-    merge_samples,
     prune_samples,
     ray_aabb,
     stratified_points,
@@ -210,24 +209,42 @@ class VolumeRenderer(torch.nn.Module):
         t_coarse = stratified_points(edges, jitter=jitter, generator=generator)
         density, features, normal = self._query(field, origins, directions, t_coarse, normals)
         channels = features.shape[-1]
-        if self.n_fine == 0:
-            t_starts, t_ends = edges[..., :-1], edges[..., 1:]
-        else:
-            with torch.no_grad():
-                weights = composite(density.detach(), density.new_zeros(*density.shape, 1), edges[..., :-1],
-                                    edges[..., 1:], return_weights=True, impl=self.impl)["weights"]
-            t_fine = importance_sample(edges, weights, self.n_fine, deterministic=not jitter,
-                                       smoothing=self.weight_smoothing, generator=generator, impl=self.impl)
-            density_f, features_f, normal_f = self._query(field, origins, directions, t_fine, normals)
-            carried = [[density, density_f], [features, features_f]] + ([[normal, normal_f]] if normals else [])
-            t_all, density, features, *rest = merge_samples([t_coarse, t_fine], *carried)
-            normal = rest[0] if normals else None
-            t_starts, t_ends = intervals_from_points(t_all, t_near, t_far)
+        background = self._background(channels, normals, features)
         values = torch.cat([features, normal], dim=-1) if normals else features
-        result = composite(density, values, t_starts.contiguous(), t_ends.contiguous(),
-                           background=self._background(channels, normals, features), check_values=self.check_values,
-                           impl=self.impl)
+        if self.n_fine == 0:
+            result = composite(density, values, edges[..., :-1].contiguous(), edges[..., 1:].contiguous(),
+                               background=background, check_values=self.check_values, impl=self.impl)
+            return self._finish(result, channels, normals)
+        with torch.no_grad():
+            weights = composite(density.detach(), density.new_zeros(*density.shape, 1), edges[..., :-1],
+                                edges[..., 1:], return_weights=True, impl=self.impl)["weights"]
+        t_fine = importance_sample(edges, weights, self.n_fine, deterministic=not jitter,
+                                   smoothing=self.weight_smoothing, generator=generator, impl=self.impl)
+        density_f, features_f, normal_f = self._query(field, origins, directions, t_fine, normals)
+        values_f = torch.cat([features_f, normal_f], dim=-1) if normals else features_f
+        result = self._composite_sets([t_coarse, t_fine], [density, density_f], [values, values_f], t_near, t_far,
+                                      background)
         return self._finish(result, channels, normals)
+
+    def _composite_sets(self, points, densities, values, t_near, t_far, background):
+        """Composite sample sets of the same rays (coarse and fine: ``points [B, r, S_k]``,
+        ``densities [B, r, S_k]``, ``values [B, r, S_k, C]``) as one set in depth order, without
+        sorting the values: the kernel composites the sorted densities alone (C = 0) into
+        weights, which go back to their sets, where each set's values are summed with them.
+        Sorting the values (`merge_samples`) copies all of them twice, and their gradients twice:
+        at VolumeGAN's 512 channels that made compositing 3.5x slower forward and backward on
+        the CPU."""
+        t_all, order = torch.sort(torch.cat(points, dim=-1), dim=-1)
+        density = torch.cat(densities, dim=-1).gather(-1, order)
+        t_starts, t_ends = intervals_from_points(t_all, t_near, t_far)
+        result = composite(density, density.new_zeros(*density.shape, 0), t_starts.contiguous(), t_ends.contiguous(),
+                           return_weights=True, check_values=self.check_values, impl=self.impl)
+        weights = torch.zeros_like(result["weights"]).scatter(-1, order, result["weights"])  # each set's order
+        sets = weights.split([p.shape[-1] for p in points], dim=-1)
+        acc = sum(torch.einsum("brs,brsc->brc", w, v) for w, v in zip(sets, values))
+        if background is not None:
+            acc = acc + (1 - result["opacity"])[..., None] * background
+        return {"values": acc, "depth": result["depth"], "opacity": result["opacity"]}
 
     def _render_marched(self, field, origins, directions, normals):
         grid = self.occupancy_grid
