@@ -1,4 +1,5 @@
-"""Volume-rendering benchmarks: compositing forward+backward, and occupancy marching.
+"""Volume-rendering benchmarks: compositing forward+backward, the renderer's compositing of
+coarse and fine samples (two ways, "merge"), and occupancy marching.
 
 Each (case, backend) runs in its own process, so that peak memory is that backend's alone
 (CPU: peak RSS above the process's size once inputs exist; GPU: max_memory_allocated above
@@ -35,6 +36,12 @@ COMPOSITE_CASES = {
     "nerf": (1, 1 << 18, 64, 3),        # a NeRF training batch
 }
 BACKENDS = ("native", "torch", "nerfacc")
+# The renderer's coarse + fine compositing at VolumeGAN's sizes (batch, rays, samples per set,
+# channels): "sorted" puts every sample's values in depth order (merge_samples) before the
+# kernel, as the renderer did before 32c53a5; "sets" composites the sorted densities alone and
+# sums each set's values with their weights (VolumeRenderer._composite_sets, what it does now).
+MERGE_CASE = (8, 32 * 32, 12, 512)
+MERGE_WAYS = ("sorted", "sets")
 
 
 def make_inputs(case: str, device: str):
@@ -61,6 +68,30 @@ def composite_step(backend: str, inputs):
     from render3d.volume import composite
 
     out = composite(densities, values, t_starts, t_ends, impl=backend, check_values=False)
+    return out["values"].sum() + out["opacity"].sum() + out["depth"].sum()
+
+
+def merge_inputs(device: str):
+    B, R, S, C = MERGE_CASE
+    g = torch.Generator(device="cpu").manual_seed(0)
+    points = [torch.sort(torch.rand(B, R, S, generator=g) * 3 + 1, dim=-1).values.to(device) for _ in range(2)]
+    densities = [(torch.rand(B, R, S, generator=g) * 4).to(device) for _ in range(2)]
+    values = [torch.rand(B, R, S, C, generator=g).to(device) for _ in range(2)]
+    near, far = torch.ones(B, R, device=device), torch.full((B, R), 4.0, device=device)
+    return points, densities, values, near, far
+
+
+def merge_step(way: str, points, densities, values, near, far):
+    from render3d.rays import intervals_from_points, merge_samples
+    from render3d.volume import VolumeRenderer, composite
+
+    if way == "sorted":
+        t, density, value = merge_samples(points, densities, values)
+        t_starts, t_ends = intervals_from_points(t, near, far)
+        out = composite(density, value, t_starts.contiguous(), t_ends.contiguous(), check_values=False)
+    else:
+        renderer = VolumeRenderer(n_coarse=MERGE_CASE[2], n_fine=MERGE_CASE[2], check_values=False)
+        out = renderer._composite_sets(points, densities, values, near, far, None)
     return out["values"].sum() + out["opacity"].sum() + out["depth"].sum()
 
 
@@ -110,10 +141,15 @@ def time_forward_backward(forward, inputs, device: str, runs: int, warmup: int) 
 def worker(case: str, backend: str, device: str, runs: int, warmup: int) -> dict:
     if backend == "nerfacc":
         import nerfacc  # noqa: F401 - fail early if missing
-    if backend == "native":
+    if backend in ("native", *MERGE_WAYS):
         from render3d.ops import _build
 
         _build.load_native(raise_errors=True)
+    if case == "merge":
+        points, densities, values, near, far = merge_inputs(device)
+        leaves = [t.requires_grad_() for t in densities + values]
+        return time_forward_backward(lambda: merge_step(backend, points, leaves[:2], leaves[2:], near, far), leaves,
+                                     device, runs, warmup)
     inputs = make_inputs(case, device)
     leaves = [inputs[0].requires_grad_(), inputs[1].requires_grad_(), inputs[2], inputs[3]]
     return time_forward_backward(lambda: composite_step(backend, leaves), leaves[:2], device, runs, warmup)
@@ -239,6 +275,19 @@ def main() -> None:
                 if native["peak_mb"] > 0:
                     entry["native_peak_fraction_of_torch"] = round(native["peak_mb"] / max(twin["peak_mb"], 1e-9), 3)
             result["composite"][case] = entry
+        B, R, S, C = MERGE_CASE
+        merge = {"sizes": {"batch": B, "rays": R, "samples": [S, S], "channels": C}}
+        for way in MERGE_WAYS:
+            cmd = [sys.executable, __file__, "--worker", "merge", way, device, "--runs", str(args.runs),
+                   "--warmup", str(args.warmup)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            merge[way] = (json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0
+                          else {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]})
+            print(f"{device} merge      {way:<8} {merge[way]}", flush=True)
+        if all("forward_backward_ms" in merge[way] for way in MERGE_WAYS):
+            merge["sets_speedup_vs_sorted"] = round(merge["sorted"]["forward_backward_ms"]["median"]
+                                                    / merge["sets"]["forward_backward_ms"]["median"], 2)
+        result["merge"] = merge
         result["march"] = march_counts(device)
         print(f"{device} march {result['march']}", flush=True)
         write_result(result, args.out, f"volume_{device}")
