@@ -7,7 +7,9 @@ Cases (each in its own process, so that peak memory is its own):
 - "volumegan": configs/volumegan/ffhq256.yaml, the official model sizes, at each --sizes
   resolution (neural rendering at 32 px, 12 + 12 samples, no progressive growing), batch
   --batch (default 8 per GPU, as the official runs; 2 on CPU);
-- "volumegan_<size>_bf16": the same with precision=bfloat16, at each --bf16-sizes resolution.
+- "volumegan_<size>_bf16": the same with precision=bfloat16, at each --bf16-sizes resolution;
+- "volumegan_<size>_tf32": the same in float32 with tf32=true (TF32 matmuls and convolutions on
+  the GPU's tensor cores), at each --tf32-sizes resolution.
 
 Timings: --steps steps after --warmup steps; images/s is over all of them (total images / total
 time), so the lazy regularization is paid as in training: the default step counts are multiples
@@ -20,6 +22,9 @@ speed does not depend on what they show).
     python bench/train.py                                     # CPU, 64 px
     python bench/train.py --device cuda --sizes 64 128 256    # a GPU machine
     python bench/train.py --bf16-sizes 64                     # and again with precision=bfloat16
+    python bench/train.py --device cuda --sizes 256 --bf16-sizes 256 --tf32-sizes 256
+
+The results file is rewritten after each case, so a run cut short keeps the cases it finished.
 """
 
 from __future__ import annotations
@@ -70,7 +75,11 @@ def case_overrides(case: str, size: int, batch: int, device: str) -> tuple[str, 
         f"batch={batch}", f"device={device}", "data.workers=2"]
 
 
-def worker(case: str, size: int, precision: str, batch: int, device: str, steps: int, warmup: int) -> dict:
+# a case's arithmetic: (config.precision, config.tf32)
+MATH = {"float32": ("float32", False), "bfloat16": ("bfloat16", False), "tf32": ("float32", True)}
+
+
+def worker(case: str, size: int, math: str, batch: int, device: str, steps: int, warmup: int) -> dict:
     import torch
 
     from render3d.config import apply_overrides, load_yaml
@@ -81,7 +90,7 @@ def worker(case: str, size: int, precision: str, batch: int, device: str, steps:
         config_file, overrides = case_overrides(case, size, batch, device)
         overrides += [f"data.path={data}", "log_every=1", "image_every=0", "video_every=0",
                       f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}",
-                      f"precision={precision}"]
+                      f"precision={MATH[math][0]}", f"tf32={str(MATH[math][1]).lower()}"]
         config = resolve_config(apply_overrides(load_yaml(ROOT / config_file), overrides))
         run = Path(tmp) / "run"
         started = time.perf_counter()
@@ -93,9 +102,9 @@ def worker(case: str, size: int, precision: str, batch: int, device: str, steps:
     result = {"sizes": {"resolution": size, "batch": config.batch,
                         "neural_resolution": config.generator.neural_resolution,
                         "samples_per_ray": config.generator.n_coarse + config.generator.n_fine},
-              "config": config_file, "precision": precision, "step_s": {"median": round(statistics.median(times), 4),
-                                                "mean": round(statistics.mean(times), 4),
-                                                "iqr": round(q[2] - q[0], 4), "runs": len(times)},
+              "config": config_file, "precision": config.precision, "tf32": config.tf32,
+              "step_s": {"median": round(statistics.median(times), 4), "mean": round(statistics.mean(times), 4),
+                         "iqr": round(q[2] - q[0], 4), "runs": len(times)},
               "images_per_s": round(config.batch / statistics.mean(times), 2), "wall_s": round(wall, 1)}
     if device == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
@@ -113,34 +122,39 @@ def main() -> None:
     parser.add_argument("--bf16-sizes", type=int, nargs="*", default=[],
                         help="volumegan resolutions measured again with precision=bfloat16")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--tf32-sizes", type=int, nargs="*", default=[],
+                        help="volumegan resolutions measured again with tf32=true (GPU only)")
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "MATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
     if args.device == "cuda" and not args.worker and not torch.cuda.is_available():
         parser.error("--device cuda: no GPU is visible here (torch.cuda.is_available() is False)")
+    if args.tf32_sizes and args.device != "cuda":
+        parser.error("--tf32-sizes: tf32 is a GPU setting (the CPU ignores it), got --device cpu")
     gpu = args.device == "cuda"
     batch = args.batch or (8 if gpu else 2)
     steps, warmup = args.steps or (32 if gpu else 16), args.warmup or (5 if gpu else 2)
     if args.worker:
-        case, size, precision = args.worker
-        print(json.dumps(worker(case, int(size), precision, batch, args.device, steps, warmup)))
+        case, size, math = args.worker
+        print(json.dumps(worker(case, int(size), math, batch, args.device, steps, warmup)))
         return
     cases = ([("volumegan", size, "float32") for size in args.sizes] + ([("demo", 64, "float32")] if not gpu else [])
-             + [("volumegan", size, "bfloat16") for size in args.bf16_sizes])
+             + [("volumegan", size, "bfloat16") for size in args.bf16_sizes]
+             + [("volumegan", size, "tf32") for size in args.tf32_sizes])
     result = {"bench": "train", "info": device_info(args.device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "cases": {}}
-    for case, size, precision in cases:
-        cmd = [sys.executable, __file__, "--worker", case, str(size), precision, "--device", args.device,
+    for case, size, math in cases:
+        cmd = [sys.executable, __file__, "--worker", case, str(size), math, "--device", args.device,
                "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        key = f"{case}_{size}" + ("_bf16" if precision == "bfloat16" else "")
+        key = f"{case}_{size}" + {"float32": "", "bfloat16": "_bf16", "tf32": "_tf32"}[math]
         if proc.returncode != 0:
             result["cases"][key] = {"error": proc.stderr.strip().splitlines()[-1]}
         else:
             result["cases"][key] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{key}: {result['cases'][key]}", flush=True)
-    write_result(result, args.out, f"train_{args.device}")
+        write_result(result, args.out, f"train_{args.device}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from render3d.config import apply_overrides
 from render3d.training import config_dict, load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
+from render3d.training.loop import cuda_math
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def test_unknown_keys_fail_with_the_valid_keys(data):
     ("seed=-3", "config.seed: expected an int in [0, 2**32), got -3"),      # numpy's, before
     ("device=tpu", "config.device: expected one of ('auto', 'cpu', 'cuda'), got 'tpu'"),  # ran on the CPU
     ("precision=float16", "config.precision: expected one of ('float32', 'bfloat16'), got 'float16'"),
+    ("tf32=maybe", "config.tf32: expected bool, got 'maybe'"),
     ("log_every=0", "config.log_every: expected a positive int, got 0"),     # ZeroDivisionError at step 1
     ("checkpoint_every=0", "config.checkpoint_every: expected a positive int, got 0"),
     ("video_every=-1", "config.video_every: expected a non-negative int, got -1"),
@@ -194,11 +196,36 @@ def test_checkpoint_files_round_trip(data, tmp_path):
     assert (tmp_path / "images" / "step-0000002.png").is_file() and (tmp_path / "images" / "orbit-0000002.mp4").is_file()
 
 
+def math_settings():
+    return torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+def test_cuda_math_is_set_for_a_cuda_run_only_and_put_back(data):
+    """cudnn_benchmark and tf32 are torch's process-wide settings: set while a CUDA run trains,
+    as they were afterwards (after an error too), untouched by a CPU run."""
+    before = math_settings()
+    config = tiny_train_config(data, cudnn_benchmark=True, tf32=True)
+    with cuda_math(config, torch.device("cpu")):
+        assert math_settings() == before
+    with cuda_math(config, torch.device("cuda", 0)):
+        assert math_settings() == (True, True, True)
+    assert math_settings() == before
+    with pytest.raises(KeyboardInterrupt):
+        with cuda_math(tiny_train_config(data, cudnn_benchmark=False, tf32=False), torch.device("cuda")):
+            assert math_settings() == (False, False, False)
+            raise KeyboardInterrupt
+    assert math_settings() == before
+    defaults = tiny_train_config(data)
+    assert (defaults.cudnn_benchmark, defaults.tf32) == (True, False)     # as StyleGAN2-ADA and EG3D train
+
+
 @pytest.mark.cuda
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_training_steps_on_a_gpu(data, tmp_path, precision):
-    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision)
+@pytest.mark.parametrize("precision, tf32", [("float32", False), ("bfloat16", False), ("float32", True)])
+def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
+    before = math_settings()
+    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision, tf32=tf32)
     last = training_loop(tmp_path, config, progress=False)
+    assert math_settings() == before
     weights = load_file(str(last / TRAINING_FILE))
     assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
     lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]

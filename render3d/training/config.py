@@ -99,6 +99,12 @@ class TrainConfig:
     # "bfloat16": the forward passes of the generator's 2D part and of the discriminator run under
     # bf16 autocast (weights, gradients, Adam and the 3D rendering stay float32)
     precision: str = "float32"
+    # On CUDA, as StyleGAN2-ADA and EG3D train: cuDNN times its algorithms for each new
+    # convolution shape and keeps the fastest (the first steps at each shape are slower), and
+    # float32 matmuls and convolutions run in full float32; tf32=true lets them round their
+    # inputs to TF32 (a 10-bit mantissa) on the tensor cores. The CPU ignores both.
+    cudnn_benchmark: bool = True
+    tf32: bool = False
     log_every: int = 20             # steps per TensorBoard scalar and stats.jsonl line (and the last steps)
     image_every: int = 500          # steps between image grids (0: only at the end)
     video_every: int = 2000         # steps between orbit videos (0: only at the end)

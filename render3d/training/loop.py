@@ -20,6 +20,7 @@ noise) comes from each process's own torch RNG. Both are saved in checkpoints, s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -70,8 +71,32 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     An image that cannot be loaded when its batch comes raises DataError. Any error inside a
     step carries a note naming the step and the newest checkpoint.
     """
-    run_dir = Path(run_dir)
     dist = Distributed.setup(config.device)
+    with cuda_math(config, dist.device):
+        return _train(Path(run_dir), config, dist, resume, max_steps, progress)
+
+
+@contextlib.contextmanager
+def cuda_math(config: TrainConfig, device: torch.device):
+    """config.cudnn_benchmark and config.tf32 while a run on a CUDA `device` trains, torch's
+    settings as they were afterwards (they are the process's); on the CPU, nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    settings = ((torch.backends.cudnn, "benchmark", config.cudnn_benchmark),
+                (torch.backends.cudnn, "allow_tf32", config.tf32),
+                (torch.backends.cuda.matmul, "allow_tf32", config.tf32))
+    before = [getattr(owner, name) for owner, name, _ in settings]
+    for owner, name, value in settings:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, before):
+            setattr(owner, name, value)
+
+
+def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_steps, progress) -> Path:
     device = dist.device
     bf16 = config.precision == "bfloat16"
     torch.manual_seed(config.seed + dist.rank)       # in-model randomness, per process
@@ -193,6 +218,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         processes = f"{dist.world} {device.type.upper()} process{'es' if dist.world > 1 else ''}"
         processes += " (bf16 autocast)" if bf16 else ""
+        processes += " (TF32 allowed)" if config.tf32 and device.type == "cuda" else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {processes}, "
               f"{where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
         if resumed is not None and changed:             # on purpose (a lower lr) or not (a forgotten override)
