@@ -320,3 +320,23 @@ def test_bf16_on_a_gpu_without_it_is_refused_naming_the_gpu(monkeypatch):
     assert calls == [False]                                 # native bf16, not torch's emulation
     check_precision("float32", gpu)
     check_precision("bfloat16", torch.device("cpu"))        # the CPU runs bf16 (AVX-512 BF16 or emulated)
+
+
+@pytest.mark.parametrize("avx512_bf16, amx", [(False, False), (True, False), (False, True)])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_said(monkeypatch, avx512_bf16, amx):
+    """precision=bfloat16 on a CPU without AVX-512 BF16 or AMX (oneDNN emulates bf16 there): a
+    note in the run's header, not a refusal. The CPU's features are faked through torch.cpu."""
+    from render3d.training.checks import precision_note
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    note = precision_note("bfloat16", cpu)
+    if avx512_bf16 or amx:
+        assert note is None
+    else:
+        assert note == ("train: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 autocast is "
+                        "emulated here and may train slower than float32: `python bench/train.py --bf16-sizes 64` "
+                        "times both")
+    assert precision_note("float32", cpu) is None
+    assert precision_note("bfloat16", torch.device("cuda", 0)) is None     # a GPU: check_precision's

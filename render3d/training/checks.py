@@ -1,6 +1,6 @@
 """What the training loop checks, and the errors it raises for what fails: its inputs before the
-first step (`check_fit`, `check_precision`, `refused_together`), an image when its batch comes, and the weights
-before each checkpoint (`nonfinite_tensors`)."""
+first step (`check_fit`, `check_precision`, `refused_together`; `precision_note` only warns), an
+image when its batch comes, and the weights before each checkpoint (`nonfinite_tensors`)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,20 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise SetupError(f"train: config.precision 'bfloat16' expected a GPU with bf16 arithmetic (compute "
                          f"capability 8.0 or newer), got {torch.cuda.get_device_name(device)} ({capability}): "
                          f"use precision=float32")
+
+
+
+def precision_note(precision: str, device: torch.device) -> str | None:
+    """A line for the run's header when `precision` may be slower than float32 on `device`: bf16
+    on a CPU without bf16 instructions (AVX-512 BF16 or AMX), where oneDNN emulates them. (Timed
+    only on a CPU with AVX-512 BF16, where bf16 trains 1.37x as fast: README, "Lower precision".)"""
+    if precision != "bfloat16" or device.type != "cpu":
+        return None
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(probe is None for probe in probes) or any(probe() for probe in probes):
+        return None                                     # (a torch without the probes: nothing said)
+    return ("train: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 autocast is emulated here and "
+            "may train slower than float32: `python bench/train.py --bf16-sizes 64` times both")
 
 
 def check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, start_resolution: int) -> None:

@@ -38,7 +38,7 @@ from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
 from .checks import (DataError, SetupError, check_fit, check_precision, earlier_checkpoints, nonfinite_tensors,
-                     original_message, refused_together)
+                     original_message, precision_note, refused_together)
 from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
                          latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
 from .config import TrainConfig, changes_said, config_changes, config_dict
@@ -221,6 +221,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         processes += " (TF32 allowed)" if config.tf32 and device.type == "cuda" else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {processes}, "
               f"{where}to {config.total_kimg:g} kimg, into {run_dir}", file=sys.stderr)
+        if (note := precision_note(config.precision, device)) is not None:
+            print(note, file=sys.stderr)
         if resumed is not None and changed:             # on purpose (a lower lr) or not (a forgotten override)
             print(f"train: {len(changed)} setting{'s' if len(changed) > 1 else ''} changed from the config "
                   f"{resumed.name} was trained with: {changes_said(changed)}", file=sys.stderr)
