@@ -131,6 +131,39 @@ def test_a_view_that_is_not_one_is_named():
         orbit_frames(G, G.mapping(torch.randn(0, G.z_dim)), VIEW, 2, SIZE)
 
 
+
+def test_views_and_orbits_render_several_views_a_call_as_one_at_a_time():
+    """render_views, orbit_frames and the colour baking render up to VIEWS_PER_CALL views of a
+    subject in one synthesis call: the pictures are those of one view at a time, up to float
+    rounding, over more views than one call takes (so the last call is a short one)."""
+    from render3d.cameras import spiral
+    from render3d.generators.sampling import VIEWS_PER_CALL, orbit_frames, render_views, synthesize_views
+
+    G = make_generator().eval()
+    ws = G.mapping(torch.randn(2, G.z_dim))
+    n = VIEWS_PER_CALL + 3
+    views = view_cameras(VIEW, n, SIZE)
+    with torch.no_grad():
+        one = [G.synthesis(ws[s:s + 1], views[v], noise_mode="const") for s in range(2) for v in range(n)]
+        calls = list(synthesize_views(G, ws[1:], views))
+        rendered = render_views(G, ws, views)
+        frames = orbit_frames(G, ws, VIEW, n, SIZE)
+    assert [len(c["image"]) for c in calls] == [VIEWS_PER_CALL, 3]
+    for key in ("image", "depth", "alpha"):
+        expected = torch.cat([o[key] for o in one]).reshape(2, n, *one[0][key].shape[1:])
+        if key == "image":
+            expected = ((expected + 1) / 2).clamp(0, 1)
+        torch.testing.assert_close(rendered[key], expected, rtol=1e-5, atol=1e-5)
+    # the orbit's frames: each subject's tile is its picture from that frame's camera
+    orbit = spiral(n, radius=VIEW["radius"], width=SIZE, height=SIZE, pitch_range=0.15, pitch_cycles=1,
+                   pitch_mean=VIEW["pitch"], pivot=tuple(VIEW["pivot"]), fov_degrees=VIEW["fov_degrees"])
+    with torch.no_grad():
+        for i in (0, VIEWS_PER_CALL, n - 1):
+            for s in range(2):
+                expected = ((G.synthesis(ws[s:s + 1], orbit[i], noise_mode="const")["image"][0] + 1) / 2).clamp(0, 1)
+                torch.testing.assert_close(frames[i, :, :, s * SIZE:(s + 1) * SIZE], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_synthesis_rejects_bad_arguments():
     G = make_generator()
     ws = G.mapping(torch.randn(2, 8))

@@ -106,21 +106,34 @@ def view_framing(view: dict) -> Framing:
                    yaw_start=math.pi / 2)
 
 
+VIEWS_PER_CALL = 8   # views of one subject per G.synthesis call: a training batch's memory at most
+
+
+def synthesize_views(G, ws: torch.Tensor, cameras: Cameras, *, noise_mode: str = "const"):
+    """`G.synthesis` of one subject (``ws [1, num_ws, w_dim]``) from each of `cameras`, yielded
+    `VIEWS_PER_CALL` views at a time (the subject's styles repeated): fewer and larger
+    operations than one view at a time, the same pictures up to float rounding."""
+    for start in range(0, len(cameras), VIEWS_PER_CALL):
+        part = cameras[start:start + VIEWS_PER_CALL]
+        yield G.synthesis(ws.expand(len(part), -1, -1), part, noise_mode=noise_mode)
+
+
 @torch.no_grad()
 def render_views(G, ws: torch.Tensor, cameras: Cameras, *, noise_mode: str = "const",
                  progress: bool = False) -> dict[str, torch.Tensor]:
-    """Every ws ``[S, num_ws, w_dim]`` from every camera (one at a time, bounded memory) ->
-    ``image [S, V, 3, H, W]`` in [0, 1], ``depth [S, V, 1, n, n]``, ``alpha [S, V, 1, n, n]``.
-    `progress`: a progress bar over the S x V pictures."""
+    """Every ws ``[S, num_ws, w_dim]`` from every camera (`synthesize_views`: up to
+    `VIEWS_PER_CALL` views in one call, bounded memory) -> ``image [S, V, 3, H, W]`` in [0, 1],
+    ``depth [S, V, 1, n, n]``, ``alpha [S, V, 1, n, n]``. `progress`: a progress bar over the
+    S x V pictures."""
     from tqdm import tqdm
 
     out = {"image": [], "depth": [], "alpha": []}
     with tqdm(total=len(ws) * len(cameras), desc="views", unit="view", disable=not progress) as bar:
         for s in range(len(ws)):
             rows = []
-            for v in range(len(cameras)):
-                rows.append(G.synthesis(ws[s:s + 1], cameras[v], noise_mode=noise_mode))
-                bar.update()
+            for rendered in synthesize_views(G, ws[s:s + 1], cameras, noise_mode=noise_mode):
+                rows.append(rendered)
+                bar.update(len(rendered["image"]))
             out["image"].append(torch.cat([((r["image"] + 1) / 2).clamp(0, 1) for r in rows]))
             out["depth"].append(torch.cat([r["depth"] for r in rows]))
             out["alpha"].append(torch.cat([r["alpha"] for r in rows]))
@@ -163,13 +176,16 @@ def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noi
                      device=ws.device)
     columns = min(len(ws), ORBIT_COLUMNS)
     out = []
-    for i in tqdm(range(frames), desc="orbit", unit="frame", disable=not progress):
-        images = [((G.synthesis(ws[s:s + 1], cameras[i], noise_mode=noise_mode)["image"][0] + 1) / 2).clamp(0, 1)
-                  for s in range(len(ws))]
-        images += [torch.ones_like(images[0])] * (-len(images) % columns)
-        out.append(torch.cat([torch.cat(images[r:r + columns], dim=-1) for r in range(0, len(images), columns)],
-                             dim=-2))
-    return torch.stack(out).cpu()
+    with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
+        for start in range(0, frames, VIEWS_PER_CALL):         # as synthesize_views batches them
+            part = cameras[start:start + VIEWS_PER_CALL]
+            tiles = [((G.synthesis(ws[s:s + 1].expand(len(part), -1, -1), part, noise_mode=noise_mode)["image"]
+                       + 1) / 2).clamp(0, 1) for s in range(len(ws))]
+            tiles += [torch.ones_like(tiles[0])] * (-len(tiles) % columns)
+            out.append(torch.cat([torch.cat(tiles[r:r + columns], dim=-1) for r in range(0, len(tiles), columns)],
+                                 dim=-2))
+            bar.update(len(part))
+    return torch.cat(out).cpu()
 
 
 BAKE_PITCH_OFFSETS = (-0.3, 0.0, 0.3)   # rings of views around the training cameras' mean pitch
@@ -228,9 +244,11 @@ def extract_generator_mesh(G, ws: torch.Tensor, *, resolution: int = 128, level=
 
             size = G.resolutions[-1]
             cameras = bake_cameras(view, size, device=ws.device)
-            outputs = [G.synthesis(ws, cameras[i], noise_mode="const")
-                       for i in tqdm(range(len(cameras)), desc="colour views", unit="view", disable=not progress,
-                                     leave=False)]
+            outputs = []
+            with tqdm(total=len(cameras), desc="colour views", unit="view", disable=not progress, leave=False) as bar:
+                for rendered in synthesize_views(G, ws, cameras):
+                    outputs.append(rendered)
+                    bar.update(len(rendered["image"]))
             images = torch.cat([((o["image"] + 1) / 2).clamp(0, 1) for o in outputs])
             alpha = torch.cat([o["alpha"] for o in outputs])
             colors, seen = bake_vertex_colors(mesh, images, cameras, alpha=alpha)
