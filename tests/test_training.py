@@ -23,7 +23,7 @@ from render3d.config import apply_overrides
 from render3d.training import config_dict, load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
-from render3d.training.loop import cuda_math
+from render3d.training.distributed import cuda_math
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +204,13 @@ def test_cuda_math_is_set_for_a_cuda_run_only_and_put_back(data):
     """cudnn_benchmark and tf32 are torch's process-wide settings: set while a CUDA run trains,
     as they were afterwards (after an error too), untouched by a CPU run."""
     before = math_settings()
-    config = tiny_train_config(data, cudnn_benchmark=True, tf32=True)
-    with cuda_math(config, torch.device("cpu")):
+    with cuda_math(torch.device("cpu"), cudnn_benchmark=True, tf32=True):
         assert math_settings() == before
-    with cuda_math(config, torch.device("cuda", 0)):
+    with cuda_math(torch.device("cuda", 0), cudnn_benchmark=True, tf32=True):
         assert math_settings() == (True, True, True)
     assert math_settings() == before
     with pytest.raises(KeyboardInterrupt):
-        with cuda_math(tiny_train_config(data, cudnn_benchmark=False, tf32=False), torch.device("cuda")):
+        with cuda_math(torch.device("cuda"), cudnn_benchmark=False, tf32=False):
             assert math_settings() == (False, False, False)
             raise KeyboardInterrupt
     assert math_settings() == before

@@ -1,8 +1,10 @@
 """Processes under `torchrun`: rank, world size, device, and the collective operations the
-training loop needs (gloo on CPU, NCCL on GPUs). Without torchrun: one process, no-ops."""
+training loop needs (gloo on CPU, NCCL on GPUs). Without torchrun: one process, no-ops. Also
+`cuda_math`, the process's CUDA arithmetic settings during a run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
@@ -150,3 +152,23 @@ class Distributed:
         """Leave the process group (after a refusal agreed by all, or an error)."""
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def cuda_math(device: torch.device, *, cudnn_benchmark: bool, tf32: bool):
+    """torch's process-wide CUDA arithmetic while a run on a CUDA `device` trains (the config's
+    `cudnn_benchmark` and `tf32`), as it was afterwards; on the CPU, nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    settings = ((torch.backends.cudnn, "benchmark", cudnn_benchmark),
+                (torch.backends.cudnn, "allow_tf32", tf32),
+                (torch.backends.cuda.matmul, "allow_tf32", tf32))
+    before = [getattr(owner, name) for owner, name, _ in settings]
+    for owner, name, value in settings:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, before):
+            setattr(owner, name, value)

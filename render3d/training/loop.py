@@ -20,7 +20,6 @@ noise) comes from each process's own torch RNG. Both are saved in checkpoints, s
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import random
@@ -44,7 +43,7 @@ from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpo
 from .config import TrainConfig, changes_said, config_changes, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
-from .distributed import Distributed
+from .distributed import Distributed, cuda_math
 from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
@@ -72,28 +71,8 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     step carries a note naming the step and the newest checkpoint.
     """
     dist = Distributed.setup(config.device)
-    with cuda_math(config, dist.device):
+    with cuda_math(dist.device, cudnn_benchmark=config.cudnn_benchmark, tf32=config.tf32):
         return _train(Path(run_dir), config, dist, resume, max_steps, progress)
-
-
-@contextlib.contextmanager
-def cuda_math(config: TrainConfig, device: torch.device):
-    """config.cudnn_benchmark and config.tf32 while a run on a CUDA `device` trains, torch's
-    settings as they were afterwards (they are the process's); on the CPU, nothing."""
-    if device.type != "cuda":
-        yield
-        return
-    settings = ((torch.backends.cudnn, "benchmark", config.cudnn_benchmark),
-                (torch.backends.cudnn, "allow_tf32", config.tf32),
-                (torch.backends.cuda.matmul, "allow_tf32", config.tf32))
-    before = [getattr(owner, name) for owner, name, _ in settings]
-    for owner, name, value in settings:
-        setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        for (owner, name, _), value in zip(settings, before):
-            setattr(owner, name, value)
 
 
 def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_steps, progress) -> Path:
