@@ -75,11 +75,11 @@ def case_overrides(case: str, size: int, batch: int, device: str) -> tuple[str, 
         f"batch={batch}", f"device={device}", "data.workers=2"]
 
 
-# a case's arithmetic: (config.precision, config.tf32)
-MATH = {"float32": ("float32", False), "bfloat16": ("bfloat16", False), "tf32": ("float32", True)}
+# a case's arithmetic mode: (config.precision, config.tf32)
+MODES = {"float32": ("float32", False), "bfloat16": ("bfloat16", False), "tf32": ("float32", True)}
 
 
-def worker(case: str, size: int, math: str, batch: int, device: str, steps: int, warmup: int) -> dict:
+def worker(case: str, size: int, mode: str, batch: int, device: str, steps: int, warmup: int) -> dict:
     import torch
 
     from render3d.config import apply_overrides, load_yaml
@@ -90,7 +90,7 @@ def worker(case: str, size: int, math: str, batch: int, device: str, steps: int,
         config_file, overrides = case_overrides(case, size, batch, device)
         overrides += [f"data.path={data}", "log_every=1", "image_every=0", "video_every=0",
                       f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}",
-                      f"precision={MATH[math][0]}", f"tf32={str(MATH[math][1]).lower()}"]
+                      f"precision={MODES[mode][0]}", f"tf32={str(MODES[mode][1]).lower()}"]
         config = resolve_config(apply_overrides(load_yaml(ROOT / config_file), overrides))
         run = Path(tmp) / "run"
         started = time.perf_counter()
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--tf32-sizes", type=int, nargs="*", default=[],
                         help="volumegan resolutions measured again with tf32=true (GPU only)")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "MATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
@@ -136,19 +136,19 @@ def main() -> None:
     batch = args.batch or (8 if gpu else 2)
     steps, warmup = args.steps or (32 if gpu else 16), args.warmup or (5 if gpu else 2)
     if args.worker:
-        case, size, math = args.worker
-        print(json.dumps(worker(case, int(size), math, batch, args.device, steps, warmup)))
+        case, size, mode = args.worker
+        print(json.dumps(worker(case, int(size), mode, batch, args.device, steps, warmup)))
         return
     cases = ([("volumegan", size, "float32") for size in args.sizes] + ([("demo", 64, "float32")] if not gpu else [])
              + [("volumegan", size, "bfloat16") for size in args.bf16_sizes]
              + [("volumegan", size, "tf32") for size in args.tf32_sizes])
     result = {"bench": "train", "info": device_info(args.device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "cases": {}}
-    for case, size, math in cases:
-        cmd = [sys.executable, __file__, "--worker", case, str(size), math, "--device", args.device,
+    for case, size, mode in cases:
+        cmd = [sys.executable, __file__, "--worker", case, str(size), mode, "--device", args.device,
                "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        key = f"{case}_{size}" + {"float32": "", "bfloat16": "_bf16", "tf32": "_tf32"}[math]
+        key = f"{case}_{size}" + {"float32": "", "bfloat16": "_bf16", "tf32": "_tf32"}[mode]
         if proc.returncode != 0:
             result["cases"][key] = {"error": proc.stderr.strip().splitlines()[-1]}
         else:

@@ -73,7 +73,6 @@ def check_precision(precision: str, device: torch.device) -> None:
                          f"use precision=float32")
 
 
-
 def precision_note(precision: str, device: torch.device) -> str | None:
     """A line for the run's header when `precision` may be slower than float32 on `device`: bf16
     on a CPU without bf16 instructions (AVX-512 BF16 or AMX), where oneDNN emulates them. (Timed

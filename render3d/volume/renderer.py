@@ -4,8 +4,8 @@ Two ways to place samples:
 
 - *coarse + importance* (training and inference): ``n_coarse`` stratified samples per ray,
   their compositing weights (optionally smoothed as EG3D does) drive ``n_fine`` inverse-CDF
-  samples, and both sets are merged, sorted and composited together (the coarse evaluations
-  are reused, as in EG3D);
+  samples, and both sets are composited together in depth order (the coarse evaluations are
+  reused, as in EG3D; only the densities are sorted, see `_composite_sets`);
 - *occupancy marching* (inference with a batch-independent field, e.g. the viewer): an
   `OccupancyGrid` skips empty space and samples are composited packed.
 
@@ -232,8 +232,8 @@ class VolumeRenderer(torch.nn.Module):
         sorting the values: the kernel composites the sorted densities alone (C = 0) into
         weights, which go back to their sets, where each set's values are summed with them.
         Sorting the values (`merge_samples`) copies all of them twice, and their gradients twice:
-        at VolumeGAN's 512 channels that made compositing 3.5x slower forward and backward on
-        the CPU."""
+        at VolumeGAN's 512 channels that took twice as long forward and backward on the CPU, with
+        2.4x the memory (`bench/volume.py`, its "merge" entry)."""
         t_all, order = torch.sort(torch.cat(points, dim=-1), dim=-1)
         density = torch.cat(densities, dim=-1).gather(-1, order)
         t_starts, t_ends = intervals_from_points(t_all, t_near, t_far)
