@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from demo_checkpoint import CURVE_KEYS, opacity_stats  # noqa: E402
-from volume import device_info  # noqa: E402
+from volume import device_info, write_result  # noqa: E402
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -97,10 +97,7 @@ def main() -> None:
                                json.loads((args.data / "dataset.json").read_text())["labels"])},
                            "shapes": args.shapes, "reference_meshes": len(reference), "mesh_resolution": 64},
               "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"precision_{args.device}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_result(record, args.out, f"precision_{args.device}")
 
 
 if __name__ == "__main__":

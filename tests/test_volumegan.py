@@ -131,7 +131,6 @@ def test_a_view_that_is_not_one_is_named():
         orbit_frames(G, G.mapping(torch.randn(0, G.z_dim)), VIEW, 2, SIZE)
 
 
-
 def test_views_and_orbits_render_several_views_a_call_as_one_at_a_time():
     """render_views, orbit_frames and the colour baking render up to VIEWS_PER_CALL views of a
     subject in one synthesis call: the pictures are those of one view at a time, up to float
