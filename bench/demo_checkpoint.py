@@ -103,9 +103,8 @@ def main() -> None:
 
     import yaml
 
-    from render3d.cli.evaluate import _shape_files
     from render3d.metrics import load_points
-    from render3d.metrics.generators import shape_metrics
+    from render3d.metrics.generators import dataset_meshes, shape_metrics
     from render3d.training import load_generator, resolve_config
     from volume import device_info
 
@@ -113,7 +112,9 @@ def main() -> None:
     trained, meta = load_generator(args.checkpoint)
     stats = [json.loads(line) for line in (args.run / "stats.jsonl").read_text().splitlines()]
     stats = [s for s in stats if s["step"] <= meta["training"]["step"]]   # up to the shipped checkpoint
-    files = _shape_files("bench/demo_checkpoint.py", args.data)[:args.reference]
+    files = dataset_meshes(args.data)[:args.reference]
+    if not files:
+        sys.exit(f"bench/demo_checkpoint.py: {args.data}: no synthetic dataset with meshes there")
     reference = [load_points(f, args.points, seed=0) for f in files]
     metrics, opacity = {}, {}
     generators = [("initialization", initial_generator(config)), ("trained", trained)]

@@ -54,14 +54,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    from render3d.cli.evaluate import _shape_files
     from render3d.config import apply_overrides, load_yaml
     from render3d.metrics import load_points
-    from render3d.metrics.generators import shape_metrics
+    from render3d.metrics.generators import dataset_meshes, shape_metrics
     from render3d.training import load_generator, resolve_config, training_loop
     from render3d.training.checkpoint import latest_checkpoint
 
-    files = _shape_files("bench/precision.py", args.data)[:args.reference]
+    files = dataset_meshes(args.data)[:args.reference]
+    if not files:
+        sys.exit(f"bench/precision.py: {args.data}: no synthetic dataset with meshes there")
     reference = [load_points(f, 2048, seed=0) for f in files]
     runs = {}
     for precision in PRECISIONS:

@@ -113,15 +113,13 @@ def add_shapes(sub) -> None:
 def _shape_files(prog: str, path: Path) -> list[Path] | None:
     """A synthetic dataset's object meshes, or the shape files of a folder; None (after saying
     why) when there are none."""
-    import json
-
     from render3d.datasets.synth import GROUND_TRUTH_FILE
+    from render3d.metrics.generators import dataset_meshes
     from render3d.metrics.shapes import MESH_SUFFIXES
     from render3d.training.checkpoint import is_generator_path
 
     if (path / GROUND_TRUTH_FILE).is_file():
-        truth = json.loads((path / GROUND_TRUTH_FILE).read_text())
-        files = [path / entry["mesh"] for entry in truth["objects"] if entry["kind"] == "object"]
+        files = dataset_meshes(path)
     elif path.is_dir():
         files = sorted(f for f in path.rglob("*") if f.suffix.lower() in (*MESH_SUFFIXES, ".npy"))
     else:
@@ -299,28 +297,13 @@ def _find_inception(path: Path | None) -> Path | None:
 
 def _image_metrics(G, dataset, inception: Path, count: int) -> tuple[dict[str, float], str]:
     """FID and KID of the generator's images against the dataset's, and how the reals were
-    treated: at the generator's size, box-filtered down to it when larger (what D saw in
-    training), so that the score does not depend on the datasets' resolution."""
-    from render3d.metrics import ImageFolder, InceptionFeatures, extract_features, fid, kid
-    from render3d.metrics.generators import generator_images
-    from render3d.training.data import resize_reals
+    treated (`dataset_image_features`)."""
+    from render3d.metrics import InceptionFeatures
+    from render3d.metrics.generators import dataset_image_features, image_metrics
 
     network = InceptionFeatures(inception)
-    count = min(count, len(dataset.labels))
-    size = G.resolutions[-1]
-    fake = extract_features(generator_images(G, dataset.labels, seeds=range(count)), network)
-    folder = ImageFolder(dataset.storage.path, count)
-    width, height = folder.size
-    batches = folder.batches(32)
-    if width > size and width == height:
-        batches = (resize_reals(batch, size) for batch in batches)
-        reals = f"{width} px, box-filtered to the generator's {size} px"
-    else:
-        reals = f"{width} x {height} px as they are" + ("" if width == height == size else
-                                                       f" (the generator makes {size} px)")
-    real = extract_features(batches, network)
-    kid_mean, _ = kid(real, fake, subset_size=min(1000, count))
-    return {"images/fid": fid(real, fake), "images/kid": kid_mean}, reals
+    real, reals = dataset_image_features(dataset, network, count, G.resolutions[-1])
+    return image_metrics(G, dataset.labels, network, real), reals
 
 
 def add_eval(sub) -> None:

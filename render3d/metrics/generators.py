@@ -1,10 +1,13 @@
 """Metrics of a trained generator against a posed dataset: its subjects' shapes (meshes from
 `G.density`, sampled on their surface) scored by COV / MMD / 1-NNA against the dataset's
-ground-truth meshes, and its images (rendered from the dataset's cameras) by FID / KID."""
+ground-truth meshes, and its images (rendered from the dataset's cameras) by FID / KID.
+`render3d eval generator` and the metrics of a training run (config.metrics) both use them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +16,20 @@ from render3d.cameras import Cameras
 from render3d.generators.sampling import extract_generator_mesh, styles_from_seeds
 from render3d.mesh import NoSurfaceError
 
+from .images import extract_features, fid, kid
 from .shapes import compare_shape_sets, normalize_points, sample_surface
+
+
+def dataset_meshes(path: str | Path) -> list[Path]:
+    """The object meshes of a synthetic dataset folder (`render3d dataset synth`, from its
+    ground_truth.json) in the order it lists them; [] for a folder or file that is not one."""
+    from render3d.datasets.synth import GROUND_TRUTH_FILE
+
+    path = Path(path)
+    if not (path / GROUND_TRUTH_FILE).is_file():
+        return []
+    truth = json.loads((path / GROUND_TRUTH_FILE).read_text())
+    return [path / entry["mesh"] for entry in truth["objects"] if entry["kind"] == "object"]
 
 
 def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resolution: int = 64, points: int = 2048,
@@ -80,9 +96,41 @@ def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, v
     return scored_shapes(generated, reference)
 
 
-def scored_shapes(generated: Sequence[np.ndarray | None], reference: Sequence[np.ndarray]) -> dict[str, float]:
+def scored_shapes(generated: Sequence[np.ndarray | None], reference: Sequence[np.ndarray], *,
+                  reference_distances: np.ndarray | None = None) -> dict[str, float]:
     """COV, MMD and 1-NNA of `generator_shapes(..., empty="none")`'s point sets against
-    `reference` ones, and "empty": the fraction of subjects without a surface (how they count:
-    `compare_shape_sets`)."""
+    `reference` ones, and "empty": the fraction of subjects without a surface (how they count,
+    and `reference_distances`: `compare_shape_sets`)."""
     empty = sum(points is None for points in generated) / max(len(generated), 1)
-    return {**compare_shape_sets(generated, reference), "empty": empty}
+    return {**compare_shape_sets(generated, reference, reference_distances=reference_distances), "empty": empty}
+
+
+def dataset_image_features(dataset, network, count: int, size: int) -> tuple[np.ndarray, str]:
+    """Features ``[n, D]`` by `network` of the first n = min(count, len(dataset.labels)) image
+    files of `dataset` (an EG3D dataset, in sorted order, as its labels), and how they were
+    treated: at `size` px (the generator's), box-filtered down to it when larger and square
+    (what D sees in training), else as they are, so that a score does not depend on the
+    dataset's resolution."""
+    from render3d.training.data import resize_reals
+
+    from .images import ImageFolder
+
+    folder = ImageFolder(dataset.storage.path, min(count, len(dataset.labels)))
+    width, height = folder.size
+    batches = folder.batches(32)
+    if width > size and width == height:
+        batches = (resize_reals(batch, size) for batch in batches)
+        said = f"{width} px, box-filtered to the generator's {size} px"
+    else:
+        said = f"{width} x {height} px as they are" + ("" if width == height == size else
+                                                      f" (the generator makes {size} px)")
+    return extract_features(batches, network), said
+
+
+def image_metrics(G, labels: torch.Tensor, network, real: np.ndarray) -> dict[str, float]:
+    """FID and KID ("images/fid", "images/kid") of G's images against `real` features
+    ``[n, D]`` (`dataset_image_features`): the subjects of seeds 0..n-1, subject i seen from
+    camera label ``labels[i]`` (the dataset's, in order), through the same `network`."""
+    fake = extract_features(generator_images(G, labels, seeds=range(len(real))), network)
+    kid_mean, _ = kid(real, fake, subset_size=min(1000, len(real)))
+    return {"images/fid": fid(real, fake), "images/kid": kid_mean}

@@ -129,13 +129,15 @@ def coverage_mmd_1nna(gen_ref: np.ndarray, gen_gen: np.ndarray, ref_ref: np.ndar
     return {"coverage": float(coverage), "mmd": mmd, "one_nn_accuracy": float(correct.mean())}
 
 
-def compare_shape_sets(generated: Sequence[np.ndarray | None],
-                       reference: Sequence[np.ndarray]) -> dict[str, float]:
+def compare_shape_sets(generated: Sequence[np.ndarray | None], reference: Sequence[np.ndarray], *,
+                       reference_distances: np.ndarray | None = None) -> dict[str, float]:
     """COV, MMD (Chamfer) and 1-NNA of `generated` point sets against `reference` ones (each
     [N_i, 3]); see `coverage_mmd_1nna`. A generated entry None is a subject without a surface
     (a collapsed or barely trained generator's): it is infinitely far from every shape and at 0
     from another such entry, so it covers no reference shape, adds nothing to MMD, and counts
-    as told apart in 1-NNA. At least one generated shape must have a surface."""
+    as told apart in 1-NNA. At least one generated shape must have a surface.
+    reference_distances: ``chamfer_matrix(reference)`` when it is known already (scoring one
+    reference set again and again: R^2 / 2 distances saved each time)."""
     present = [i for i, points in enumerate(generated) if points is not None]
     if not present or len(reference) < 1:
         raise ValueError(f"compare_shape_sets: arguments 'generated', 'reference' expected at least one shape each "
@@ -148,4 +150,5 @@ def compare_shape_sets(generated: Sequence[np.ndarray | None],
     gen_gen = np.full((len(generated), len(generated)), np.inf)
     gen_gen[np.ix_(present, present)] = chamfer_matrix(shapes)
     gen_gen[np.ix_(empty, empty)] = 0.0
-    return coverage_mmd_1nna(gen_ref, gen_gen, chamfer_matrix(reference))
+    ref_ref = chamfer_matrix(reference) if reference_distances is None else reference_distances
+    return coverage_mmd_1nna(gen_ref, gen_gen, ref_ref)

@@ -77,6 +77,32 @@ class ProgressiveConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Metrics of the EMA generator while it trains, every `every` steps and at the end (0:
+    none), as `render3d eval generator` computes them for a checkpoint: COV / MMD / 1-NNA of
+    the subjects of seeds 0..shapes-1 against the meshes of a synthetic dataset, and FID / KID
+    of `images` images against the dataset's when the Inception file is there."""
+
+    every: int = 0                  # steps between measurements (0: none)
+    shapes: int = 32                # generated shapes (0: no shape metrics)
+    max_reference: int | None = 64  # the dataset's first meshes compared with (null: all)
+    mesh_resolution: int = 64       # marching-cubes grid per side
+    points: int = 2048              # points sampled per shape
+    images: int = 1000              # generated and real images for FID/KID (0: none)
+    inception: str = ""             # inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else the cache's)
+
+    def __post_init__(self) -> None:
+        self.inception = os.path.abspath(self.inception) if self.inception else self.inception  # as data.path
+        for name, least in (("every", 0), ("shapes", 0), ("mesh_resolution", 2), ("points", 1)):
+            value = getattr(self, name)
+            _expect(f"config.metrics.{name}", value >= least, f"an int >= {least}", value)
+        _expect("config.metrics.max_reference", self.max_reference is None or self.max_reference >= 1,
+                "null or an int >= 1", self.max_reference)
+        _expect("config.metrics.images", self.images == 0 or self.images >= 2, "0 or an int >= 2 (FID's covariances "
+                "need two images)", self.images)
+
+
+@dataclass
 class TrainConfig:
     generator_type: str = "volumegan"
     generator: Any = None           # the generator's config (its registered dataclass)
@@ -87,6 +113,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     poses: PoseConfig = field(default_factory=PoseConfig)
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch: int = 64                 # images per step, over all processes
     total_kimg: float = 25000.0     # training length in thousands of real images shown to D
     lr_g: float = 0.002             # Adam learning rates

@@ -117,13 +117,15 @@ class Distributed:
             for tensor in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(tensor.data, src=0)
 
-    def gather_rng(self) -> dict[str, torch.Tensor]:
+    def gather_rng(self, *, local: bool = False) -> dict[str, torch.Tensor]:
         """Every process's torch RNG states (the in-model randomness: render jitter, noise):
-        ``{"cpu": [world, bytes]}`` plus ``"cuda"`` on GPUs."""
+        ``{"cpu": [world, bytes]}`` plus ``"cuda"`` on GPUs. local: this process's alone
+        (``[1, bytes]``), with no collective operation (an interrupted process cannot count on
+        the others)."""
         states = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.world == 1:
+        if self.world == 1 or local:
             return {k: v[None] for k, v in states.items()}
         gathered = [None] * self.world
         dist.all_gather_object(gathered, states)

@@ -1,6 +1,7 @@
 """What a training run writes as it goes, beside its checkpoints: TensorBoard scalars and
-stats.jsonl (losses, R1, gradient norms, kimg/s, memory), image grids and orbit videos of
-the EMA generator, and the progress bar; with the per-step sums the scalars are means of."""
+stats.jsonl (losses, R1, gradient norms, kimg/s, memory), metrics.jsonl (config.metrics),
+image grids and orbit videos of the EMA generator, and the progress bar; with the per-step
+sums the scalars are means of."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from .distributed import Distributed
 SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
 SNAPSHOT_VIEWS = 4                 # views of each
 VIDEO_FRAMES = 24
+STATS_FILE = "stats.jsonl"
+METRICS_FILE = "metrics.jsonl"     # config.metrics' rows
 
 
 def add_stat(sums: dict, key: str, value: torch.Tensor | float) -> None:
@@ -83,11 +86,12 @@ class RunLog:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)         # images/ comes with the first grid or video
         write_file(run_dir / RUN_CONFIG_FILE, yaml.safe_dump(config_dict(config), sort_keys=False).encode())
-        stats = run_dir / "stats.jsonl"
-        if stats.exists():
-            kept = [line for line in stats.read_text().splitlines(keepends=True) if logged_step(line) <= step]
-            write_file(stats, "".join(kept).encode())
-        self.stats = open(stats, "a")
+        for name in (STATS_FILE, METRICS_FILE):
+            if (run_dir / name).exists():
+                kept = [line for line in (run_dir / name).read_text().splitlines(keepends=True)
+                        if logged_step(line) <= step]
+                write_file(run_dir / name, "".join(kept).encode())
+        self.stats = open(run_dir / STATS_FILE, "a")
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
@@ -118,6 +122,18 @@ class RunLog:
         with _naming(Path(self.stats.name)):
             self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
             self.stats.flush()
+
+    def metrics(self, step: int, nimg: int, metrics: dict[str, float], seconds: float) -> None:
+        """A row of metrics.jsonl, TensorBoard scalars "metrics/<key>" and a line on the console."""
+        if self.tensorboard:
+            with _naming(self.tensorboard_dir):
+                for key, value in metrics.items():
+                    self.tensorboard.add_scalar(f"metrics/{key}", value, step)
+        row = {"step": step, "nimg": nimg, **metrics, "seconds": round(seconds, 3)}
+        with _naming(self.run_dir / METRICS_FILE), open(self.run_dir / METRICS_FILE, "a") as file:
+            file.write(json.dumps(row) + "\n")
+        said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+        print(f"\ntrain: step {step}: {said} ({seconds:.0f} s)", file=sys.stderr)
 
     def images(self, G_ema, step: int, view: dict) -> None:
         from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image

@@ -44,6 +44,7 @@ from .config import TrainConfig, changes_said, config_changes, config_dict
 from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
                    resize_reals)
 from .distributed import Distributed, cuda_math
+from .evaluation import RunMetrics
 from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
@@ -108,6 +109,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             said = restate(error, {"path": "data.path"})
             raise SetupError(f"train: {said}" if said != str(error) else f"train: data.path: {said}") from None
         poses = PoseSampler(config.poses, dataset)
+        run_metrics = RunMetrics(config.metrics, config.data.path, dataset) if config.metrics.every else None
         try:                                            # settings that only the components themselves check
             G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
             D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
@@ -211,6 +213,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         images = f"{len(dataset.names):,} image{'s' if len(dataset.names) > 1 else ''}"
         print(f"train: data: {images}{flips} of {dataset.width} px in {dataset.storage.path}"
               f"{filtered}; cameras from {cameras}", file=sys.stderr)
+        if run_metrics:
+            print(run_metrics.said(), file=sys.stderr)
         if writer.tensorboard:
             print(f"train: watch it with `tensorboard --logdir {run_dir / 'tensorboard'}`", file=sys.stderr)
     part = slice(dist.rank * local, (dist.rank + 1) * local)
@@ -235,7 +239,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             raise FloatingPointError(f"train: at step {step} weights are not finite (NaN or inf): "
                                      f"{', '.join(broken[:3])}{more}; no checkpoint written. {resume_hint()}")
         rng = {"torch": {"latents": latents.get_state(),
-                         "processes": dist.gather_rng() if not interrupted else _local_rng(device)},
+                         "processes": dist.gather_rng(local=interrupted)},
                "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
         if not dist.main:
             return run_dir
@@ -286,9 +290,16 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if writer:
             writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
 
+    def measure() -> None:
+        """config.metrics of the EMA generator at this step (process 0; once per step)."""
+        if writer and run_metrics and run_metrics.step != step:
+            writer.metrics(step, nimg, *run_metrics.measure(G_ema, view, step))
+
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
     try:
+        if resumed is None:                             # the starting point, to compare with
+            measure()
         while nimg < total and (max_steps is None or step < max_steps):
             started = time.perf_counter()
             resolution, blend = progressive_stage(nimg, G.resolutions, config.progressive.start_resolution,
@@ -380,6 +391,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                 writer.images(G_ema, step, view)
             if writer and config.video_every and step % config.video_every == 0:
                 writer.video(G_ema, step, view)
+            if config.metrics.every and step % config.metrics.every == 0:
+                measure()
             if step % config.checkpoint_every == 0:
                 if any(streaks.values()):               # keep the older checkpoints from before a divergence
                     if dist.main:
@@ -416,6 +429,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if writer:
             writer.images(G_ema, step, view)
             writer.video(G_ema, step, view)
+            measure()
             writer.close()
     except Exception as error:                          # a full disk at the end, say
         note_failure(error)
@@ -470,13 +484,6 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
-
-
-def _local_rng(device) -> dict[str, torch.Tensor]:
-    states = {"cpu": torch.get_rng_state()[None]}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)[None]
-    return states
 
 
 def _plain(value):

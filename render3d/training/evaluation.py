@@ -1,0 +1,90 @@
+"""Metrics of the EMA generator while it trains (config.metrics): what `render3d eval generator`
+computes for a checkpoint, every `metrics.every` steps, so that a run shows whether its shapes
+and images get better without evaluating its checkpoints one by one afterwards.
+
+Shapes are scored against the meshes of a synthetic dataset (`render3d dataset synth`), images
+by FID / KID when the Inception file is there; a run asks for at least one of them. Process 0
+measures; the others wait for it at their next collective operation, as they do for image
+grids. Nothing here draws from the global random generators, so a run trains the same
+weights with metrics on or off.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .checks import SetupError
+from .config import MetricsConfig
+
+
+class RunMetrics:
+    """What a run's config.metrics can measure on its dataset, refused before the first step
+    when that is nothing; `measure` scores a generator."""
+
+    def __init__(self, config: MetricsConfig, data_path: str, dataset) -> None:
+        from render3d.metrics import default_inception_path
+        from render3d.metrics.generators import dataset_meshes
+
+        self.config, self.dataset = config, dataset
+        self.meshes = dataset_meshes(data_path)[:config.max_reference] if config.shapes else []
+        self.inception = None
+        if config.images:
+            path = Path(config.inception) if config.inception else default_inception_path()
+            if config.inception and not path.is_file():   # asked for by name: a typo is not "no FID"
+                raise SetupError(f"train: metrics.inception expected the TorchScript Inception file "
+                                 f"inception-2015-12-05.pt, got no file at {path}")
+            self.inception = path if path.is_file() else None
+        if not self.meshes and self.inception is None:
+            shapes = ("metrics.shapes=0" if not config.shapes else
+                      f"data.path {data_path} is not a synthetic dataset with meshes (`render3d dataset synth`)")
+            images = ("metrics.images=0" if not config.images else
+                      f"no Inception file at {default_inception_path()} (metrics.inception=FILE or "
+                      f"$RENDER3D_INCEPTION names one)")
+            raise SetupError(f"train: metrics.every={config.every} expected something to measure, got nothing: "
+                             f"{shapes}, and {images}")
+        self.step = None                # the step measured last
+        self._reference = self._reference_distances = self._network = self._real = None
+
+    def said(self) -> str:
+        """What is measured, for the header of a run."""
+        parts = []
+        if self.meshes:
+            parts.append(f"COV/MMD/1-NNA of {self.config.shapes} shapes against {len(self.meshes)} meshes")
+        if self.inception is not None:
+            parts.append(f"FID/KID of {min(self.config.images, len(self.dataset.labels))} images")
+        else:
+            parts.append("FID/KID skipped (no Inception file; metrics.inception=FILE)" if self.config.images else
+                         "no FID/KID (metrics.images=0)")
+        return f"train: metrics every {self.config.every} steps into metrics.jsonl: {', '.join(parts)}"
+
+    def measure(self, G, view: dict, step: int) -> tuple[dict[str, float], float]:
+        """(metrics, seconds taken) of generator `G` (the EMA one, in eval mode) at `step`. The
+        keys are those of `render3d eval generator`'s results. A generator none of whose subjects
+        has a surface yet scores "shapes/empty" 1 alone."""
+        from render3d.mesh import NoSurfaceError
+        from render3d.metrics import InceptionFeatures, chamfer_matrix, load_points
+        from render3d.metrics.generators import dataset_image_features, generator_shapes, image_metrics, scored_shapes
+
+        started = time.perf_counter()
+        config, metrics = self.config, {}
+        if self.meshes:
+            if self._reference is None:                 # once per run, and their distances to each other
+                self._reference = [load_points(f, config.points, seed=0) for f in self.meshes]
+                self._reference_distances = chamfer_matrix(self._reference)
+            try:
+                generated = generator_shapes(G, range(config.shapes), view=view, resolution=config.mesh_resolution,
+                                             points=config.points, empty="none")
+            except NoSurfaceError:
+                metrics["shapes/empty"] = 1.0
+            else:
+                scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
+                metrics.update({f"shapes/{k}": v for k, v in scored.items()})
+        if self.inception is not None:
+            if self._network is None:                   # the reals' features too: once per run
+                self._network = InceptionFeatures(self.inception, device=next(G.parameters()).device)
+                self._real, _ = dataset_image_features(self.dataset, self._network, config.images,
+                                                       G.resolutions[-1])
+            metrics.update(image_metrics(G, self.dataset.labels, self._network, self._real))
+        self.step = step
+        return metrics, time.perf_counter() - started

@@ -1,0 +1,135 @@
+"""Metrics while training (config.metrics): the EMA generator scored as `render3d eval
+generator` scores a checkpoint, every few steps, into metrics.jsonl and TensorBoard."""
+
+import json
+import re
+
+import pytest
+import torch
+from _gan import collapsed_generator, tiny_train_config, write_tiny_dataset
+from safetensors.torch import load_file
+
+from render3d.cli.main import main
+from render3d.datasets import EG3DDataset, SynthConfig, generate_synthetic
+from render3d.training import SetupError, load_generator, training_loop
+from render3d.training.checkpoint import TRAINING_FILE
+from render3d.training.evaluation import RunMetrics
+
+SMALL = {"shapes": 3, "mesh_resolution": 16, "points": 128, "images": 6}
+
+
+class Colours(torch.nn.Module):
+    """A stand-in for the Inception file (its TorchScript interface): colour statistics and the
+    image width as features."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        pixels = x.float().flatten(2) / 255
+        width = torch.full((len(x), 1), float(x.shape[-1]))
+        return torch.cat([pixels.mean(-1), pixels.std(-1), width], dim=1)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A synthetic dataset (32 px, 3 objects with meshes) and the stand-in network."""
+    root = tmp_path_factory.mktemp("metrics")
+    generate_synthetic(root / "synth", SynthConfig(subjects=3, views=2, resolution=32, supersample=1,
+                                                   mesh_resolution=24), progress=False)
+    torch.jit.script(Colours()).save(str(root / "net.pt"))
+    return root / "synth", root / "net.pt"
+
+
+def rows(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_scores_its_generator_as_eval_generator_does(synth, tmp_path, capsys):
+    """Rows at the start, every 2 steps and at the end; each checkpoint's row is what `render3d
+    eval generator` gives that checkpoint with the same settings; TensorBoard has them; and the
+    weights are those of the same run without metrics (measuring draws no random numbers)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data, network = synth
+    metrics = {**SMALL, "every": 2, "inception": str(network)}
+    config = tiny_train_config(data, total_kimg=0.02, checkpoint_every=2, keep_checkpoints=0, metrics=metrics)
+    training_loop(tmp_path / "run", config, progress=False)      # 5 steps of 4 images
+    assert "train: metrics every 2 steps into metrics.jsonl: COV/MMD/1-NNA of 3 shapes against 3 meshes, " \
+           "FID/KID of 6 images" in capsys.readouterr().err
+    logged = rows(tmp_path / "run")
+    assert [row["step"] for row in logged] == [0, 2, 4, 5]
+    keys = ["shapes/coverage", "shapes/mmd", "shapes/one_nn_accuracy", "shapes/empty", "images/fid", "images/kid"]
+    assert all(list(row)[2:-1] == keys and row["nimg"] == 4 * row["step"] for row in logged)
+    for row in logged[1:]:
+        out = tmp_path / f"eval-{row['step']}.json"
+        checkpoint = tmp_path / "run" / "checkpoints" / f"step-{row['step']:07d}"
+        assert main(["eval", "generator", str(checkpoint), str(data), "--shapes", "3", "--mesh-resolution", "16",
+                     "--points", "128", "--images", "6", "--inception", str(network), "--out", str(out)]) == 0
+        expected = json.loads(out.read_text())["metrics"]
+        assert {key: row[key] for key in keys} == pytest.approx(expected, rel=1e-9, abs=1e-12), row["step"]
+    assert logged[0]["images/fid"] != logged[-1]["images/fid"]     # step 0 is the generator before training
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("metrics/images/fid")] == [0, 2, 4, 5]
+    assert events.Scalars("metrics/shapes/mmd")[-1].value == pytest.approx(logged[-1]["shapes/mmd"], rel=1e-6)
+
+    training_loop(tmp_path / "plain", tiny_train_config(data, total_kimg=0.02), progress=False)
+    with_metrics = load_file(str(tmp_path / "run" / "checkpoints" / "step-0000005" / TRAINING_FILE))
+    without = load_file(str(tmp_path / "plain" / "checkpoints" / "step-0000005" / TRAINING_FILE))
+    assert [k for k in without if not torch.equal(with_metrics[k], without[k])] == []
+
+
+def test_a_resumed_run_drops_rows_past_its_checkpoint_and_does_not_repeat_its_start(synth, tmp_path):
+    data, network = synth
+    metrics = {**SMALL, "every": 2, "images": 0}
+    run = tmp_path / "run"
+    training_loop(run, tiny_train_config(data, total_kimg=0.016, metrics=metrics), progress=False)   # 4 steps
+    with (run / "metrics.jsonl").open("a") as file:                 # as if a process ran on past it, then died
+        file.write(json.dumps({"step": 6, "nimg": 24, "shapes/mmd": 1.0}) + "\n" + '{"step": 7, "nim')
+    training_loop(run, tiny_train_config(data, total_kimg=0.024, metrics=metrics), resume=run, progress=False)
+    logged = rows(run)
+    assert [row["step"] for row in logged] == [0, 2, 4, 6]
+    assert logged[-1]["shapes/mmd"] != 1.0 and "images/fid" not in logged[-1]
+
+
+@pytest.mark.parametrize("case", ["missing inception", "nothing to measure", "not synthetic"])
+def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(synth, tmp_path, monkeypatch, case):
+    data, network = synth
+    monkeypatch.setenv("RENDER3D_INCEPTION", str(tmp_path / "absent.pt"))
+    metrics = {**SMALL, "every": 2}
+    if case == "missing inception":
+        metrics["inception"] = str(tmp_path / "typo.pt")
+        said = (f"train: metrics.inception expected the TorchScript Inception file inception-2015-12-05.pt, got no "
+                f"file at {tmp_path / 'typo.pt'}")
+    elif case == "nothing to measure":
+        metrics["shapes"] = 0
+        said = (f"train: metrics.every=2 expected something to measure, got nothing: metrics.shapes=0, and no "
+                f"Inception file at {tmp_path / 'absent.pt'} (metrics.inception=FILE or $RENDER3D_INCEPTION names "
+                f"one)")
+    else:
+        data = write_tiny_dataset(tmp_path / "posed")
+        said = (f"train: metrics.every=2 expected something to measure, got nothing: data.path {data} is not a "
+                f"synthetic dataset with meshes (`render3d dataset synth`), and no Inception file at")
+    with pytest.raises(SetupError) as caught:
+        training_loop(tmp_path / "run", tiny_train_config(data, metrics=metrics), progress=False)
+    assert str(caught.value).startswith(said), str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("every", -1, "an int >= 0"), ("mesh_resolution", 1, "an int >= 2"), ("points", 0, "an int >= 1"),
+    ("max_reference", 0, "null or an int >= 1"),
+    ("images", 1, "0 or an int >= 2 (FID's covariances need two images)")])
+def test_metrics_settings_out_of_range_are_named_by_their_key(synth, key, value, expected):
+    with pytest.raises(ValueError, match=rf"^config\.metrics\.{key}: expected {re.escape(expected)}, got {value}$"):
+        tiny_train_config(synth[0], metrics={key: value})
+
+
+def test_a_generator_without_any_surface_yet_scores_all_shapes_empty(synth, tmp_path):
+    """Early in training no subject may have a surface: the row says so instead of stopping
+    the run (`render3d eval generator` refuses such a generator)."""
+    data, network = synth
+    G, meta = load_generator(collapsed_generator(tmp_path / "collapsed.safetensors"))
+    config = tiny_train_config(data, metrics={**SMALL, "every": 1, "inception": str(network)}).metrics
+    measured, seconds = RunMetrics(config, str(data), EG3DDataset(data)).measure(G, meta["view"], 3)
+    assert measured["shapes/empty"] == 1.0 and "shapes/coverage" not in measured
+    assert measured["images/fid"] > 0 and seconds > 0
+
