@@ -60,6 +60,20 @@ def write_tiny_dataset(folder: Path, count: int = 12, seed: int = 0) -> Path:
     return folder
 
 
+class _Colours(torch.nn.Module):
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        pixels = x.float().flatten(2) / 255
+        width = torch.full((len(x), 1), float(x.shape[-1]), device=x.device)
+        return torch.cat([pixels.mean(-1), pixels.std(-1), width], dim=1)
+
+
+def stand_in_inception(path: Path) -> Path:
+    """A stand-in for the Inception file with its TorchScript interface (uint8 images of any
+    size -> features): colour statistics and the image width as features."""
+    torch.jit.script(_Colours()).save(str(path))
+    return path
+
+
 def diverged_generator(path: Path) -> Path:
     """The shipped demo generator with NaN weights in its density head, as a run that diverged
     would leave it, saved to `path` (a generator file)."""

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from _gan import collapsed_generator, tiny_train_config, write_tiny_dataset
+from _gan import collapsed_generator, stand_in_inception, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
 from render3d.cli.main import main
@@ -18,23 +18,13 @@ from render3d.training.evaluation import RunMetrics
 SMALL = {"shapes": 3, "mesh_resolution": 16, "points": 128, "images": 6}
 
 
-class Colours(torch.nn.Module):
-    """A stand-in for the Inception file (its TorchScript interface): colour statistics and the
-    image width as features."""
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        pixels = x.float().flatten(2) / 255
-        width = torch.full((len(x), 1), float(x.shape[-1]))
-        return torch.cat([pixels.mean(-1), pixels.std(-1), width], dim=1)
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A synthetic dataset (32 px, 3 objects with meshes) and the stand-in network."""
     root = tmp_path_factory.mktemp("metrics")
     generate_synthetic(root / "synth", SynthConfig(subjects=3, views=2, resolution=32, supersample=1,
                                                    mesh_resolution=24), progress=False)
-    torch.jit.script(Colours()).save(str(root / "net.pt"))
+    stand_in_inception(root / "net.pt")
     return root / "synth", root / "net.pt"
 
 

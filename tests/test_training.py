@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _gan import tiny_config, tiny_generator, tiny_train_config, write_tiny_dataset
+from _gan import stand_in_inception, tiny_config, tiny_generator, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
 from render3d.config import apply_overrides
@@ -369,10 +369,12 @@ def test_leaving_the_process_group_ends_gloos_threads(tmp_path):
 def test_two_processes_match_one(data, tmp_path, device):
     """Same global batch of 4: one process, or two with 2 each under torchrun (gloo on CPU,
     NCCL on two GPUs). In-model randomness (jitter, noise) is off: it is drawn per process by
-    design."""
+    design. Metrics (FID/KID, with a stand-in network) are measured by process 0 alone, while
+    process 1 waits for it: the same rows."""
     if device == "cuda" and torch.cuda.device_count() < 2:
         pytest.skip("NCCL needs two GPUs: one process per GPU")
-    config = tiny_config(data, total_kimg=0.016, checkpoint_every=2)   # 4 steps
+    metrics = {"every": 2, "shapes": 0, "images": 6, "inception": str(stand_in_inception(tmp_path / "net.pt"))}
+    config = tiny_config(data, total_kimg=0.016, checkpoint_every=2, metrics=metrics)   # 4 steps
     config["generator"].update(jitter=False, use_noise=False)
     config["device"] = device
     path = tmp_path / "tiny.yaml"
@@ -395,6 +397,11 @@ def test_two_processes_match_one(data, tmp_path, device):
         assert max(worst.values()) < tolerance, sorted(worst.items(), key=lambda kv: -kv[1])[:5]
     earlier = _weights(tmp_path / "one", 2)
     assert not torch.equal(earlier["G.volume.const"], a["G.volume.const"])     # the weights did move
+    rows = {run: [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("one", "two")}
+    assert [row["step"] for row in rows["two"]] == [0, 2, 4]
+    for row_one, row_two in zip(rows["one"], rows["two"]):
+        assert row_two["images/fid"] == pytest.approx(row_one["images/fid"], rel=1e-3), row_one["step"]
 
 
 def test_ctrl_c_under_torchrun_stops_every_process_after_one_step(data, tmp_path):
