@@ -80,8 +80,9 @@ class ProgressiveConfig:
 class MetricsConfig:
     """Metrics of the EMA generator while it trains, every `every` steps and at the end (0:
     none), as `render3d eval generator` computes them for a checkpoint: COV / MMD / 1-NNA of
-    the subjects of seeds 0..shapes-1 against the meshes of a synthetic dataset, and FID / KID
-    of `images` images against the dataset's when the Inception file is there."""
+    the subjects of seeds 0..shapes-1 against the first `max_reference` meshes of a synthetic
+    dataset, and FID / KID of `images` images against the dataset's when the Inception file is
+    there."""
 
     every: int = 0                  # steps between measurements (0: none)
     shapes: int = 32                # generated shapes (0: no shape metrics)
