@@ -47,7 +47,8 @@ def test_a_run_scores_its_generator_as_eval_generator_does(synth, tmp_path, caps
     logged = rows(tmp_path / "run")
     assert [row["step"] for row in logged] == [0, 2, 4, 5]
     keys = ["shapes/coverage", "shapes/mmd", "shapes/one_nn_accuracy", "shapes/empty", "images/fid", "images/kid"]
-    assert all(list(row)[2:-1] == keys and row["nimg"] == 4 * row["step"] for row in logged)
+    assert all(list(row)[2:-1] == keys and row["nimg"] == 4 * row["step"] and row["measure_seconds"] > 0
+               for row in logged)
     for row in logged[1:]:
         out = tmp_path / f"eval-{row['step']}.json"
         checkpoint = tmp_path / "run" / "checkpoints" / f"step-{row['step']:07d}"

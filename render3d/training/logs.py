@@ -124,12 +124,13 @@ class RunLog:
             self.stats.flush()
 
     def metrics(self, step: int, nimg: int, metrics: dict[str, float], seconds: float) -> None:
-        """A row of metrics.jsonl, TensorBoard scalars "metrics/<key>" and a line on the console."""
+        """A row of metrics.jsonl, TensorBoard scalars "metrics/<key>" and a line on the console;
+        `seconds`: how long measuring took."""
         if self.tensorboard:
             with _naming(self.tensorboard_dir):
                 for key, value in metrics.items():
                     self.tensorboard.add_scalar(f"metrics/{key}", value, step)
-        row = {"step": step, "nimg": nimg, **metrics, "seconds": round(seconds, 3)}
+        row = {"step": step, "nimg": nimg, **metrics, "measure_seconds": round(seconds, 3)}
         with _naming(self.run_dir / METRICS_FILE), open(self.run_dir / METRICS_FILE, "a") as file:
             file.write(json.dumps(row) + "\n")
         said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
