@@ -42,8 +42,6 @@ def opacity_stats(G, view: dict, subjects: int = 16, views: int = 4) -> dict:
     """Of the rendered opacity of `subjects` seeds (truncation 1) from `views` cameras around
     each: the share of covered pixels (opacity > 0.1) that are solid (> 0.9) and that are fog
     (0.1 to 0.9), and the mean over renders of the largest opacity."""
-    import torch
-
     from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras
 
     ws = styles_from_seeds(G, range(subjects), view)
