@@ -40,6 +40,19 @@ def test_chamfer_distance_by_brute_force():
     assert matrix[0, 2] == 0 and matrix[1, 0] == matrix[0, 1] == pytest.approx(chamfer_distance(a, b))
 
 
+def test_chamfer_matrices_on_threads_hold_each_pairs_distance_in_its_place():
+    """chamfer_matrix measures pairs on several threads with trees built once: every entry is
+    `chamfer_distance` of its own pair, to the bit, with sets of different sizes and places."""
+    rng = np.random.default_rng(1)
+    sets = [rng.normal(size=(int(rng.integers(20, 90)), 3)) + rng.normal(size=3) for _ in range(23)]
+    others = sets[:7]
+    for matrix, rows, columns in ((chamfer_matrix(sets), sets, sets),
+                                  (chamfer_matrix(sets, others, progress=True), sets, others)):
+        assert matrix.shape == (len(rows), len(columns))
+        expected = np.array([[chamfer_distance(a, b) for b in columns] for a in rows])
+        np.testing.assert_array_equal(matrix, expected)
+
+
 def test_identical_sets_are_covered_matched_and_recognised_as_copies():
     shapes = _spheres(np.linspace(0.3, 0.8, 8), seed=0)
     metrics = compare_shape_sets(shapes, [s.copy() for s in shapes])

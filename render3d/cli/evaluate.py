@@ -164,8 +164,8 @@ def run_shapes(args) -> int:
             return 2
     generated, reference = points["generated"], points["reference"]
     print(f"{prog}: Chamfer distances between {len(generated)} generated and {len(reference)} reference shapes")
-    metrics = coverage_mmd_1nna(chamfer_matrix(generated, reference), chamfer_matrix(generated),
-                                chamfer_matrix(reference))
+    metrics = coverage_mmd_1nna(chamfer_matrix(generated, reference, progress=True),
+                                chamfer_matrix(generated, progress=True), chamfer_matrix(reference, progress=True))
     settings = {"points": args.points, "normalize": args.normalize, "seed": args.seed,
                 "distance": "Chamfer: mean squared nearest-neighbour distance, summed over both directions",
                 "one_nn_ties": "lower index, generated first"}
@@ -256,7 +256,7 @@ def run_generator(args) -> int:
         print(f"{prog}: {len(empty)} of {args.shapes} subjects have no surface (seed{'s' * (len(empty) > 1)} "
               f"{_seeds_said(empty)}): they cover no reference mesh and count as told apart in 1-NNA "
               f"(shapes/empty)")
-    shapes = scored_shapes(generated, reference)
+    shapes = scored_shapes(generated, reference, progress=True)
     metrics = {f"shapes/{k}": v for k, v in shapes.items()}
     settings = {"shapes": args.shapes, "mesh_resolution": args.mesh_resolution, "points": args.points,
                 "level": "Otsu", "distance": "Chamfer: mean squared nearest-neighbour distance, both directions",

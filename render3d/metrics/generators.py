@@ -97,12 +97,13 @@ def shape_metrics(G, seeds: Sequence[int], reference: Sequence[np.ndarray], *, v
 
 
 def scored_shapes(generated: Sequence[np.ndarray | None], reference: Sequence[np.ndarray], *,
-                  reference_distances: np.ndarray | None = None) -> dict[str, float]:
+                  reference_distances: np.ndarray | None = None, progress: bool = False) -> dict[str, float]:
     """COV, MMD and 1-NNA of `generator_shapes(..., empty="none")`'s point sets against
     `reference` ones, and "empty": the fraction of subjects without a surface (how they count,
-    and `reference_distances`: `compare_shape_sets`)."""
+    `reference_distances` and `progress`: `compare_shape_sets`)."""
     empty = sum(points is None for points in generated) / max(len(generated), 1)
-    return {**compare_shape_sets(generated, reference, reference_distances=reference_distances), "empty": empty}
+    scores = compare_shape_sets(generated, reference, reference_distances=reference_distances, progress=progress)
+    return {**scores, "empty": empty}
 
 
 def dataset_image_features(dataset, network, count: int, size: int) -> tuple[np.ndarray, str]:
