@@ -221,14 +221,19 @@ def test_cuda_math_is_set_for_a_cuda_run_only_and_put_back(data):
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision, tf32", [("float32", False), ("bfloat16", False), ("float32", True)])
 def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
+    """A few steps on a GPU, with FID/KID measured as it trains (a stand-in network on the GPU)."""
     before = math_settings()
-    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision, tf32=tf32)
-    last = training_loop(tmp_path, config, progress=False)
+    metrics = {"every": 1, "images": 4, "inception": str(stand_in_inception(tmp_path / "net.pt"))}
+    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision, tf32=tf32, metrics=metrics)
+    last = training_loop(tmp_path / "run", config, progress=False)
     assert math_settings() == before
     weights = load_file(str(last / TRAINING_FILE))
     assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
-    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert lines[-1]["memory/gpu_peak_gb"] > 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [0, 1, 2]
+    assert all(math.isfinite(row["images/fid"]) and math.isfinite(row["images/kid"]) for row in rows)
 
 
 def test_bf16_steps_match_float32_to_bf16_precision(data, tmp_path):
