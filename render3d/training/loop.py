@@ -65,7 +65,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`check_fit`,
-    `resolve_checkpoint_folder`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
+    `resolve_checkpoint_folder`, `RunMetrics`, and the dataset's and checkpoint's own checks), and so does a `run_dir`
     that holds checkpoints when `resume` is None, or checkpoints of another run or past the resumed
     one. Under torchrun a process that refuses makes them all refuse (`refused_together`).
     An image that cannot be loaded when its batch comes raises DataError. Any error inside a
