@@ -2,7 +2,9 @@
 generator` scores a checkpoint, every few steps, into metrics.jsonl and TensorBoard."""
 
 import json
+import math
 import re
+import shutil
 
 import pytest
 import torch
@@ -124,3 +126,41 @@ def test_a_generator_without_any_surface_yet_scores_all_shapes_empty(synth, tmp_
     assert measured["shapes/empty"] == 1.0 and "shapes/coverage" not in measured
     assert measured["images/fid"] > 0 and seconds > 0
 
+
+
+def test_a_damaged_reference_mesh_is_said_before_the_first_step(synth, tmp_path):
+    data = tmp_path / "synth"
+    shutil.copytree(synth[0], data)
+    mesh = data / json.loads((data / "ground_truth.json").read_text())["objects"][1]["mesh"]
+    mesh.write_text("junk")
+    config = tiny_train_config(data, metrics={**SMALL, "every": 2, "images": 0})
+    with pytest.raises(SetupError, match=rf"^train: metrics: load_points: argument 'path' expected a mesh or points "
+                                         rf"\[N, 3\], got {re.escape(str(mesh))}, which cannot be read"):
+        training_loop(tmp_path / "run", config, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverged_generator_is_said_as_such_instead_of_measured(synth, tmp_path, monkeypatch):
+    """G's weights turn NaN in step 2 behind the gradient guard's back, and the EMA's with them:
+    the measurement of step 2 stops training as a checkpoint would, naming the tensors, instead
+    of failing in marching cubes on NaN densities."""
+    from render3d.training import loop
+
+    step = loop._optimizer_step
+    count = [0]
+
+    def corrupting(name, module, *args):
+        finite = step(name, module, *args)
+        count[0] += 1
+        if count[0] == 3:                               # G's update in step 2
+            with torch.no_grad():
+                module.volume.const.fill_(math.nan)
+        return finite
+
+    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+    config = tiny_train_config(synth[0], metrics={**SMALL, "every": 2, "images": 0})
+    with pytest.raises(FloatingPointError, match=r"^train: at step 2 weights are not finite \(NaN or inf\): "
+                                                 r"G\.volume\.const, G_ema\.volume\.const; no metrics measured\. "
+                                                 r"No checkpoint was written"):
+        training_loop(tmp_path / "run", config, progress=False)
+    assert [row["step"] for row in rows(tmp_path / "run")] == [0]

@@ -20,10 +20,13 @@ from .config import MetricsConfig
 
 class RunMetrics:
     """What a run's config.metrics can measure on its dataset, refused before the first step
-    when that is nothing; `measure` scores a generator."""
+    when that is nothing or a reference mesh cannot be read; `measure` scores a generator.
+    `measures`: whether this process measures (process 0): it reads the reference meshes (and
+    measures their distances to each other) once, here, so that a damaged one is said before
+    the first step rather than at the first measurement of a resumed run, hours in."""
 
-    def __init__(self, config: MetricsConfig, data_path: str, dataset) -> None:
-        from render3d.metrics import default_inception_path
+    def __init__(self, config: MetricsConfig, data_path: str, dataset, measures: bool = True) -> None:
+        from render3d.metrics import chamfer_matrix, default_inception_path, load_points
         from render3d.metrics.generators import dataset_meshes
 
         self.config, self.dataset = config, dataset
@@ -45,6 +48,12 @@ class RunMetrics:
                              f"{shapes}, and {images}")
         self.step = None                # the step measured last
         self._reference = self._reference_distances = self._network = self._real = None
+        if measures and self.meshes:
+            try:
+                self._reference = [load_points(f, config.points, seed=0) for f in self.meshes]
+            except ValueError as error:                 # names the file and what is wrong with it
+                raise SetupError(f"train: metrics: {error}") from None
+            self._reference_distances = chamfer_matrix(self._reference)
 
     def said(self) -> str:
         """What is measured, for the header of a run."""
@@ -63,15 +72,12 @@ class RunMetrics:
         keys are those of `render3d eval generator`'s results. A generator none of whose subjects
         has a surface yet scores "shapes/empty" 1 alone."""
         from render3d.mesh import NoSurfaceError
-        from render3d.metrics import InceptionFeatures, chamfer_matrix, load_points
+        from render3d.metrics import InceptionFeatures
         from render3d.metrics.generators import dataset_image_features, generator_shapes, image_metrics, scored_shapes
 
         started = time.perf_counter()
         config, metrics = self.config, {}
         if self.meshes:
-            if self._reference is None:                 # once per run, and their distances to each other
-                self._reference = [load_points(f, config.points, seed=0) for f in self.meshes]
-                self._reference_distances = chamfer_matrix(self._reference)
             try:
                 generated = generator_shapes(G, range(config.shapes), view=view, resolution=config.mesh_resolution,
                                              points=config.points, empty="none")

@@ -109,7 +109,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             said = restate(error, {"path": "data.path"})
             raise SetupError(f"train: {said}" if said != str(error) else f"train: data.path: {said}") from None
         poses = PoseSampler(config.poses, dataset)
-        run_metrics = RunMetrics(config.metrics, config.data.path, dataset) if config.metrics.every else None
+        run_metrics = RunMetrics(config.metrics, config.data.path, dataset, dist.main) if config.metrics.every else None
         try:                                            # settings that only the components themselves check
             G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
             D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
@@ -231,13 +231,16 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
     sums: dict[str, float] = {}
     interrupted, saved = False, None
 
-    def checkpoint() -> Path:
-        nonlocal saved
+    def check_finite(instead: str) -> None:
         broken = nonfinite_tensors(modules)
-        if broken:                                      # never rotate good checkpoints out for this
+        if broken:
             more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
             raise FloatingPointError(f"train: at step {step} weights are not finite (NaN or inf): "
-                                     f"{', '.join(broken[:3])}{more}; no checkpoint written. {resume_hint()}")
+                                     f"{', '.join(broken[:3])}{more}; {instead}. {resume_hint()}")
+
+    def checkpoint() -> Path:
+        nonlocal saved
+        check_finite("no checkpoint written")           # never rotate good checkpoints out for this
         rng = {"torch": {"latents": latents.get_state(),
                          "processes": dist.gather_rng(local=interrupted)},
                "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
@@ -293,6 +296,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
     def measure() -> None:
         """config.metrics of the EMA generator at this step (process 0; once per step)."""
         if writer and run_metrics and run_metrics.step != step:
+            check_finite("no metrics measured")         # the diverged run said as such, not NaN meshes
             writer.metrics(step, nimg, *run_metrics.measure(G_ema, view, step))
 
     bar = progress_bar(progress and dist.main, total, nimg)
