@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _gan import collapsed_generator, diverged_generator, partly_collapsed_generator, tiny_config, tiny_generator
+from _gan import (collapsed_generator, diverged_generator, partly_collapsed_generator, stand_in_inception,
+                  tiny_config, tiny_generator)
 from _storage import size_limit
 
 from render3d.datasets import SynthConfig, generate_synthetic
@@ -614,16 +615,7 @@ def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_
     the image width as features) the image metrics run: the generator's images from the
     dataset's cameras against the dataset's images, box-filtered from 32 px to the generator's
     16 px (unequal widths would add 16^2 to the FID)."""
-    import torch
-
-    class Colours(torch.nn.Module):
-        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-            pixels = x.float().flatten(2) / 255
-            width = torch.full((len(x), 1), float(x.shape[-1]))
-            return torch.cat([pixels.mean(-1), pixels.std(-1), width], dim=1)
-
-    network = tmp_path / "inception-2015-12-05.pt"
-    torch.jit.script(Colours()).save(str(network))
+    network = stand_in_inception(tmp_path / "inception-2015-12-05.pt")
     data, run_dir, _ = trained
     out = tmp_path / "eval.json"
     result = run("eval", "generator", str(run_dir), str(data), "--shapes", "2", "--mesh-resolution", "16",
