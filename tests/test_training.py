@@ -23,7 +23,7 @@ from render3d.config import apply_overrides
 from render3d.training import config_dict, load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
-from render3d.training.distributed import cuda_math
+from render3d.training.distributed import Distributed, cuda_math
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +349,24 @@ dist.close()
 with open(os.path.join(sys.argv[1], f"{dist.rank}.txt"), "w") as said:   # one file each: no interleaving
     said.write(f"process {dist.rank}: before {before}, after {gloo_threads()}")
 """
+
+
+def test_the_process_group_lets_a_collective_wait_30_minutes(monkeypatch):
+    """Process 0 alone measures config.metrics while the others wait in their next collective:
+    the group is joined with gloo's 30 minutes for NCCL too (NCCL's own limit is 10)."""
+    import datetime
+
+    from render3d.training import distributed
+
+    joined = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *args, **kwargs: joined.append((args, kwargs)))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert (Distributed.join().rank, Distributed.join().world) == (1, 2)
+    assert joined[0][1]["timeout"] == datetime.timedelta(minutes=30)
+    assert joined[0][0][0] == ("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")

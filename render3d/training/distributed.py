@@ -5,12 +5,18 @@ training loop needs (gloo on CPU, NCCL on GPUs). Without torchrun: one process, 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import socket
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+# How long a collective operation may wait: gloo's default, also for NCCL (whose own is 10
+# minutes), since process 0 alone measures config.metrics, for minutes maybe, while the others
+# wait for it in their next collective.
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)
 
 
 @dataclass
@@ -35,7 +41,8 @@ class Distributed:
             # ("terminate called without an active exception").
             import torch._dynamo  # noqa: F401
 
-            dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+            dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo",
+                                    timeout=PROCESS_GROUP_TIMEOUT)
         return cls(rank, world, local_rank)
 
     @classmethod
