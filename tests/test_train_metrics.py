@@ -83,7 +83,7 @@ def test_a_resumed_run_drops_rows_past_its_checkpoint_and_does_not_repeat_its_st
     assert logged[-1]["shapes/mmd"] != 1.0 and "images/fid" not in logged[-1]
 
 
-@pytest.mark.parametrize("case", ["missing inception", "nothing to measure", "not synthetic"])
+@pytest.mark.parametrize("case", ["missing inception", "junk inception", "nothing to measure", "not synthetic"])
 def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(synth, tmp_path, monkeypatch, case):
     data, network = synth
     monkeypatch.setenv("RENDER3D_INCEPTION", str(tmp_path / "absent.pt"))
@@ -92,6 +92,11 @@ def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(syn
         metrics["inception"] = str(tmp_path / "typo.pt")
         said = (f"train: metrics.inception expected the TorchScript Inception file inception-2015-12-05.pt, got no "
                 f"file at {tmp_path / 'typo.pt'}")
+    elif case == "junk inception":
+        metrics["inception"] = str(tmp_path / "junk.pt")
+        (tmp_path / "junk.pt").write_text("junk")
+        said = (f"train: metrics: InceptionFeatures: argument 'path' expected a TorchScript file "
+                f"(inception-2015-12-05.pt), got {tmp_path / 'junk.pt'} which torch.jit.load cannot read")
     elif case == "nothing to measure":
         metrics["shapes"] = 0
         said = (f"train: metrics.every=2 expected something to measure, got nothing: metrics.shapes=0, and no "

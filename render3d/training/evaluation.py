@@ -20,13 +20,15 @@ from .config import MetricsConfig
 
 class RunMetrics:
     """What a run's config.metrics can measure on its dataset, refused before the first step
-    when that is nothing or a reference mesh cannot be read; `measure` scores a generator.
-    `measures`: whether this process measures (process 0): it reads the reference meshes (and
-    measures their distances to each other) once, here, so that a damaged one is said before
-    the first step rather than at the first measurement of a resumed run, hours in."""
+    when that is nothing, or a reference mesh or the Inception file cannot be read; `measure`
+    scores a generator. `measures`: whether this process measures (process 0): it reads the
+    reference meshes (and measures their distances to each other) and loads the Inception
+    network onto `device` once, here, so that a damaged file is said before the first step
+    rather than at the first measurement of a resumed run, hours in."""
 
-    def __init__(self, config: MetricsConfig, data_path: str, dataset, measures: bool = True) -> None:
-        from render3d.metrics import chamfer_matrix, default_inception_path, load_points
+    def __init__(self, config: MetricsConfig, data_path: str, dataset, measures: bool = True,
+                 device="cpu") -> None:
+        from render3d.metrics import InceptionFeatures, chamfer_matrix, default_inception_path, load_points
         from render3d.metrics.generators import dataset_meshes
 
         self.config, self.dataset = config, dataset
@@ -48,12 +50,16 @@ class RunMetrics:
                              f"{shapes}, and {images}")
         self.step = None                # the step measured last
         self._reference = self._reference_distances = self._network = self._real = None
-        if measures and self.meshes:
-            try:
+        if not measures:
+            return
+        try:                                            # the errors name the file and what is wrong with it
+            if self.meshes:
                 self._reference = [load_points(f, config.points, seed=0) for f in self.meshes]
-            except ValueError as error:                 # names the file and what is wrong with it
-                raise SetupError(f"train: metrics: {error}") from None
-            self._reference_distances = chamfer_matrix(self._reference)
+                self._reference_distances = chamfer_matrix(self._reference)
+            if self.inception is not None:
+                self._network = InceptionFeatures(self.inception, device=device)
+        except ValueError as error:
+            raise SetupError(f"train: metrics: {error}") from None
 
     def said(self) -> str:
         """What is measured, for the header of a run."""
@@ -72,7 +78,6 @@ class RunMetrics:
         keys are those of `render3d eval generator`'s results. A generator none of whose subjects
         has a surface yet scores "shapes/empty" 1 alone."""
         from render3d.mesh import NoSurfaceError
-        from render3d.metrics import InceptionFeatures
         from render3d.metrics.generators import dataset_image_features, generator_shapes, image_metrics, scored_shapes
 
         started = time.perf_counter()
@@ -87,8 +92,7 @@ class RunMetrics:
                 scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
                 metrics.update({f"shapes/{k}": v for k, v in scored.items()})
         if self.inception is not None:
-            if self._network is None:                   # the reals' features too: once per run
-                self._network = InceptionFeatures(self.inception, device=next(G.parameters()).device)
+            if self._real is None:                      # the reals' features: once per run
                 self._real, _ = dataset_image_features(self.dataset, self._network, config.images,
                                                        G.resolutions[-1])
             metrics.update(image_metrics(G, self.dataset.labels, self._network, self._real))

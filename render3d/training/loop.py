@@ -109,7 +109,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             said = restate(error, {"path": "data.path"})
             raise SetupError(f"train: {said}" if said != str(error) else f"train: data.path: {said}") from None
         poses = PoseSampler(config.poses, dataset)
-        run_metrics = RunMetrics(config.metrics, config.data.path, dataset, dist.main) if config.metrics.every else None
+        run_metrics = (RunMetrics(config.metrics, config.data.path, dataset, dist.main, device)
+                       if config.metrics.every else None)
         try:                                            # settings that only the components themselves check
             G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
             D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
