@@ -177,14 +177,13 @@ def orbit_frames(G, ws: torch.Tensor, view: dict, frames: int, size: int, *, noi
     columns = min(len(ws), ORBIT_COLUMNS)
     out = []
     with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
-        for start in range(0, frames, VIEWS_PER_CALL):         # as synthesize_views batches them
-            part = cameras[start:start + VIEWS_PER_CALL]
-            tiles = [((G.synthesis(ws[s:s + 1].expand(len(part), -1, -1), part, noise_mode=noise_mode)["image"]
-                       + 1) / 2).clamp(0, 1) for s in range(len(ws))]
+        streams = [synthesize_views(G, ws[s:s + 1], cameras, noise_mode=noise_mode) for s in range(len(ws))]
+        for rendered in zip(*streams):                          # the same frames of every subject
+            tiles = [((r["image"] + 1) / 2).clamp(0, 1) for r in rendered]
             tiles += [torch.ones_like(tiles[0])] * (-len(tiles) % columns)
             out.append(torch.cat([torch.cat(tiles[r:r + columns], dim=-1) for r in range(0, len(tiles), columns)],
                                  dim=-2))
-            bar.update(len(part))
+            bar.update(len(tiles[0]))
     return torch.cat(out).cpu()
 
 
