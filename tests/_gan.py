@@ -74,6 +74,26 @@ def stand_in_inception(path: Path) -> Path:
     return path
 
 
+def nan_after_update(monkeypatch, update: int, tensor) -> None:
+    """Make the training loop's `update`-th optimizer step (counted from 1; G's and D's
+    alternate, so 3 is G's in step 2 and 4 is D's) fill `tensor(module)` with NaN after it,
+    behind the gradient guard's back, as weights that diverge do."""
+    from render3d.training import loop
+
+    step = loop._optimizer_step
+    count = [0]
+
+    def corrupting(name, module, *args):
+        finite = step(name, module, *args)
+        count[0] += 1
+        if count[0] == update:
+            with torch.no_grad():
+                tensor(module).fill_(float("nan"))
+        return finite
+
+    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+
+
 def diverged_generator(path: Path) -> Path:
     """The shipped demo generator with NaN weights in its density head, as a run that diverged
     would leave it, saved to `path` (a generator file)."""

@@ -2,13 +2,12 @@
 generator` scores a checkpoint, every few steps, into metrics.jsonl and TensorBoard."""
 
 import json
-import math
 import re
 import shutil
 
 import pytest
 import torch
-from _gan import collapsed_generator, stand_in_inception, tiny_train_config, write_tiny_dataset
+from _gan import collapsed_generator, nan_after_update, stand_in_inception, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
 from render3d.cli.main import main
@@ -149,20 +148,7 @@ def test_a_diverged_generator_is_said_as_such_instead_of_measured(synth, tmp_pat
     """G's weights turn NaN in step 2 behind the gradient guard's back, and the EMA's with them:
     the measurement of step 2 stops training as a checkpoint would, naming the tensors, instead
     of failing in marching cubes on NaN densities."""
-    from render3d.training import loop
-
-    step = loop._optimizer_step
-    count = [0]
-
-    def corrupting(name, module, *args):
-        finite = step(name, module, *args)
-        count[0] += 1
-        if count[0] == 3:                               # G's update in step 2
-            with torch.no_grad():
-                module.volume.const.fill_(math.nan)
-        return finite
-
-    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+    nan_after_update(monkeypatch, 3, lambda G: G.volume.const)     # G's update in step 2
     config = tiny_train_config(synth[0], metrics={**SMALL, "every": 2, "images": 0})
     with pytest.raises(FloatingPointError, match=r"^train: at step 2 weights are not finite \(NaN or inf\): "
                                                  r"G\.volume\.const, G_ema\.volume\.const; no metrics measured\. "

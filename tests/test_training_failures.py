@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from _gan import nan_after_update, tiny_config, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
 from render3d.cli.main import main
@@ -85,18 +85,7 @@ def test_a_diverged_run_stops_and_names_the_last_good_checkpoint(data, tmp_path,
 def test_nonfinite_weights_are_never_written(data, tmp_path, monkeypatch):
     """D's weights turn NaN in step 2 behind the gradient guard's back: the checkpoint of step 2
     is refused, naming the tensor and the step-1 checkpoint, which is kept."""
-    step = loop._optimizer_step
-    count = [0]
-
-    def corrupting(name, module, *args):
-        finite = step(name, module, *args)
-        count[0] += 1
-        if count[0] == 4:                               # D's update in step 2
-            with torch.no_grad():
-                next(module.parameters()).fill_(math.nan)
-        return finite
-
-    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+    nan_after_update(monkeypatch, 4, lambda D: next(D.parameters()))    # D's update in step 2
     config = tiny_train_config(data, total_kimg=0.016, checkpoint_every=1)
     name = next(n for n, _ in loop.DISCRIMINATORS.build(config.discriminator_type, config.discriminator)
                 .named_parameters())
