@@ -263,6 +263,11 @@ def _edited_generator(source, target, edit_meta=lambda meta: meta, edit_tensors=
     ({"edit_tensors": lambda tensors: {k: v for k, v in tensors.items() if k != "density_head.bias"}},
      "expected the weights of the generator its metadata describes, got {file}, which does not fit it: Missing "
      "key(s) in state_dict: \"density_head.bias\""),
+    ({"edit_meta": lambda meta: {**meta, "stage": {"resolution": 12, "blend": 1.0}}},
+     "expected a generator file whose metadata 'stage' is {{'resolution': R, 'blend': B}}, got {file} with "
+     "{{'resolution': 12, 'blend': 1.0}} (VolumeGAN.set_stage: argument 'resolution' expected one of 8, 16, got 12)"),
+    ({"edit_meta": lambda meta: {**meta, "stage": [8, 1.0]}},
+     "expected a generator file whose metadata 'stage' is {{'resolution': R, 'blend': B}}, got {file} with [8, 1.0]"),
 ])
 def test_a_generator_file_that_does_not_describe_itself_is_named(two_checkpoints, tmp_path, edit, message):
     """A generator file whose metadata is incomplete, not JSON, or of another generator, or

@@ -174,6 +174,30 @@ def test_synthesis_rejects_bad_arguments():
         G.synthesis(ws, cameras(), resolution=32)
 
 
+
+def test_a_growing_generator_shows_its_stage_up_sampled_unless_asked_for_a_resolution():
+    """set_stage (progressive growing, as Hammer's lod): the default picture is the stage's,
+    nearest up-sampled to the largest size; an explicit resolution is as before; the largest
+    resolution with blend 1 clears the stage."""
+    G = make_generator().eval()
+    ws, views = G.mapping(torch.randn(2, 8)), cameras()
+    full = G.synthesis(ws, views, noise_mode="const")["image"]
+    for stage in ((8, 1.0), (16, 0.25)):
+        G.set_stage(*stage)
+        assert G.stage == stage
+        staged = G.synthesis(ws, views, noise_mode="const")
+        own = G.synthesis(ws, views, stage[0], blend=stage[1], noise_mode="const")["image"]
+        assert torch.equal(staged["image"], F.interpolate(own, size=SIZE, mode="nearest"))
+        assert not torch.allclose(staged["image"], full, atol=1e-3)
+        assert torch.equal(G.synthesis(ws, views, 16, noise_mode="const")["image"], full)
+        assert torch.equal(staged["depth"], G.synthesis(ws, views, 16)["depth"])   # the 3D part does not grow
+    G.set_stage(16, 1.0)
+    assert G.stage is None and torch.equal(G.synthesis(ws, views, noise_mode="const")["image"], full)
+    with pytest.raises(ValueError, match=r"VolumeGAN.set_stage: argument 'resolution' expected one of 8, 16, got 32"):
+        G.set_stage(32)
+    with pytest.raises(ValueError, match=r"set_stage: argument 'blend' expected a number in \[0, 1\], got 1.5"):
+        G.set_stage(16, 1.5)
+
 def test_depth_lies_inside_each_rays_sampling_range():
     G = make_generator().eval()
     cams = cameras(3, seed=4)

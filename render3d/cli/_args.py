@@ -158,9 +158,15 @@ def load_checkpoint_generator(command: str, path: Path, device: str = "cpu", arg
     from render3d.training import load_generator
 
     try:
-        return load_generator(path, device)
+        G, meta = load_generator(path, device)
     except (ValueError, OSError) as error:
         raise _checkpoint_error(command, argument, error) from None
+    if getattr(G, "stage", None) is not None:          # a checkpoint from early in a progressive run
+        resolution, blend = G.stage
+        fading = f" (fading in at {blend:.2f})" if blend < 1 else ""
+        print(f"render3d {command}: {path} was saved while progressive growing had reached {resolution} px"
+              f"{fading}: its pictures are that stage's, up-sampled to {G.resolutions[-1]} px", file=sys.stderr)
+    return G, meta
 
 
 def checkpoint_hint(value: str) -> str:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from render3d._checks import check_choice, check_tensor
+from render3d._checks import check_choice, check_number, check_tensor
 from render3d.cameras import Cameras
 from render3d.nn import FullyConnected, MappingNetwork, ModulatedConv2d, ModulatedLinear, NOISE_MODES, ToRGB
 from render3d.nn.layers import LRELU_GAIN, activate
@@ -212,6 +212,7 @@ class VolumeGAN(nn.Module):
                                               num_layers=c.mapping_layers, lr_mul=c.mapping_lr_mul)
         self.renderer = self._make_renderer(c.impl)
         self._twin_renderer = None                      # made on demand (see synthesis's impl)
+        self.stage: tuple[int, float] | None = None     # see set_stage
 
     def _make_renderer(self, impl: str) -> VolumeRenderer:
         c = self.config
@@ -231,6 +232,19 @@ class VolumeGAN(nn.Module):
     def resolutions(self) -> list[int]:
         """Output sizes the generator can render (progressive growing runs through them)."""
         return self.neural_renderer.resolutions
+
+    def set_stage(self, resolution: int, blend: float = 1.0) -> None:
+        """The progressive-growing stage this generator is trained to (`render3d train` sets the
+        EMA generator's; its checkpoints keep it): while it is below the largest resolution,
+        `synthesis` without a `resolution` renders at this stage and up-samples the image to the
+        largest size (nearest, as PGGAN and Hammer show a growing generator), instead of adding
+        the untrained blocks above it. The largest resolution with blend 1 clears it."""
+        check_choice("VolumeGAN.set_stage", "resolution", resolution, self.resolutions)
+        check_number("VolumeGAN.set_stage", "blend", blend)
+        if not 0 <= blend <= 1:
+            raise ValueError(f"VolumeGAN.set_stage: argument 'blend' expected a number in [0, 1], got {blend}")
+        grown = resolution == self.resolutions[-1] and blend == 1
+        self.stage = None if grown else (int(resolution), float(blend))
 
     def mapping(self, z: torch.Tensor, c: torch.Tensor | None = None, *, truncation: float = 1.0,
                 truncation_cutoff: int | None = None, update_w_avg: bool = False) -> torch.Tensor:
@@ -264,8 +278,9 @@ class VolumeGAN(nn.Module):
                   noise_mode: str = "random", impl: str | None = None) -> dict[str, torch.Tensor]:
         """Render ``ws [B, num_ws, w_dim]`` from B `cameras` (their image size is ignored).
 
-        resolution: output size, one of `resolutions` (default: the largest); blend in [0, 1]
-        fades its last block in. impl: compositing kernels for this call (default: the
+        resolution: output size, one of `resolutions` (default: the largest; for a generator
+        still growing, its `stage` up-sampled to the largest, see `set_stage`, and `blend` is
+        the stage's); blend in [0, 1] fades its last block in. impl: compositing kernels for this call (default: the
         config's). Second derivatives (path-length regularization) are right with either: the
         native backward recomputes through the twin under create_graph, so "torch" there only
         saves the native forward. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
@@ -284,6 +299,9 @@ class VolumeGAN(nn.Module):
             check_choice(fn, "resolution", resolution, self.resolutions)
         if len(cameras) != len(ws):
             raise ValueError(f"{fn}: argument 'cameras' expected {len(ws)} cameras (one per ws), got {len(cameras)}")
+        staged = resolution is None and self.stage is not None
+        if staged:
+            resolution, blend = self.stage
         n = self.config.neural_resolution
         jitter = self.training and self.config.jitter
         renderer = self.renderer
@@ -297,6 +315,8 @@ class VolumeGAN(nn.Module):
         features = rendered["image"]
         image, image_raw = self.neural_renderer(features, ws[:, self.config.mlp_layers:], resolution=resolution,
                                                 blend=blend, noise_mode=noise_mode)
+        if staged and resolution != self.resolutions[-1]:
+            image = F.interpolate(image, size=self.resolutions[-1], mode="nearest")
         return {"image": image, "image_raw": image_raw, "features": features, "depth": rendered["depth"],
                 "alpha": rendered["alpha"]}
 

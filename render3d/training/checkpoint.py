@@ -24,6 +24,7 @@ import platform
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from render3d._checks import check_device, error_reason
@@ -70,6 +71,9 @@ def _generator_bytes(G: torch.nn.Module, metadata: dict) -> bytes:
     if missing:
         raise ValueError(f"save_generator: argument 'metadata' expected the keys {', '.join(METADATA_KEYS)} "
                          f"(generator_metadata(type, config, {{'view': ...}})), got none for {', '.join(missing)}")
+    stage = getattr(G, "stage", None)                  # a generator still growing (VolumeGAN.set_stage)
+    if stage is not None:
+        metadata = {**metadata, "stage": {"resolution": stage[0], "blend": stage[1]}}
     return save(_tensors(G), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
@@ -176,7 +180,10 @@ def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dic
     """(generator in eval mode, metadata) from a generator file, checkpoint or run folder.
 
     The metadata holds ``generator_type``, ``generator`` (its config), ``view`` (radius,
-    fov_degrees, pitch, pivot of the training cameras) and ``training`` (steps, images, time).
+    fov_degrees, pitch, pivot of the training cameras), ``training`` (steps, images, time)
+    and, for a generator saved while progressive growing had not reached its largest
+    resolution, ``stage`` (resolution, blend: `set_stage`, so that it renders what it was
+    trained to).
     ValueError, naming the file, when it is not one, its metadata is incomplete or describes a
     generator this version does not build, or its weights do not fit that generator; and
     for a device this machine does not have.
@@ -198,6 +205,13 @@ def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dic
         detail = " ".join(line.strip() for line in str(error).strip().splitlines()[1:3])
         raise ValueError(f"load_generator: argument 'path' expected the weights of the generator its metadata "
                          f"describes, got {file}, which does not fit it: {detail}") from None
+    if "stage" in meta:
+        try:
+            G.set_stage(**meta["stage"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"load_generator: argument 'path' expected a generator file whose metadata 'stage' "
+                             f"is {{'resolution': R, 'blend': B}}, got {file} with {meta['stage']!r} "
+                             f"({error})") from None
     return G.to(device).eval().requires_grad_(False), meta
 
 
@@ -235,8 +249,8 @@ def save_checkpoint(run_dir: str | Path, step: int, *, modules: dict[str, torch.
         return buffer.getvalue()
 
     def state_json() -> bytes:
-        return json.dumps({**state, "numpy_rng": rng["numpy"], "python_rng": rng["python"], "versions": versions()},
-                          indent=1).encode()
+        return json.dumps({**state, "numpy_rng": _plain(rng["numpy"]), "python_rng": _plain(rng["python"]),
+                           "versions": versions()}, indent=1).encode()
 
     final = Path(run_dir) / "checkpoints" / f"step-{step:07d}"
     temp = final.with_name(f".{final.name}.tmp")
@@ -304,7 +318,9 @@ def checkpoint_config(folder: str | Path) -> dict:
 
 def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
-    """Load weights and optimizer states in place; returns (state.json, rng states).
+    """Load weights and optimizer states in place; returns (state.json, rng states: "torch"
+    as `Distributed.gather_rng` gave them, "numpy" and "python" ready for np.random.set_state
+    and random.setstate).
     DamagedCheckpoint when a file cannot be read (nothing is loaded then); RuntimeError,
     ValueError or KeyError when the contents do not fit `modules` and `optimizers`."""
     tensors, saved, state = read_checkpoint(folder)
@@ -313,5 +329,16 @@ def load_checkpoint(folder: str | Path, *, modules: dict[str, torch.nn.Module],
         module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(saved["optimizers"][name])
-    rng = {"torch": saved["torch_rng"], "numpy": state.pop("numpy_rng"), "python": state.pop("python_rng")}
-    return state, rng
+    python = tuple(tuple(x) if isinstance(x, list) else x for x in state.pop("python_rng"))
+    return state, {"torch": saved["torch_rng"], "numpy": tuple(state.pop("numpy_rng")), "python": python}
+
+
+def _plain(value):
+    """numpy's and python's RNG states as JSON-ready lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -168,8 +168,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                 print(f"train: resumed with {dist.world} processes from a checkpoint of "
                       f"{len(rng['torch']['processes']['cpu'])}: in-model randomness reseeded, not bit-exact",
                       file=sys.stderr)
-            np.random.set_state(tuple(rng["numpy"]))
-            random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in rng["python"]))
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
 
     total = int(config.total_kimg * 1000)
     if resumed is not None and (nimg >= total or (max_steps is not None and step >= max_steps)):
@@ -244,7 +244,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         check_finite("no checkpoint written")           # never rotate good checkpoints out for this
         rng = {"torch": {"latents": latents.get_state(),
                          "processes": dist.gather_rng(local=interrupted)},
-               "numpy": _plain(np.random.get_state()), "python": _plain(random.getstate())}
+               "numpy": np.random.get_state(), "python": random.getstate()}
         if not dist.main:
             return run_dir
         if saved is not None and saved.name == f"step-{step:07d}":
@@ -294,6 +294,15 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if writer:
             writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
 
+    def grow() -> tuple[int, float]:
+        """The progressive-growing stage at nimg, also the EMA generator's: grids, videos and
+        metrics show what is being trained, not the blocks above it (VolumeGAN.set_stage)."""
+        stage = progressive_stage(nimg, G.resolutions, config.progressive.start_resolution,
+                                  config.progressive.stage_kimg, config.progressive.fade_kimg)
+        if hasattr(G_ema, "set_stage"):
+            G_ema.set_stage(*stage)
+        return stage
+
     def measure() -> None:
         """config.metrics of the EMA generator at this step (process 0; once per step)."""
         if writer and run_metrics and run_metrics.step != step:
@@ -303,12 +312,12 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
     try:
+        grow()
         if resumed is None:                             # the starting point, to compare with
             measure()
         while nimg < total and (max_steps is None or step < max_steps):
             started = time.perf_counter()
-            resolution, blend = progressive_stage(nimg, G.resolutions, config.progressive.start_resolution,
-                                                  config.progressive.stage_kimg, config.progressive.fade_kimg)
+            resolution, blend = grow()
             try:
                 real = next(loader)
             except (ValueError, OSError) as error:      # DataLoader's workers re-raise their error's type
@@ -490,13 +499,3 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     optimizer.step()
     return finite
 
-
-def _plain(value):
-    """numpy / python RNG states as JSON-ready lists."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
