@@ -14,7 +14,7 @@ from render3d.cli.main import main
 from render3d.datasets import EG3DDataset, SynthConfig, generate_synthetic
 from render3d.training import SetupError, load_generator, training_loop
 from render3d.training.checkpoint import TRAINING_FILE
-from render3d.training.evaluation import RunMetrics
+from render3d.training.evaluation import RunMetrics, merged_shares
 
 SMALL = {"shapes": 3, "mesh_resolution": 16, "points": 128, "images": 6}
 
@@ -155,3 +155,14 @@ def test_a_diverged_generator_is_said_as_such_instead_of_measured(synth, tmp_pat
                                                  r"No checkpoint was written"):
         training_loop(tmp_path / "run", config, progress=False)
     assert [row["step"] for row in rows(tmp_path / "run")] == [0]
+
+
+def test_shares_of_the_processes_merge_back_in_order():
+    """Process r measures subjects r, r + world, ... (unequal shares when world does not
+    divide the count); process 0 puts them back in seed order."""
+    count, world = 7, 3
+    parts = [list(range(rank, count, world)) for rank in range(world)]
+    assert parts == [[0, 3, 6], [1, 4], [2, 5]]
+    assert merged_shares(parts, count) == list(range(count))
+    assert merged_shares([[0], [1], []], 2) == [0, 1]             # more processes than subjects
+    assert merged_shares(None, count) is None

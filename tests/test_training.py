@@ -389,14 +389,22 @@ def test_leaving_the_process_group_ends_gloos_threads(tmp_path):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
-def test_two_processes_match_one(data, tmp_path, device):
+def test_two_processes_match_one(tmp_path, device):
     """Same global batch of 4: one process, or two with 2 each under torchrun (gloo on CPU,
     NCCL on two GPUs). In-model randomness (jitter, noise) is off: it is drawn per process by
-    design. Metrics (FID/KID, with a stand-in network) are measured by process 0 alone, while
-    process 1 waits for it: the same rows."""
+    design. Metrics (shapes, and FID/KID with a stand-in network) are measured by both
+    processes, each a share of the subjects (odd counts: unequal shares), and scored by
+    process 0: a checkpoint's row is `render3d eval generator`'s of it in one process."""
+    from render3d.cli.main import main
+    from render3d.datasets import SynthConfig, generate_synthetic
+
     if device == "cuda" and torch.cuda.device_count() < 2:
         pytest.skip("NCCL needs two GPUs: one process per GPU")
-    metrics = {"every": 2, "shapes": 0, "images": 6, "inception": str(stand_in_inception(tmp_path / "net.pt"))}
+    data = tmp_path / "synth"                          # 6 images of 32 px, 3 subjects with meshes
+    generate_synthetic(data, SynthConfig(subjects=3, views=2, resolution=32, supersample=1, mesh_resolution=24),
+                       progress=False)
+    small = {"shapes": 3, "mesh_resolution": 16, "points": 128, "images": 5}
+    metrics = {"every": 2, **small, "inception": str(stand_in_inception(tmp_path / "net.pt"))}
     config = tiny_config(data, total_kimg=0.016, checkpoint_every=2, metrics=metrics)   # 4 steps
     config["generator"].update(jitter=False, use_noise=False)
     config["device"] = device
@@ -425,6 +433,15 @@ def test_two_processes_match_one(data, tmp_path, device):
     assert [row["step"] for row in rows["two"]] == [0, 2, 4]
     for row_one, row_two in zip(rows["one"], rows["two"]):
         assert row_two["images/fid"] == pytest.approx(row_one["images/fid"], rel=1e-3), row_one["step"]
+    for row in rows["two"][1:]:
+        out = tmp_path / f"eval-{row['step']}.json"
+        options = [f"--{key.replace('_', '-')}={value}" for key, value in small.items()]
+        assert main(["eval", "generator", str(tmp_path / "two" / "checkpoints" / f"step-{row['step']:07d}"),
+                     str(data), *options, "--inception", metrics["inception"], "--out", str(out)]) == 0
+        expected = json.loads(out.read_text())["metrics"]
+        assert {k: row[k] for k in expected if k.startswith("shapes/")} == \
+            {k: v for k, v in expected.items() if k.startswith("shapes/")}, row["step"]   # meshed one seed at a time
+        assert row["images/fid"] == pytest.approx(expected["images/fid"], rel=1e-6), row["step"]
 
 
 def test_ctrl_c_under_torchrun_stops_every_process_after_one_step(data, tmp_path):

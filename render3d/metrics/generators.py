@@ -128,10 +128,22 @@ def dataset_image_features(dataset, network, count: int, size: int) -> tuple[np.
     return extract_features(batches, network), said
 
 
+def generator_features(G, labels: torch.Tensor, network, seeds: Sequence[int]) -> np.ndarray | None:
+    """Features ``[len(seeds), D]`` by `network` of G's images of the subjects of `seeds`,
+    subject i seen from camera label ``labels[i]`` (`generator_images`); None for no seeds."""
+    if not len(seeds):
+        return None
+    return extract_features(generator_images(G, labels, seeds=seeds), network)
+
+
+def image_scores(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+    """FID and KID ("images/fid", "images/kid") of `fake` features against `real` ones."""
+    kid_mean, _ = kid(real, fake, subset_size=min(1000, len(real)))
+    return {"images/fid": fid(real, fake), "images/kid": kid_mean}
+
+
 def image_metrics(G, labels: torch.Tensor, network, real: np.ndarray) -> dict[str, float]:
     """FID and KID ("images/fid", "images/kid") of G's images against `real` features
     ``[n, D]`` (`dataset_image_features`): the subjects of seeds 0..n-1, subject i seen from
     camera label ``labels[i]`` (the dataset's, in order), through the same `network`."""
-    fake = extract_features(generator_images(G, labels, seeds=range(len(real))), network)
-    kid_mean, _ = kid(real, fake, subset_size=min(1000, len(real)))
-    return {"images/fid": fid(real, fake), "images/kid": kid_mean}
+    return image_scores(real, generator_features(G, labels, network, range(len(real))))

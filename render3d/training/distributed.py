@@ -14,8 +14,9 @@ import torch
 import torch.distributed as dist
 
 # How long a collective operation may wait: gloo's default, also for NCCL (whose own is 10
-# minutes), since process 0 alone measures config.metrics, for minutes maybe, while the others
-# wait for it in their next collective.
+# minutes), since process 0 alone writes image grids and videos and scores config.metrics
+# (the reals' features of a large metrics.images, the first time), while the others wait for
+# it in their next collective.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)
 
 
@@ -92,6 +93,15 @@ class Distributed:
             return None
         rank, (message, host) = failed[0]
         return message if rank == 0 else f"{message} (said by process {rank} of {self.world}, on {host})"
+
+    def gather(self, value) -> list | None:
+        """Every process's `value` (any picklable object), by rank, in process 0; None in the
+        others. Every process must call it."""
+        if self.world == 1:
+            return [value]
+        gathered = [None] * self.world if self.main else None
+        dist.gather_object(value, gathered, dst=0)
+        return gathered
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average the parameters' gradients over processes in one all-reduce (as StyleGAN2-ADA

@@ -3,9 +3,10 @@ computes for a checkpoint, every `metrics.every` steps, so that a run shows whet
 and images get better without evaluating its checkpoints one by one afterwards.
 
 Shapes are scored against the meshes of a synthetic dataset (`render3d dataset synth`), images
-by FID / KID when the Inception file is there; a run asks for at least one of them. Process 0
-measures; the others wait for it at their next collective operation, as they do for image
-grids. Nothing here draws from the global random generators, so a run trains the same
+by FID / KID when the Inception file is there; a run asks for at least one of them. Under
+torchrun every process meshes and renders a share of the subjects (seeds rank, rank + world,
+...) and process 0 scores them all, so that the scores do not depend on the number of
+processes. Nothing here draws from the global random generators, so a run trains the same
 weights with metrics on or off.
 """
 
@@ -14,24 +15,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .checks import SetupError
 from .config import MetricsConfig
+from .distributed import Distributed
 
 
 class RunMetrics:
     """What a run's config.metrics can measure on its dataset, refused before the first step
     when that is nothing, or a reference mesh or the Inception file cannot be read; `measure`
-    scores a generator. `measures`: whether this process measures (process 0): it reads the
-    reference meshes (and measures their distances to each other) and loads the Inception
-    network onto `device` once, here, so that a damaged file is said before the first step
-    rather than at the first measurement of a resumed run, hours in."""
+    scores a generator. Every process of `dist` loads the Inception network onto `device`,
+    and process 0 reads the reference meshes (and measures their distances to each other),
+    once, here, so that a damaged file is said before the first step rather than at the first
+    measurement of a resumed run, hours in."""
 
-    def __init__(self, config: MetricsConfig, data_path: str, dataset, measures: bool = True,
+    def __init__(self, config: MetricsConfig, data_path: str, dataset, dist: Distributed | None = None,
                  device="cpu") -> None:
         from render3d.metrics import InceptionFeatures, chamfer_matrix, default_inception_path, load_points
         from render3d.metrics.generators import dataset_meshes
 
-        self.config, self.dataset = config, dataset
+        self.config, self.dataset, self.dist = config, dataset, dist or Distributed()
         self.meshes = dataset_meshes(data_path)[:config.max_reference] if config.shapes else []
         self.inception = None
         if config.images:
@@ -50,10 +54,8 @@ class RunMetrics:
                              f"{shapes}, and {images}")
         self.step = None                # the step measured last
         self._reference = self._reference_distances = self._network = self._real = None
-        if not measures:
-            return
         try:                                            # the errors name the file and what is wrong with it
-            if self.meshes:
+            if self.meshes and self.dist.main:
                 self._reference = [load_points(f, config.points, seed=0) for f in self.meshes]
                 self._reference_distances = chamfer_matrix(self._reference)
             if self.inception is not None:
@@ -74,27 +76,45 @@ class RunMetrics:
         return f"train: metrics every {self.config.every} steps into metrics.jsonl: {', '.join(parts)}"
 
     def measure(self, G, view: dict, step: int) -> tuple[dict[str, float], float]:
-        """(metrics, seconds taken) of generator `G` (the EMA one, in eval mode) at `step`. The
-        keys are those of `render3d eval generator`'s results. A generator none of whose subjects
-        has a surface yet scores "shapes/empty" 1 alone."""
+        """(metrics, seconds taken) of generator `G` (the EMA one, in eval mode) at `step`: in
+        process 0, the keys of `render3d eval generator`'s results; {} in the others. A
+        generator none of whose subjects has a surface yet scores "shapes/empty" 1 alone.
+        Every process must call it."""
         from render3d.mesh import NoSurfaceError
-        from render3d.metrics.generators import dataset_image_features, generator_shapes, image_metrics, scored_shapes
+        from render3d.metrics.generators import (dataset_image_features, generator_features, generator_shapes,
+                                                 image_scores, scored_shapes)
 
         started = time.perf_counter()
-        config, metrics = self.config, {}
+        config, dist, metrics = self.config, self.dist, {}
         if self.meshes:
+            seeds = range(dist.rank, config.shapes, dist.world)
             try:
-                generated = generator_shapes(G, range(config.shapes), view=view, resolution=config.mesh_resolution,
-                                             points=config.points, empty="none")
-            except NoSurfaceError:
+                mine = generator_shapes(G, seeds, view=view, resolution=config.mesh_resolution,
+                                        points=config.points, empty="none")
+            except NoSurfaceError:                      # none of this process's subjects has a surface
+                mine = [None] * len(seeds)
+            generated = merged_shares(dist.gather(mine), config.shapes)
+            if generated is not None and all(points is None for points in generated):
                 metrics["shapes/empty"] = 1.0
-            else:
+            elif generated is not None:
                 scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
                 metrics.update({f"shapes/{k}": v for k, v in scored.items()})
         if self.inception is not None:
-            if self._real is None:                      # the reals' features: once per run
-                self._real, _ = dataset_image_features(self.dataset, self._network, config.images,
-                                                       G.resolutions[-1])
-            metrics.update(image_metrics(G, self.dataset.labels, self._network, self._real))
+            count = min(config.images, len(self.dataset.labels))
+            seeds = range(dist.rank, count, dist.world)
+            mine = generator_features(G, self.dataset.labels[seeds.start:count:dist.world], self._network, seeds)
+            fake = merged_shares(dist.gather(list(mine) if mine is not None else []), count)
+            if fake is not None:
+                if self._real is None:                  # the reals' features: once per run
+                    self._real, _ = dataset_image_features(self.dataset, self._network, count, G.resolutions[-1])
+                metrics.update(image_scores(self._real, np.stack(fake)))
         self.step = step
         return metrics, time.perf_counter() - started
+
+
+def merged_shares(parts: list[list] | None, count: int) -> list | None:
+    """The items of processes' shares of range(count), `parts` by rank (process r's: items r,
+    r + world, ...), in order; None outside process 0 (`Distributed.gather` gave it None)."""
+    if parts is None:
+        return None
+    return [parts[i % len(parts)][i // len(parts)] for i in range(count)]

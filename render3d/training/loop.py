@@ -109,7 +109,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             said = restate(error, {"path": "data.path"})
             raise SetupError(f"train: {said}" if said != str(error) else f"train: data.path: {said}") from None
         poses = PoseSampler(config.poses, dataset)
-        run_metrics = (RunMetrics(config.metrics, config.data.path, dataset, dist.main, device)
+        run_metrics = (RunMetrics(config.metrics, config.data.path, dataset, dist, device)
                        if config.metrics.every else None)
         try:                                            # settings that only the components themselves check
             G = GENERATORS.build(config.generator_type, config.generator).to(device).train()
@@ -304,10 +304,12 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         return stage
 
     def measure() -> None:
-        """config.metrics of the EMA generator at this step (process 0; once per step)."""
-        if writer and run_metrics and run_metrics.step != step:
+        """config.metrics of the EMA generator at this step (once per step; every process)."""
+        if run_metrics and run_metrics.step != step:
             check_finite("no metrics measured")         # the diverged run said as such, not NaN meshes
-            writer.metrics(step, nimg, *run_metrics.measure(G_ema, view, step))
+            measured = run_metrics.measure(G_ema, view, step)
+            if writer:
+                writer.metrics(step, nimg, *measured)
 
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
@@ -440,10 +442,10 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         bar.close()
     try:
         last = checkpoint()
+        measure()                                       # every process
         if writer:
             writer.images(G_ema, step, view)
             writer.video(G_ema, step, view)
-            measure()
             writer.close()
     except Exception as error:                          # a full disk at the end, say
         note_failure(error)
