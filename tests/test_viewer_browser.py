@@ -326,18 +326,21 @@ def test_a_followed_run_shows_each_new_checkpoint_in_chromium(browser, tmp_path)
     from render3d_viewer import Viewer, open_source
 
     run = tmp_path / "run"
-    add_run_checkpoint(run, 1)
+    add_run_checkpoint(run, 1, lambda G: G.set_stage(G.resolutions[-2]))      # from early in a progressive run
     viewer = Viewer(open_source(str(run)), host="127.0.0.1", port=free_port(), resolution=64, rest_seconds=0.2,
                     follow_seconds=0.2)
     try:
         page, session, first = opened(browser, viewer)
         frames = session.frames
+        stats = page.locator("p", has_text=" fps").first       # the frame line names the checkpoint shown
+        stage = viewer.source.G.stage[0]
+        growing = f"ms per frame · run_step-0000001 · still growing: its {stage} px stage, up-sampled"
+        wait_for(lambda: stats.inner_text().strip().endswith(growing), "the stage in the page")
 
         # another subject for seed 0: the mapping's first layer negated
         add_run_checkpoint(run, 2, lambda G: G.mapping_network.layers[0].weight.neg_())
         page.get_by_text("showing step-0000002").wait_for(timeout=TIMEOUT * 1000)
         assert viewer.source.name == "run_step-0000002"
-        stats = page.locator("p", has_text=" fps").first       # the frame line names the checkpoint shown
         wait_for(lambda: stats.inner_text().strip().endswith("ms per frame · run_step-0000002"),
                  "the checkpoint's name in the page")
         wait_for(lambda: session.frames > frames and full_frame(session), "a frame of the new checkpoint")

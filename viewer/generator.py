@@ -101,6 +101,16 @@ class GeneratorSource(Source):
         self._ws.cache_clear()
         return newest.name
 
+    @property
+    def state(self) -> str:
+        """A checkpoint from early in a progressive run (`VolumeGAN.set_stage`): which stage its
+        pictures are, up-sampled to its full size."""
+        stage = getattr(self.G, "stage", None)
+        if stage is None:
+            return ""
+        fading = f", fading in at {stage[1]:.2f}" if stage[1] < 1 else ""
+        return f"still growing: its {stage[0]} px stage{fading}, up-sampled"
+
     def _styles(self, G, seed: int, truncation: float, seed_b: int, mix: float) -> torch.Tensor:
         from render3d.generators.sampling import styles_from_seeds
 

@@ -132,6 +132,7 @@ class Session:
                                                jpeg_quality=90 if frame.level == FULL else 60)
         h, w = frame.image.shape[:2]
         shown = f" · {self.source.name}" if self.source.follows else ""    # which checkpoint of the run
+        shown += f" · {self.source.state}" if self.source.state else ""
         self.stats.content = (f"**{frame.fps:.3g} fps** · {w}×{h} px · {frame.level} · "
                               f"{1000 * frame.seconds:.0f} ms per frame{shown}")
         self.frames += 1

@@ -90,6 +90,7 @@ class Source(ABC):
     download_label: str = "Download mesh (GLB)"
 
     follows: bool = False                   # whether `follow` can ever find something newer
+    state: str = ""                         # said in the page beside the frame rate ('' for nothing)
 
     def follow(self) -> str | None:
         """Take up a newer version of the model if there is one; returns what was taken up (a
