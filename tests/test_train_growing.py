@@ -31,6 +31,8 @@ def test_checkpoints_grids_and_metrics_of_a_growing_run_show_its_stage(tmp_path,
                                progressive=GROWING, metrics=metrics)
     run = tmp_path / "run"
     training_loop(run, config, progress=False)
+    assert ("train: progressive growing: 8 px, then 16 px from 0.008 kimg (each fading in over 0.008 kimg); grown "
+            "at 0.016 kimg") in capsys.readouterr().err
     rows = {row["step"]: row for row in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
     for step, stage in enumerate(STAGES, start=1):
         checkpoint = run / "checkpoints" / f"step-{step:07d}"

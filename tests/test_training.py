@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 from render3d.config import apply_overrides
 from render3d.training import config_dict, load_generator, resolve_config, training_loop
 from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
-from render3d.training.data import GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_stage
+from render3d.training.data import (GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_said,
+                                    progressive_stage)
 from render3d.training.distributed import Distributed, cuda_math
 
 
@@ -124,6 +125,13 @@ def test_progressive_schedule():
     assert progressive_stage(3250, res, 8, 1, 1) == (32, 0.25)
     assert progressive_stage(10 ** 6, res, 8, 1, 1) == (32, 1.0)
     assert progressive_stage(0, res, 0, 1, 1) == (32, 1.0)
+    # the header's words for it: a block starts fading in where the stage said so begins
+    assert progressive_said(res, 8, 1, 1) == ("progressive growing: 8 px, then 16 px from 1, 32 px from 3 kimg "
+                                              "(each fading in over 1 kimg); grown at 4 kimg")
+    assert progressive_stage(999, res, 8, 1, 1) == (8, 1.0) and progressive_stage(1000, res, 8, 1, 1) == (16, 0.0)
+    assert progressive_stage(3000, res, 8, 1, 1) == (32, 0.0) and progressive_stage(3999, res, 8, 1, 1)[1] < 1
+    assert progressive_stage(4000, res, 8, 1, 1) == (32, 1.0)
+    assert progressive_said(res, 0, 1, 1) is None and progressive_said(res, 32, 1, 1) is None
 
 
 def test_pose_conditioning_swap_schedule_and_draws():

@@ -1,6 +1,7 @@
 """What the training loop checks, and the errors it raises for what fails: its inputs before the
-first step (`check_fit`, `check_precision`, `refused_together`; `precision_note` only warns), an
-image when its batch comes, and the weights before each checkpoint (`nonfinite_tensors`)."""
+first step (`check_fit`, `check_precision`, `check_run_folder`, `refused_together`;
+`precision_note` only warns), an image when its batch comes, and the weights before each
+checkpoint (`nonfinite_tensors`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from render3d.datasets import EG3DDataset
 from render3d.datasets.eg3d import LABEL_LENGTH
 
-from .checkpoint import checkpoint_dirs
+from .checkpoint import checkpoint_dirs, checkpoint_step, latest_checkpoint
 from .distributed import Distributed
 
 
@@ -43,6 +44,29 @@ def refused_together(dist: Distributed):
     if message is not None:
         dist.close()
         raise SetupError(message) from None
+
+
+def check_run_folder(run_dir: Path, resumed: Path | None) -> None:
+    """SetupError when the checkpoints already in `run_dir` would be lost or mixed up: a fresh
+    run (`resumed` None) would overwrite and rotate them out, and so would a run resumed from
+    another run's checkpoint; new checkpoints of a run resumed from an earlier one than its
+    newest would interleave with the later ones."""
+    if resumed is None:
+        existing = latest_checkpoint(run_dir)
+        if existing is not None:
+            raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
+                             f"continue that run with --resume {run_dir}, or train into another folder")
+        return
+    foreign = latest_checkpoint(run_dir) if resumed.resolve().parent.parent != run_dir.resolve() else None
+    if foreign is not None:
+        raise SetupError(f"train: the run folder {run_dir} holds checkpoints of another run (newest: "
+                         f"{foreign.name}) than the one resumed ({resumed}): resume into that run's folder "
+                         f"(--out {resumed.parent.parent}) or into a folder without checkpoints")
+    later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > checkpoint_step(resumed)]
+    if later:
+        raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
+                         f"({resumed.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
+                         f"or resume into another folder")
 
 
 def original_message(error: Exception) -> str:

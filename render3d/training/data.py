@@ -124,6 +124,20 @@ def progressive_stage(nimg: int, resolutions: list[int], start: int, stage_kimg:
     return final, 1.0
 
 
+def progressive_said(resolutions: list[int], start: int, stage_kimg: float, fade_kimg: float) -> str | None:
+    """`progressive_stage`'s schedule in words, for the header of a run; None without growing."""
+    final = resolutions[-1]
+    if start == 0 or start >= final:
+        return None
+    steps, kimg, resolution = [], stage_kimg, start
+    while resolution < final:
+        resolution *= 2
+        steps.append(f"{resolution} px from {kimg:g}")
+        kimg += fade_kimg + stage_kimg
+    return (f"progressive growing: {start} px, then {', '.join(steps)} kimg (each fading in over {fade_kimg:g} "
+            f"kimg); grown at {kimg - stage_kimg:g} kimg")
+
+
 def resize_reals(images: torch.Tensor, resolution: int, blend: float = 1.0) -> torch.Tensor:
     """Real images ``[B, 3, R, R]`` as D sees them at `resolution` (box-filtered down), faded like
     the generator while a block fades in: lerp(2x-coarser image up-sampled, image, blend)."""

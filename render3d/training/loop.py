@@ -36,13 +36,13 @@ from render3d._checks import restate
 from render3d.datasets import EG3DDataset
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 
-from .checks import (DataError, SetupError, check_fit, check_precision, earlier_checkpoints, nonfinite_tensors,
-                     original_message, precision_note, refused_together)
-from .checkpoint import (STATE_FILE, DamagedCheckpoint, checkpoint_dirs, checkpoint_step, generator_metadata,
-                         latest_checkpoint, load_checkpoint, resolve_checkpoint_folder, save_checkpoint)
+from .checks import (DataError, SetupError, check_fit, check_precision, check_run_folder, earlier_checkpoints,
+                     nonfinite_tensors, original_message, precision_note, refused_together)
+from .checkpoint import (STATE_FILE, DamagedCheckpoint, generator_metadata, load_checkpoint, resolve_checkpoint_folder,
+                         save_checkpoint)
 from .config import TrainConfig, changes_said, config_changes, config_dict
-from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_stage,
-                   resize_reals)
+from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swap_probability, progressive_said,
+                   progressive_stage, resize_reals)
 from .distributed import Distributed, cuda_math
 from .evaluation import RunMetrics
 from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
@@ -94,10 +94,13 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, "
                              f"got {config.batch}")
 
-        existing = latest_checkpoint(run_dir) if resume is None else None
-        if existing is not None:                            # a fresh run would overwrite and rotate them out
-            raise SetupError(f"train: the run folder {run_dir} already holds checkpoints (newest: {existing.name}): "
-                             f"continue that run with --resume {run_dir}, or train into another folder")
+        folder = None                                   # the checkpoint to resume
+        if resume is not None:
+            try:
+                folder = resolve_checkpoint_folder(resume)
+            except ValueError as error:
+                raise SetupError(str(error)) from None
+        check_run_folder(run_dir, folder)
         if not config.data.path or not Path(config.data.path).exists():   # absolute (DataConfig makes it so)
             got = f"{config.data.path!r} (nothing there)" if config.data.path else "none"
             raise SetupError(f"train: data.path expected an EG3D dataset (a folder or zip with dataset.json), got "
@@ -129,16 +132,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             optimizers[name] = torch.optim.Adam(net.parameters(), lr=lr * factor, betas=betas, eps=1e-8)
         modules = {"G": G, "D": D, "G_ema": G_ema, "loss": loss}
 
-        if resume is not None:
-            try:
-                folder = resolve_checkpoint_folder(resume)
-            except ValueError as error:
-                raise SetupError(str(error)) from None
-            foreign = latest_checkpoint(run_dir) if folder.resolve().parent.parent != run_dir.resolve() else None
-            if foreign is not None:                         # the new checkpoints would rotate them out
-                raise SetupError(f"train: the run folder {run_dir} holds checkpoints of another run (newest: "
-                                 f"{foreign.name}) than the one resumed ({folder}): resume into that run's folder "
-                                 f"(--out {folder.parent.parent}) or into a folder without checkpoints")
+        if folder is not None:
             configured = {name: [{k: group[k] for k in ("lr", "betas")} for group in opt.param_groups]
                           for name, opt in optimizers.items()}
             try:
@@ -151,11 +145,6 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                                  f"(resume with the config it was trained with, which {folder / STATE_FILE} holds: "
                                  f"`render3d train --resume` without CONFIG does): "
                                  f"{' '.join(line.strip() for line in detail[:3])}") from None
-            later = [p.name for p in checkpoint_dirs(run_dir) if checkpoint_step(p) > state["step"]]
-            if later:                                       # new checkpoints would interleave with them
-                raise SetupError(f"train: the run folder {run_dir} holds checkpoints past the one resumed "
-                                 f"({folder.name}): {', '.join(later)}; move them out of {run_dir / 'checkpoints'} "
-                                 f"or resume into another folder")
             resumed = folder
             for name, opt in optimizers.items():           # Adam's moments from the checkpoint, lr and betas
                 for group, values in zip(opt.param_groups, configured[name]):
@@ -214,6 +203,10 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         images = f"{len(dataset.names):,} image{'s' if len(dataset.names) > 1 else ''}"
         print(f"train: data: {images}{flips} of {dataset.width} px in {dataset.storage.path}"
               f"{filtered}; cameras from {cameras}", file=sys.stderr)
+        growing = progressive_said(G.resolutions, config.progressive.start_resolution,
+                                   config.progressive.stage_kimg, config.progressive.fade_kimg)
+        if growing:
+            print(f"train: {growing}", file=sys.stderr)
         if run_metrics:
             print(run_metrics.said(), file=sys.stderr)
         if writer.tensorboard:
