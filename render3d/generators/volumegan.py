@@ -280,13 +280,13 @@ class VolumeGAN(nn.Module):
 
         resolution: output size, one of `resolutions` (default: the largest; for a generator
         still growing, its `stage` up-sampled to the largest, see `set_stage`, and `blend` is
-        the stage's); blend in [0, 1] fades its last block in. impl: compositing kernels for this call (default: the
-        config's). Second derivatives (path-length regularization) are right with either: the
-        native backward recomputes through the twin under create_graph, so "torch" there only
-        saves the native forward. Returns ``image [B, 3, r, r]`` in [-1, 1] (not clamped),
-        ``image_raw [B, 3, n, n]``, ``features [B, feature_dim, n, n]``, ``depth [B, 1, n, n]``
-        (distance along the ray, world units) and ``alpha [B, 1, n, n]`` at the neural
-        resolution n.
+        the stage's); blend in [0, 1] fades its last block in. impl: compositing kernels for
+        this call (default: the config's). Second derivatives (path-length regularization) are
+        right with either: the native backward recomputes through the twin under create_graph,
+        so "torch" there only saves the native forward. Returns ``image [B, 3, r, r]``
+        in [-1, 1] (not clamped), ``image_raw [B, 3, n, n]``, ``features [B, feature_dim, n, n]``,
+        ``depth [B, 1, n, n]`` (distance along the ray, world units) and ``alpha [B, 1, n, n]``
+        at the neural resolution n.
 
         Under autocast (`render3d train` with precision=bfloat16) only the neural renderer's
         layers run in the lower precision: the feature volume, the point MLP and the compositing

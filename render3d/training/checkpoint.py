@@ -208,7 +208,7 @@ def load_generator(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dic
     if "stage" in meta:
         try:
             G.set_stage(**meta["stage"])
-        except (TypeError, ValueError) as error:
+        except (AttributeError, TypeError, ValueError) as error:    # edited, or a generator that does not grow
             raise ValueError(f"load_generator: argument 'path' expected a generator file whose metadata 'stage' "
                              f"is {{'resolution': R, 'blend': B}}, got {file} with {meta['stage']!r} "
                              f"({error})") from None

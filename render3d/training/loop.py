@@ -493,4 +493,3 @@ def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.O
     add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
     optimizer.step()
     return finite
-
