@@ -229,10 +229,14 @@ def test_cuda_math_is_set_for_a_cuda_run_only_and_put_back(data):
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision, tf32", [("float32", False), ("bfloat16", False), ("float32", True)])
 def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
-    """A few steps on a GPU, with FID/KID measured as it trains (a stand-in network on the GPU)."""
+    """A few steps on a GPU, growing from 8 px (step 1 at 8 px, step 2 fading 16 px in), with
+    FID/KID measured as it trains (a stand-in network on the GPU; the images up-sampled from
+    the stage while it grows)."""
     before = math_settings()
     metrics = {"every": 1, "images": 4, "inception": str(stand_in_inception(tmp_path / "net.pt"))}
-    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision, tf32=tf32, metrics=metrics)
+    growing = {"start_resolution": 8, "stage_kimg": 0.004, "fade_kimg": 0.004}
+    config = tiny_train_config(data, total_kimg=0.008, device="cuda", precision=precision, tf32=tf32, metrics=metrics,
+                               progressive=growing)
     last = training_loop(tmp_path / "run", config, progress=False)
     assert math_settings() == before
     weights = load_file(str(last / TRAINING_FILE))
@@ -242,6 +246,7 @@ def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0, 1, 2]
     assert all(math.isfinite(row["images/fid"]) and math.isfinite(row["images/kid"]) for row in rows)
+    assert load_generator(last)[0].stage == (16, 0.0)
 
 
 def test_bf16_steps_match_float32_to_bf16_precision(data, tmp_path):
