@@ -117,7 +117,6 @@ def test_a_generator_whose_densities_are_nan_is_refused_when_opened(tmp_path):
         open_source(str(diverged))
 
 
-
 def test_a_generator_still_growing_is_said_in_the_page(tmp_path):
     """A checkpoint from early in a progressive run pictures its stage (VolumeGAN.set_stage);
     the page says so beside the frame rate until a grown checkpoint is followed."""
@@ -129,6 +128,7 @@ def test_a_generator_still_growing_is_said_in_the_page(tmp_path):
     assert source.state == f"still growing: its {half} px stage, fading in at 0.50, up-sampled"
     add_run_checkpoint(run, 2)
     assert source.follow() == "step-0000002" and source.state == ""
+
 
 def test_a_run_folder_is_followed_to_its_newest_checkpoint(tmp_path):
     """The viewer on a training run shows each newer checkpoint as training writes it: the
