@@ -166,3 +166,14 @@ def test_shares_of_the_processes_merge_back_in_order():
     assert merged_shares(parts, count) == list(range(count))
     assert merged_shares([[0], [1], []], 2) == [0, 1]             # more processes than subjects
     assert merged_shares(None, count) is None
+
+
+def test_a_measurement_shows_a_bar_over_its_subjects_while_it_runs(synth, tmp_path, capsys):
+    """With the training bar on, a measurement shows its own over the shapes and images it
+    makes (they can take minutes on large settings), gone when it is done."""
+    data, network = synth
+    metrics = {**SMALL, "every": 2, "inception": str(network)}
+    training_loop(tmp_path / "run", tiny_train_config(data, total_kimg=0.008, metrics=metrics), progress=True)
+    err = capsys.readouterr().err
+    for step in (0, 2):
+        assert re.search(rf"metrics at step {step}: +\d+%\|[^|]*\| \d/9 ", err), err[-2000:]   # 3 shapes + 6 images

@@ -6,7 +6,7 @@ ground-truth meshes, and its images (rendered from the dataset's cameras) by FID
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +128,20 @@ def dataset_image_features(dataset, network, count: int, size: int) -> tuple[np.
     return extract_features(batches, network), said
 
 
-def generator_features(G, labels: torch.Tensor, network, seeds: Sequence[int]) -> np.ndarray | None:
+def generator_features(G, labels: torch.Tensor, network, seeds: Sequence[int], *,
+                       on_batch: Callable[[int], object] | None = None) -> np.ndarray | None:
     """Features ``[len(seeds), D]`` by `network` of G's images of the subjects of `seeds`,
-    subject i seen from camera label ``labels[i]`` (`generator_images`); None for no seeds."""
+    subject i seen from camera label ``labels[i]`` (`generator_images`); None for no seeds.
+    `on_batch` is called with the size of each batch of images made (a progress bar's update)."""
     if not len(seeds):
         return None
-    return extract_features(generator_images(G, labels, seeds=seeds), network)
+    def counted():
+        for batch in generator_images(G, labels, seeds=seeds):
+            if on_batch is not None:
+                on_batch(len(batch))
+            yield batch
+
+    return extract_features(counted(), network)
 
 
 def image_scores(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:

@@ -75,42 +75,50 @@ class RunMetrics:
                          "no FID/KID (metrics.images=0)")
         return f"train: metrics every {self.config.every} steps into metrics.jsonl: {', '.join(parts)}"
 
-    def measure(self, G, view: dict, step: int) -> tuple[dict[str, float], float]:
+    def measure(self, G, view: dict, step: int, *, progress: bool = False) -> tuple[dict[str, float], float]:
         """(metrics, seconds taken) of generator `G` (the EMA one, in eval mode) at `step`: in
         process 0, the keys of `render3d eval generator`'s results; {} in the others. A
         generator none of whose subjects has a surface yet scores "shapes/empty" 1 alone.
-        Every process must call it."""
+        `progress`: a bar over this process's subjects, gone when done. Every process must
+        call it."""
+        from tqdm import tqdm
+
         from render3d.mesh import NoSurfaceError
         from render3d.metrics.generators import (dataset_image_features, generator_features, generator_shapes,
                                                  image_scores, scored_shapes)
 
         started = time.perf_counter()
         config, dist, metrics = self.config, self.dist, {}
-        if self.meshes:
-            seeds = range(dist.rank, config.shapes, dist.world)
-            try:
-                mine = generator_shapes(G, seeds, view=view, resolution=config.mesh_resolution,
-                                        points=config.points, empty="none")
-            except NoSurfaceError:                      # none of this process's subjects has a surface
-                mine = [None] * len(seeds)
-            generated = merged_shares(dist.gather(mine), config.shapes)
-            if generated is not None and all(points is None for points in generated):
-                metrics["shapes/empty"] = 1.0
-            elif generated is not None:
-                scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
-                metrics.update({f"shapes/{k}": v for k, v in scored.items()})
-        if self.inception is not None:
-            count = min(config.images, len(self.dataset.labels))
-            seeds = range(dist.rank, count, dist.world)
-            mine = generator_features(G, self.dataset.labels[seeds.start:count:dist.world], self._network, seeds)
-            fake = merged_shares(dist.gather(list(mine) if mine is not None else []), count)
-            if fake is not None:
-                if self._real is None:                  # the reals' features: once per run
-                    self._real, _ = dataset_image_features(self.dataset, self._network, count, G.resolutions[-1])
-                metrics.update(image_scores(self._real, np.stack(fake)))
+        shape_seeds = range(dist.rank, config.shapes if self.meshes else 0, dist.world)
+        count = min(config.images, len(self.dataset.labels)) if self.inception is not None else 0
+        image_seeds = range(dist.rank, count, dist.world)
+        with tqdm(total=len(shape_seeds) + len(image_seeds), desc=f"metrics at step {step}", unit="subject",
+                  leave=False, disable=not progress) as bar:
+            if self.meshes:
+                mine = []
+                for seed in shape_seeds:                # one at a time, for the bar; no surface: None
+                    try:
+                        mine += generator_shapes(G, [seed], view=view, resolution=config.mesh_resolution,
+                                                 points=config.points, empty="none")
+                    except NoSurfaceError:
+                        mine.append(None)
+                    bar.update()
+                generated = merged_shares(dist.gather(mine), config.shapes)
+                if generated is not None and all(points is None for points in generated):
+                    metrics["shapes/empty"] = 1.0
+                elif generated is not None:
+                    scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
+                    metrics.update({f"shapes/{k}": v for k, v in scored.items()})
+            if self.inception is not None:
+                mine = generator_features(G, self.dataset.labels[dist.rank:count:dist.world], self._network,
+                                          image_seeds, on_batch=bar.update)
+                fake = merged_shares(dist.gather(list(mine) if mine is not None else []), count)
+                if fake is not None:
+                    if self._real is None:              # the reals' features: once per run
+                        self._real, _ = dataset_image_features(self.dataset, self._network, count, G.resolutions[-1])
+                    metrics.update(image_scores(self._real, np.stack(fake)))
         self.step = step
         return metrics, time.perf_counter() - started
-
 
 def merged_shares(parts: list[list] | None, count: int) -> list | None:
     """The items of processes' shares of range(count), `parts` by rank (process r's: items r,

@@ -300,7 +300,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         """config.metrics of the EMA generator at this step (once per step; every process)."""
         if run_metrics and run_metrics.step != step:
             check_finite("no metrics measured")         # the diverged run said as such, not NaN meshes
-            measured = run_metrics.measure(G_ema, view, step)
+            measured = run_metrics.measure(G_ema, view, step, progress=progress and dist.main)
             if writer:
                 writer.metrics(step, nimg, *measured)
 
