@@ -131,7 +131,6 @@ def test_a_generator_without_any_surface_yet_scores_all_shapes_empty(synth, tmp_
     assert measured["images/fid"] > 0 and seconds > 0
 
 
-
 def test_a_damaged_reference_mesh_is_said_before_the_first_step(synth, tmp_path):
     data = tmp_path / "synth"
     shutil.copytree(synth[0], data)

@@ -174,7 +174,6 @@ def test_synthesis_rejects_bad_arguments():
         G.synthesis(ws, cameras(), resolution=32)
 
 
-
 def test_a_growing_generator_shows_its_stage_up_sampled_unless_asked_for_a_resolution():
     """set_stage (progressive growing, as Hammer's lod): the default picture is the stage's,
     nearest up-sampled to the largest size; an explicit resolution is as before; the largest
@@ -197,6 +196,7 @@ def test_a_growing_generator_shows_its_stage_up_sampled_unless_asked_for_a_resol
         G.set_stage(32)
     with pytest.raises(ValueError, match=r"set_stage: argument 'blend' expected a number in \[0, 1\], got 1.5"):
         G.set_stage(16, 1.5)
+
 
 def test_depth_lies_inside_each_rays_sampling_range():
     G = make_generator().eval()

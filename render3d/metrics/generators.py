@@ -135,6 +135,7 @@ def generator_features(G, labels: torch.Tensor, network, seeds: Sequence[int], *
     `on_batch` is called with the size of each batch of images made (a progress bar's update)."""
     if not len(seeds):
         return None
+
     def counted():
         for batch in generator_images(G, labels, seeds=seeds):
             if on_batch is not None:

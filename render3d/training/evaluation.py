@@ -120,6 +120,7 @@ class RunMetrics:
         self.step = step
         return metrics, time.perf_counter() - started
 
+
 def merged_shares(parts: list[list] | None, count: int) -> list | None:
     """The items of processes' shares of range(count), `parts` by rank (process r's: items r,
     r + world, ...), in order; None outside process 0 (`Distributed.gather` gave it None)."""
