@@ -14,7 +14,8 @@ from render3d.cli.main import main
 from render3d.datasets import EG3DDataset, SynthConfig, generate_synthetic
 from render3d.training import SetupError, load_generator, training_loop
 from render3d.training.checkpoint import TRAINING_FILE
-from render3d.training.evaluation import RunMetrics, merged_shares
+from render3d.training.distributed import Distributed
+from render3d.training.evaluation import RunMetrics
 
 SMALL = {"shapes": 3, "mesh_resolution": 16, "points": 128, "images": 6}
 
@@ -156,15 +157,18 @@ def test_a_diverged_generator_is_said_as_such_instead_of_measured(synth, tmp_pat
     assert [row["step"] for row in rows(tmp_path / "run")] == [0]
 
 
-def test_shares_of_the_processes_merge_back_in_order():
+def test_shares_of_the_processes_merge_back_in_order(monkeypatch):
     """Process r measures subjects r, r + world, ... (unequal shares when world does not
-    divide the count); process 0 puts them back in seed order."""
-    count, world = 7, 3
-    parts = [list(range(rank, count, world)) for rank in range(world)]
-    assert parts == [[0, 3, 6], [1, 4], [2, 5]]
-    assert merged_shares(parts, count) == list(range(count))
-    assert merged_shares([[0], [1], []], 2) == [0, 1]             # more processes than subjects
-    assert merged_shares(None, count) is None
+    divide the count, none for a process past the count); process 0 puts them back in seed
+    order. The gather itself is faked here (two real processes: test_two_processes_match_one)."""
+    for count, world in ((7, 3), (2, 3), (5, 1)):
+        processes = [Distributed(rank, world) for rank in range(world)]
+        made = [[f"subject {i}" for i in process.share(count)] for process in processes]
+        assert sorted(i for process in processes for i in process.share(count)) == list(range(count))
+        monkeypatch.setattr(Distributed, "gather", lambda self, value: made if self.main else None)
+        assert processes[0].gather_shares(made[0], count) == [f"subject {i}" for i in range(count)]
+        assert all(process.gather_shares(part, count) is None for process, part in zip(processes[1:], made[1:]))
+    assert [list(Distributed(rank, 3).share(7)) for rank in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
 
 
 def test_a_measurement_shows_a_bar_over_its_subjects_while_it_runs(synth, tmp_path, capsys):

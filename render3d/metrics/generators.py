@@ -34,7 +34,8 @@ def dataset_meshes(path: str | Path) -> list[Path]:
 
 def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resolution: int = 64, points: int = 2048,
                      truncation: float = 1.0, normalize: str = "none", empty: str = "raise",
-                     progress: bool = False) -> list[np.ndarray | None]:
+                     progress: bool = False, on_shape: Callable[[], object] | None = None
+                     ) -> list[np.ndarray | None]:
     """Point sets ``[points, 3]`` (world units) on the surfaces of the subjects of `seeds`:
     marching cubes on G.density over the generator's box at `resolution` per side, Otsu's
     level, the largest components kept (`render3d.mesh.extract_mesh`). `view` (the
@@ -43,7 +44,8 @@ def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resol
     A subject without a surface at Otsu's level (a collapsed or barely trained generator's)
     raises `NoSurfaceError` naming its seed with `empty` "raise"; with "none" it is None in the
     list (`compare_shape_sets` scores such lists), unless no subject has a surface: that
-    raises, naming the first seed."""
+    raises, naming the first seed. `progress`: a bar of its own; `on_shape`: called after each
+    subject instead (a caller's bar)."""
     from tqdm import tqdm
 
     if empty not in ("raise", "none"):
@@ -61,8 +63,10 @@ def generator_shapes(G, seeds: Sequence[int], *, view: dict | None = None, resol
                                      f"generator's box", error.low, error.high, error.level, error.auto) from error
             first = first or (seed, error)
             sets.append(None)
-            continue
-        sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
+        else:
+            sets.append(normalize_points(sample_surface(mesh, points, seed), normalize))
+        if on_shape is not None:
+            on_shape()
     if sets and all(points is None for points in sets):
         seed, error = first
         raise NoSurfaceError(f"{expected} none of {len(sets)} (seed {seed}'s density {error.field_said()} inside the "

@@ -103,6 +103,17 @@ class Distributed:
         dist.gather_object(value, gathered, dst=0)
         return gathered
 
+    def share(self, count: int) -> range:
+        """This process's share of items 0..count-1 when every process takes one (unequal when
+        world does not divide count): rank, rank + world, ..."""
+        return range(self.rank, count, self.world)
+
+    def gather_shares(self, items: list, count: int) -> list | None:
+        """The `items` every process made for its `share` of 0..count-1, in process 0 back in
+        the order of 0..count-1; None in the others. Every process must call it."""
+        parts = self.gather(list(items))
+        return None if parts is None else [parts[i % self.world][i // self.world] for i in range(count)]
+
     def average_gradients(self, module: torch.nn.Module) -> None:
         """Average the parameters' gradients over processes in one all-reduce (as StyleGAN2-ADA
         and EG3D do instead of wrapping in DDP, which the phased G/D steps would fight);

@@ -44,6 +44,7 @@ class RunMetrics:
                 raise SetupError(f"train: metrics.inception expected the TorchScript Inception file "
                                  f"inception-2015-12-05.pt, got no file at {path}")
             self.inception = path if path.is_file() else None
+        self.images = min(config.images, len(dataset.labels)) if self.inception is not None else 0
         if not self.meshes and self.inception is None:
             shapes = ("metrics.shapes=0" if not config.shapes else
                       f"data.path {data_path} is not a synthetic dataset with meshes (`render3d dataset synth`)")
@@ -69,7 +70,7 @@ class RunMetrics:
         if self.meshes:
             parts.append(f"COV/MMD/1-NNA of {self.config.shapes} shapes against {len(self.meshes)} meshes")
         if self.inception is not None:
-            parts.append(f"FID/KID of {min(self.config.images, len(self.dataset.labels))} images")
+            parts.append(f"FID/KID of {self.images} images")
         else:
             parts.append("FID/KID skipped (no Inception file; metrics.inception=FILE)" if self.config.images else
                          "no FID/KID (metrics.images=0)")
@@ -89,41 +90,29 @@ class RunMetrics:
 
         started = time.perf_counter()
         config, dist, metrics = self.config, self.dist, {}
-        shape_seeds = range(dist.rank, config.shapes if self.meshes else 0, dist.world)
-        count = min(config.images, len(self.dataset.labels)) if self.inception is not None else 0
-        image_seeds = range(dist.rank, count, dist.world)
+        shape_seeds, image_seeds = dist.share(config.shapes if self.meshes else 0), dist.share(self.images)
         with tqdm(total=len(shape_seeds) + len(image_seeds), desc=f"metrics at step {step}", unit="subject",
                   leave=False, disable=not progress) as bar:
             if self.meshes:
-                mine = []
-                for seed in shape_seeds:                # one at a time, for the bar; no surface: None
-                    try:
-                        mine += generator_shapes(G, [seed], view=view, resolution=config.mesh_resolution,
-                                                 points=config.points, empty="none")
-                    except NoSurfaceError:
-                        mine.append(None)
-                    bar.update()
-                generated = merged_shares(dist.gather(mine), config.shapes)
+                try:
+                    mine = generator_shapes(G, shape_seeds, view=view, resolution=config.mesh_resolution,
+                                            points=config.points, empty="none", on_shape=bar.update)
+                except NoSurfaceError:                  # none of this process's subjects has a surface
+                    mine = [None] * len(shape_seeds)
+                generated = dist.gather_shares(mine, config.shapes)
                 if generated is not None and all(points is None for points in generated):
                     metrics["shapes/empty"] = 1.0
                 elif generated is not None:
                     scored = scored_shapes(generated, self._reference, reference_distances=self._reference_distances)
                     metrics.update({f"shapes/{k}": v for k, v in scored.items()})
             if self.inception is not None:
-                mine = generator_features(G, self.dataset.labels[dist.rank:count:dist.world], self._network,
-                                          image_seeds, on_batch=bar.update)
-                fake = merged_shares(dist.gather(list(mine) if mine is not None else []), count)
+                mine = generator_features(G, self.dataset.labels[image_seeds], self._network, image_seeds,
+                                          on_batch=bar.update)
+                fake = dist.gather_shares(mine if mine is not None else [], self.images)
                 if fake is not None:
                     if self._real is None:              # the reals' features: once per run
-                        self._real, _ = dataset_image_features(self.dataset, self._network, count, G.resolutions[-1])
+                        self._real, _ = dataset_image_features(self.dataset, self._network, self.images,
+                                                               G.resolutions[-1])
                     metrics.update(image_scores(self._real, np.stack(fake)))
         self.step = step
         return metrics, time.perf_counter() - started
-
-
-def merged_shares(parts: list[list] | None, count: int) -> list | None:
-    """The items of processes' shares of range(count), `parts` by rank (process r's: items r,
-    r + world, ...), in order; None outside process 0 (`Distributed.gather` gave it None)."""
-    if parts is None:
-        return None
-    return [parts[i % len(parts)][i // len(parts)] for i in range(count)]
