@@ -135,7 +135,7 @@ def main() -> None:
         "training": {**meta["training"], "hours": round(meta["training"]["seconds"] / 3600, 3),
                      "images_per_s": round(meta["training"]["nimg"] / max(meta["training"]["seconds"], 1e-9), 2),
                      "final_log": {k: last[k] for k in ("loss/G", "loss/D", "scores/real", "scores/fake",
-                                                          "progress/resolution", "progress/blend")},
+                                                        "progress/resolution", "progress/blend")},
                      "machine": "2 shared CPU cores, niced, alongside other work"},
         "config": yaml.safe_load((args.run / "config.yaml").read_text()),
         "dataset": {"path": str(args.data), "images": len(json.loads((args.data / "dataset.json").read_text())

@@ -45,7 +45,7 @@ def summary(samples: list[float]) -> dict:
 
 
 def make_field(shape: str):
-    from render3d.volume import GyroidField, SphereField, make_scene
+    from render3d.volume import GyroidField, make_scene
 
     if shape == "sphere":
         return make_scene("sphere").field
@@ -96,16 +96,17 @@ def worker(shape: str, size: int, runs: int) -> dict:
             if run == 0:
                 times = {}
                 counts = {
-                    "pymcubes": {"vertices": len(vertices), "faces": len(faces),
-                                 "signed_volume": round(float(trimesh.Trimesh(vertices, faces, process=False).volume), 6)},
+                    "pymcubes": {
+                        "vertices": len(vertices), "faces": len(faces),
+                        "signed_volume": round(float(trimesh.Trimesh(vertices, faces, process=False).volume), 6)},
                     "skimage_lewiner": {"vertices": len(sk_vertices), "faces": len(sk_faces)},
                     "cleaned": {"vertices": len(cleaned.vertices), "faces": len(cleaned.faces),
                                 "watertight": bool(cleaned.is_watertight)},
                     "glb_mb": round((Path(folder) / "mesh.glb").stat().st_size / 2**20, 1),
                 }
             del values, vertices, faces, sk_vertices, sk_faces, mesh, cleaned, end_to_end
-    times["grid_to_glb"] = [sum(times[k][i] for k in ("level", "mc_pymcubes", "mesh", "cleanup", "colors", "export_glb"))
-                            for i in range(runs)]
+    stages = ("level", "mc_pymcubes", "mesh", "cleanup", "colors", "export_glb")
+    times["grid_to_glb"] = [sum(times[k][i] for k in stages) for i in range(runs)]
     result = {f"{name}_ms": summary(samples) for name, samples in times.items()}
     result.update(counts)
     result["grid"] = [size] * 3

@@ -31,7 +31,8 @@ from volume import device_info, time_forward_backward, write_result  # noqa: E40
 
 # name: (sets, gaussians per set, width, height, backends per device, (runs, warmup) per device)
 CASES = {
-    "garden": (1, 112_000, 648, 420, {"cpu": ("native", "torch"), "cuda": ("native", "gsplat")}, {"cpu": (5, 1), "cuda": (20, 5)}),
+    "garden": (1, 112_000, 648, 420, {"cpu": ("native", "torch"), "cuda": ("native", "gsplat")},
+               {"cpu": (5, 1), "cuda": (20, 5)}),
     "big": (1, 2_800_000, 1920, 1080, {"cuda": ("native", "gsplat")}, {"cuda": (20, 5)}),
     "gan": (32, 87_000, 256, 256, {"cpu": ("native",), "cuda": ("native", "gsplat")}, {"cpu": (3, 1), "cuda": (20, 5)}),
     "cpu64k": (1, 65_536, 256, 256, {"cpu": ("native", "torch")}, {"cpu": (5, 1)}),
@@ -112,7 +113,8 @@ def main() -> None:
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     for device in devices:
-        result = {"bench": "splat", "info": device_info(device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "cases": {}}
+        result = {"bench": "splat", "info": device_info(device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "cases": {}}
         for case in args.cases.split(","):
             sets, n, width, height, backends, runs = CASES[case]
             if device not in backends:

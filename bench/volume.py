@@ -200,7 +200,8 @@ def march_counts(device: str) -> dict:
             entry["nerfacc"] = int(samples.vals.numel())
             entry["nerfacc_version"] = nerfacc.__version__
         except Exception as exc:  # nerfacc's grid marching needs its CUDA extension
-            entry["nerfacc"] = f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+            entry["nerfacc"] = f"unavailable: {type(exc).__name__}: {first_line}"
         out[f"cone_{cone:g}"] = entry
     return out
 
@@ -229,8 +230,11 @@ def device_info(device: str) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
     try:
-        info["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+        def git(*words: str) -> str:
+            return subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True).stdout
+
+        info["commit"] = git("rev-parse", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         info["dirty"] = bool(dirty.strip())
     except OSError:
         info["commit"] = "unknown"

@@ -67,7 +67,8 @@ def check_tensor(
         allowed = (dtype,) if isinstance(dtype, torch.dtype) else tuple(dtype)
         if x.dtype not in allowed:
             raise ValueError(
-                f"{fn}: argument '{name}' expected dtype {_fmt_dtypes(allowed)}, got {str(x.dtype).replace('torch.', '')}"
+                f"{fn}: argument '{name}' expected dtype {_fmt_dtypes(allowed)}, "
+                f"got {str(x.dtype).replace('torch.', '')}"
             )
     if like is not None:
         ref = like_name or "the first tensor argument"

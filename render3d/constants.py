@@ -37,6 +37,8 @@ BLUR_2D = 0.3             # screen-space blur added to every 2D covariance
 # Settings under which our kernels reproduce a peer's numbers.
 ANCHOR_COMPATIBLE = {
     "nerfacc": {"transmittance_eps": 1e-4},
-    "gsplat": {"alpha_max": 0.999, "alpha_min": 1.0 / 255.0, "transmittance_eps": 1e-4, "near_plane": 0.01, "blur_2d": 0.3},
-    "inria": {"alpha_max": 0.99, "alpha_min": 1.0 / 255.0, "transmittance_eps": 1e-4, "near_plane": 0.2, "blur_2d": 0.3},
+    "gsplat": {"alpha_max": 0.999, "alpha_min": 1.0 / 255.0, "transmittance_eps": 1e-4, "near_plane": 0.01,
+               "blur_2d": 0.3},
+    "inria": {"alpha_max": 0.99, "alpha_min": 1.0 / 255.0, "transmittance_eps": 1e-4, "near_plane": 0.2,
+              "blur_2d": 0.3},
 }

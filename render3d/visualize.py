@@ -51,7 +51,8 @@ def depth_to_rgb(
     valid = depth[mask]
     if near is None or far is None:
         if valid.numel() > 0:
-            lo, hi = torch.quantile(valid.double().cpu()[:1_000_000], torch.tensor([0.01, 0.99], dtype=torch.float64)).tolist()
+            levels = torch.tensor([0.01, 0.99], dtype=torch.float64)
+            lo, hi = torch.quantile(valid.double().cpu()[:1_000_000], levels).tolist()
         else:
             lo, hi = 0.0, 1.0
         near = lo if near is None else near
@@ -61,7 +62,8 @@ def depth_to_rgb(
     return torch.where(mask, rgb, torch.full_like(rgb, background))
 
 
-def normals_to_rgb(normals: torch.Tensor, alpha: torch.Tensor | None = None, *, background: float = 1.0) -> torch.Tensor:
+def normals_to_rgb(normals: torch.Tensor, alpha: torch.Tensor | None = None, *,
+                   background: float = 1.0) -> torch.Tensor:
     """Unit normals ``[B, 3, H, W]`` -> RGB ``n * 0.5 + 0.5`` (the usual normal-map colours);
     pixels with ``alpha`` below 0.5 get `background`."""
     check_tensor("render3d.visualize.normals_to_rgb", "normals", normals, ("B", 3, "H", "W"))
@@ -196,7 +198,8 @@ def save_video(frames: torch.Tensor, path: str | Path, *, fps: int = 24) -> Path
             if isinstance(exc, OSError) and exc.errno in STORAGE_ERRORS:
                 raise OSError(exc.errno, exc.strerror, str(path)) from None   # no room for a GIF either
             path = path.with_suffix(".gif")
-            warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"render3d: could not write an MP4 ({exc}); writing {path} instead", RuntimeWarning,
+                          stacklevel=2)
         finally:
             temp.unlink(missing_ok=True)                # after a failure or a Ctrl-C; renamed away otherwise
     return write_file(path, imageio.mimsave("<bytes>", list(array), format="GIF",

@@ -36,7 +36,8 @@ def test_oriented_boxes_match_axis_aligned_in_box_frame():
     assert t_near.shape == (B, R, M) and hit.any() and not hit.all()
     for b in range(B):
         for m in range(M):
-            lo = world_to_box(origins[b:b + 1], rotations[b:b + 1, m:m + 1], translations[b:b + 1, m:m + 1], scales[b:b + 1, m:m + 1])[0, 0]
+            lo = world_to_box(origins[b:b + 1], rotations[b:b + 1, m:m + 1], translations[b:b + 1, m:m + 1],
+                              scales[b:b + 1, m:m + 1])[0, 0]
             d_local = (rotations[b, m].T @ directions[b].T).T / scales[b, m]
             ref_near, ref_far, ref_hit = ray_aabb(lo, d_local, [-1, -1, -1], [1, 1, 1])
             assert torch.equal(hit[b, :, m], ref_hit)
@@ -46,8 +47,10 @@ def test_oriented_boxes_match_axis_aligned_in_box_frame():
     for t in (t_near, t_far):
         points = origins[:, :, None] + t[..., None] * directions[:, :, None]
         for m in range(M):
-            local = world_to_box(points[:, :, m], rotations[:, m:m + 1], translations[:, m:m + 1], scales[:, m:m + 1])[:, 0]
-            inside_origin = world_to_box(origins, rotations[:, m:m + 1], translations[:, m:m + 1], scales[:, m:m + 1])[:, 0].abs().amax(-1) < 1
+            local = world_to_box(points[:, :, m], rotations[:, m:m + 1], translations[:, m:m + 1],
+                                 scales[:, m:m + 1])[:, 0]
+            inside_origin = world_to_box(origins, rotations[:, m:m + 1], translations[:, m:m + 1],
+                                         scales[:, m:m + 1])[:, 0].abs().amax(-1) < 1
             on_surface = (local.abs().amax(-1) - 1).abs() < 1e-4
             assert bool(on_surface[hit[:, :, m] & ~(inside_origin & (t is t_near))].all())
 
@@ -58,9 +61,11 @@ def test_bad_input():
     with pytest.raises(ValueError, match="expected aabb_min < aabb_max"):
         ray_aabb(torch.zeros(4, 3), torch.ones(4, 3), [1, -1, -1], [1, 1, 1])
     with pytest.raises(ValueError, match=r"argument 'rotations' expected shape \[B, M, 3, 3\]"):
-        ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.ones(1, 2, 3))
+        ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2, 3),
+                  torch.ones(1, 2, 3))
     with pytest.raises(ValueError, match="argument 'scales' expected positive half extents"):
-        ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.eye(3).expand(1, 1, 3, 3), torch.zeros(1, 1, 3), torch.zeros(1, 1, 3))
+        ray_boxes(torch.zeros(1, 2, 3), torch.ones(1, 2, 3), torch.eye(3).expand(1, 1, 3, 3), torch.zeros(1, 1, 3),
+                  torch.zeros(1, 1, 3))
 
 
 def test_differentiable_and_finite_for_parallel_rays():

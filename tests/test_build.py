@@ -322,7 +322,8 @@ def _nvcc_or_skip():
     if nvcc is None:
         if os.environ.get("RENDER3D_REQUIRE_NVCC") == "1":
             pytest.fail("RENDER3D_REQUIRE_NVCC=1 but nvcc was not found (set CUDA_HOME)")
-        pytest.skip("nvcc not found: the CUDA sources are compile-checked where nvcc exists (CI sets RENDER3D_REQUIRE_NVCC=1)")
+        pytest.skip("nvcc not found: the CUDA sources are compile-checked where nvcc exists "
+                    "(CI sets RENDER3D_REQUIRE_NVCC=1)")
     return nvcc
 
 

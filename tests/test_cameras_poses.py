@@ -161,7 +161,8 @@ def test_yaw_pitch_bad_input():
     with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'convention' expected one of 'eg3d', 'pigan', "
                                          r"got 'opengl'"):
         Cameras.from_yaw_pitch(0.0, 1.0, 2.0, convention="opengl", **kwargs)
-    with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'radius' expected positive finite values, got -1.0"):
+    with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'radius' expected positive finite values, "
+                                         r"got -1.0"):
         Cameras.from_yaw_pitch(0.0, 1.0, -1.0, **kwargs)
     with pytest.raises(ValueError, match=r"from_yaw_pitch: argument 'pitch' expected shape a scalar or \[3\], "
                                          r"got \[2\]"):
@@ -321,8 +322,8 @@ def test_poses_on_cuda():
      "spiral: argument 'pitch_range' expected a finite number, got nan"),
     (lambda: sample_yaw_pitch(2, yaw_spread=0.1, pitch_spread=0.1, radius=2.0, width=8, height=8, fov_degrees=30,
                               yaw_mean=math.nan), "sample_yaw_pitch: argument 'yaw_mean' expected a finite number"),
-    (lambda: sample_yaw_pitch(2, yaw_spread=math.inf, pitch_spread=0.1, radius=2.0, width=8, height=8,
-                              fov_degrees=30), "sample_yaw_pitch: argument 'yaw_spread' expected a non-negative number"),
+    (lambda: sample_yaw_pitch(2, yaw_spread=math.inf, pitch_spread=0.1, radius=2.0, width=8, height=8, fov_degrees=30),
+     "sample_yaw_pitch: argument 'yaw_spread' expected a non-negative number"),
     (lambda: Framing(math.inf), "Framing: argument 'radius' expected a positive number, got inf"),
     (lambda: Framing.around([-1] * 3, [1] * 3, fov_degrees=0),                 # was a ZeroDivisionError
      "Framing.around: argument 'fov_degrees' expected degrees in (0, 180), got 0"),

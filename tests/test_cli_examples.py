@@ -89,7 +89,8 @@ def test_version(capsys):
 # the top-level usage was printed for a subcommand's misspelt option, hiding the options it has
 @pytest.mark.parametrize("words, prog", [(["dataset", "synth", "out", "--count", "16"], "render3d dataset synth"),
                                          (["info", "--x"], "render3d info"), (["dataset", "--x"], "render3d dataset"),
-                                         (["--x"], "render3d"), (["train", "a.yaml", "--out", "r", "-x"], "render3d train")])
+                                         (["--x"], "render3d"),
+                                         (["train", "a.yaml", "--out", "r", "-x"], "render3d train")])
 def test_an_unknown_option_is_said_by_the_command_typed(words, prog, capsys):
     from render3d.cli.main import main
 

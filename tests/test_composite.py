@@ -34,8 +34,8 @@ def grads(out, inputs, seed=1):
 
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 5, 7, 3), (1, 3, 1, 4), (2, 4, 16, 1), (1, 6, 9, 512), (3, 2, 33, 32),
-                                   (2, 5, 7, 0)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 5, 7, 3), (1, 3, 1, 4), (2, 4, 16, 1), (1, 6, 9, 512),
+                                   (3, 2, 33, 32), (2, 5, 7, 0)])
 @pytest.mark.parametrize("with_background", [False, True])
 def test_native_matches_twin(device, dtype, shape, with_background):
     # C=0 (weights, depth and opacity alone): the CUDA forward ran one thread per channel, so no thread wrote them
@@ -95,7 +95,8 @@ def test_backward_op_skips_unrequested_gradients():
     offsets = torch.arange(3) * 3
     weights = torch.ops.render3d.composite_fwd(densities, values, t_starts, t_ends, offsets)[3]
     g = torch.ones(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
-    grads_ = torch.ops.render3d.composite_bwd(*g, None, densities, values, t_starts, t_ends, offsets, weights, False, False)
+    grads_ = torch.ops.render3d.composite_bwd(*g, None, densities, values, t_starts, t_ends, offsets, weights,
+                                              False, False)
     assert [tuple(t.shape) for t in grads_] == [(6,), (0,), (0,), (0,)]
 
 
@@ -258,7 +259,8 @@ def test_twin_signature_matches_op():
 
 def test_bad_input_messages():
     densities, values, t_starts, t_ends = make_dense(1, 2, 3, 2)
-    with pytest.raises(ValueError, match=r"composite: argument 'values' expected shape \[B, R, S, C\].*got \[1, 2, 4, 2\]"):
+    with pytest.raises(ValueError, match=r"composite: argument 'values' expected shape \[B, R, S, C\]"
+                                         r".*got \[1, 2, 4, 2\]"):
         composite(densities, torch.zeros(1, 2, 4, 2, dtype=torch.float64), t_starts, t_ends)
     with pytest.raises(ValueError, match=r"argument 'densities' expected shape \[B, R, S\], got \[2, 3\]"):
         composite(densities[0], values, t_starts, t_ends)
@@ -270,7 +272,8 @@ def test_bad_input_messages():
         composite(densities, values.to("meta"), t_starts, t_ends)
     nan = densities.clone()
     nan[0, 1, 2] = float("nan")
-    with pytest.raises(ValueError, match=r"argument 'densities' expected finite, non-negative values, got nan at index \(0, 1, 2\)"):
+    with pytest.raises(ValueError, match=r"argument 'densities' expected finite, non-negative values, "
+                                         r"got nan at index \(0, 1, 2\)"):
         composite(nan, values, t_starts, t_ends)
     with pytest.raises(ValueError, match=r"non-negative values, got -1.0"):
         composite(-torch.ones_like(densities), values, t_starts, t_ends)
@@ -287,7 +290,8 @@ def test_bad_packed_input_messages():
     v = torch.rand(5, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="give exactly one of 'offsets' or 'ray_ids', got neither"):
         composite_packed(s, v, s, s + 1)
-    with pytest.raises(ValueError, match=r"'offsets' expected non-decreasing values from 0 to N=5, got first=0, last=4"):
+    with pytest.raises(ValueError, match=r"'offsets' expected non-decreasing values from 0 to N=5, "
+                                         r"got first=0, last=4"):
         composite_packed(s, v, s, s + 1, offsets=torch.tensor([0, 2, 4]))
     with pytest.raises(ValueError, match=r"'ray_ids' expected non-decreasing ids"):
         composite_packed(s, v, s, s + 1, ray_ids=torch.tensor([0, 1, 0, 1, 1]), n_rays=2)
@@ -312,4 +316,5 @@ def test_intervals_that_are_not_intervals_are_named(impl):
     with pytest.raises(ValueError, match=r"composite_packed: argument 't_ends' expected values >= t_starts"):
         composite_packed(densities.reshape(-1), values.reshape(-1, 3), edges[..., 1:].reshape(-1),
                          edges[..., :-1].reshape(-1), ray_ids=torch.arange(2).repeat_interleave(4), n_rays=2, impl=impl)
-    assert composite(densities, values[..., :0], edges[..., :-1], edges[..., 1:], impl=impl)["values"].shape == (1, 2, 0)
+    assert composite(densities, values[..., :0], edges[..., :-1], edges[..., 1:],
+                     impl=impl)["values"].shape == (1, 2, 0)

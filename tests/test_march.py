@@ -142,7 +142,8 @@ def test_grid_build_update_and_early_stop():
 def test_bad_input():
     grid = OccupancyGrid(([-1, -1, -1], [1, 1, 1]), resolution=8)
     o, d = torch.zeros(3, 3), torch.ones(3, 3)
-    with pytest.raises(ValueError, match=r"argument 'directions' expected shape \[R, 3\] with R=3 \(from 'origins'\), got \[2, 3\]"):
+    with pytest.raises(ValueError, match=r"argument 'directions' expected shape \[R, 3\] with R=3 "
+                                         r"\(from 'origins'\), got \[2, 3\]"):
         grid.march(o, d[:2], 0.0, 1.0, step_size=0.1)
     with pytest.raises(ValueError, match="argument 'directions' expected non-zero vectors"):
         grid.march(o, torch.zeros(3, 3), 0.0, 1.0, step_size=0.1)
@@ -175,7 +176,8 @@ def test_near_and_far_must_be_numbers_a_march_can_start_from():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"aabb": (0, 1, 2)}, "argument 'aabb' expected (min_xyz, max_xyz) with 3 finite numbers each"),  # 'too many values'
+    # 'too many values'
+    ({"aabb": (0, 1, 2)}, "argument 'aabb' expected (min_xyz, max_xyz) with 3 finite numbers each"),
     ({"aabb": ([-math.inf] * 3, [1] * 3)}, "argument 'aabb' expected (min_xyz, max_xyz) with 3 finite numbers each"),
     ({"resolution": 8.0}, "argument 'resolution' expected a positive int, got 8.0"),                 # torch's TypeError
     ({"levels": True}, "argument 'levels' expected a positive int, got True"),

@@ -28,7 +28,8 @@ def exported(tmp_path_factory):
 def test_export_mesh_writes_the_file_and_says_what_it_wrote(exported):
     out, result = exported
     summary = re.fullmatch(
-        rf"render3d export-mesh: wrote {re.escape(str(out.resolve()))} \+ {re.escape(str(out.with_suffix('.mtl').resolve()))}: "
+        rf"render3d export-mesh: wrote {re.escape(str(out.resolve()))} "
+        rf"\+ {re.escape(str(out.with_suffix('.mtl').resolve()))}: "
         r"([\d,]+) vertices, ([\d,]+) faces, watertight; level [\d.]+ \(auto\); [\d.]+ s\n", result.stdout)
     assert summary, result.stdout
     mesh = trimesh.load(out, process=False)
@@ -226,8 +227,8 @@ def test_a_checkpoint_that_is_not_there_is_named_before_folders_are_made(tmp_pat
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     for given, found in (("nope", "which does not exist"), ("run", "a run folder without a checkpoint yet "
-                                                                    "(training writes the first after "
-                                                                    "checkpoint_every steps, and at Ctrl-C)")):
+                                                                   "(training writes the first after "
+                                                                   "checkpoint_every steps, and at Ctrl-C)")):
         for command, out in (("render", "out"), ("export-mesh", "out/x.glb")):
             assert main([command, "--checkpoint", str(tmp_path / given), "--out", str(tmp_path / out)]) == 2
             assert capsys.readouterr().err.strip() == (

@@ -156,7 +156,8 @@ def test_load_mesh_reports_unreadable_files(tmp_path):
         load_mesh(bad)
     torn = tmp_path / "torn.ply"            # a face of a vertex the file lacks: IndexError in preview-mesh
     torn.write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
-                    "element face 1\nproperty list uchar int vertex_indices\nend_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")
+                    "element face 1\nproperty list uchar int vertex_indices\nend_header\n"
+                    "0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")
     with pytest.raises(ValueError, match=f"load_mesh: argument 'path' expected faces that index its 3 vertices, got 1 "
                                          f"face\\(s\\) with an index out of range \\(largest 7\\) in {torn}"):
         load_mesh(torn)

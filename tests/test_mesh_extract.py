@@ -40,7 +40,8 @@ def test_density_sphere_is_closed_outward_and_measures_right(density_mesh):
 
 
 def test_vertex_normals_point_outward(density_mesh):
-    outward = (density_mesh.vertex_normals * density_mesh.vertices).sum(1) / np.linalg.norm(density_mesh.vertices, axis=1)
+    outward = ((density_mesh.vertex_normals * density_mesh.vertices).sum(1)
+               / np.linalg.norm(density_mesh.vertices, axis=1))
     assert outward.min() > 0.99
 
 
@@ -140,7 +141,6 @@ def test_empty_field_reports_no_surface():
         extract_mesh(field.density, BOX, 16, 500.0)  # above the density's maximum (200)
     with pytest.raises(ValueError, match="no surface inside bbox"):
         extract_mesh(field.density, ([2, 2, 2], [3, 3, 3]), 16, 100.0)  # the box misses the sphere
-
 
 
 def test_no_surface_is_its_own_error_with_the_fields_range():

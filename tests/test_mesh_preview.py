@@ -18,7 +18,8 @@ R = 0.5
 @pytest.fixture(scope="module")
 def red_sphere():
     sphere = trimesh.creation.icosphere(6, radius=R)  # 82k faces: polygon error < 1e-4 of R
-    sphere.visual = trimesh.visual.ColorVisuals(sphere, vertex_colors=np.tile([230, 40, 20, 255], (len(sphere.vertices), 1)))
+    sphere.visual = trimesh.visual.ColorVisuals(sphere,
+                                                vertex_colors=np.tile([230, 40, 20, 255], (len(sphere.vertices), 1)))
     return sphere
 
 
@@ -53,7 +54,7 @@ def test_colours_are_interpolated_from_the_right_corners():
     corners = np.array([[-0.5, -0.4, 0.0], [0.5, -0.4, 0.0], [0.0, 0.5, 0.0]])
     triangle = trimesh.Trimesh(corners, [[0, 1, 2]], process=False)
     triangle.visual = trimesh.visual.ColorVisuals(triangle, vertex_colors=[[255, 0, 0, 255], [0, 255, 0, 255],
-                                                                            [0, 0, 255, 255]])
+                                                                           [0, 0, 255, 255]])
     camera = Cameras.look_at(torch.tensor([[0.0, 0.0, 2.0]]), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0), width=64, height=64,
                              fov_degrees=40.0)
     image = render_mesh(triangle, camera)["image"][0]

@@ -136,7 +136,8 @@ def test_load_points_names_the_file_it_cannot_use(tmp_path):
                        ("inf.npy", "with 1 of 2 points not finite")):
         with pytest.raises(ValueError) as error:
             load_points(tmp_path / name, 10)
-        assert f"load_points: argument 'path' expected a mesh or points [N, 3], got {tmp_path / name}" in str(error.value)
+        assert (f"load_points: argument 'path' expected a mesh or points [N, 3], got {tmp_path / name}"
+                in str(error.value))
         assert said in str(error.value), name
 
 

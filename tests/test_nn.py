@@ -162,7 +162,8 @@ def test_mapping_truncation_and_w_average():
     ({"truncation": 1e300}, "argument 'truncation' expected a number small enough for w_avg \\+ psi \\(w - w_avg\\) "
                             "to stay finite in torch.float32, got 1e\\+300"),
     ({"truncation": 0.5, "truncation_cutoff": -1}, "argument 'truncation_cutoff' expected a non-negative int, got -1"),
-    ({"truncation": 0.5, "truncation_cutoff": 1.5}, "argument 'truncation_cutoff' expected a non-negative int, got 1.5"),
+    ({"truncation": 0.5, "truncation_cutoff": 1.5}, "argument 'truncation_cutoff' expected a non-negative int, "
+                                                    "got 1.5"),
 ])
 def test_mapping_names_a_bad_truncation(kwargs, message):
     """NaN or a psi so large that w overflows gave NaN images; a string failed inside lerp."""

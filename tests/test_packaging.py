@@ -25,7 +25,8 @@ def wheel(tmp_path_factory):
 
 def test_wheel_contains_sources_and_every_package(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    sources = sorted(p.relative_to(REPO / "cuda") for p in (REPO / "cuda").rglob("*") if p.suffix in {".h", ".cpp", ".cu"})
+    sources = sorted(p.relative_to(REPO / "cuda") for p in (REPO / "cuda").rglob("*")
+                     if p.suffix in {".h", ".cpp", ".cu"})
     assert sources
     for source in sources:
         assert f"render3d/_csrc/{source}" in names, f"{source} is not shipped"
@@ -62,7 +63,8 @@ def test_fresh_venv_install_builds_from_site_packages(wheel, tmp_path):
         "import render3d_viewer, render3d.cli.view; assert render3d_viewer.open_source('sphere').name == 'sphere';"
         "print(render3d.__file__); print(_build.source_root())"
     )
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                            env=env)
     assert result.returncode == 0, result.stderr
     module, sources = result.stdout.split()
     assert module.startswith(str(env_dir)) and sources.startswith(str(env_dir)) and sources.endswith("_csrc")

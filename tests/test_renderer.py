@@ -21,8 +21,8 @@ CENTER, RADIUS = (0.1, -0.05, 0.0), 0.5
 def sphere_setup(size=32, dtype=torch.float64):
     # A nearly hard sphere: its density shell (softness 2e-4) is far thinner than any step.
     field = SphereField(center=CENTER, radius=RADIUS, color=(0.9, 0.4, 0.1), density_scale=1e4, softness=2e-4)
-    cameras = Cameras.look_at(torch.tensor([[0.3, 0.4, 2.5], [-2.0, 0.2, -1.0]], dtype=dtype), torch.zeros(2, 3, dtype=dtype),
-                              width=size, height=size, fov_degrees=40)
+    cameras = Cameras.look_at(torch.tensor([[0.3, 0.4, 2.5], [-2.0, 0.2, -1.0]], dtype=dtype),
+                              torch.zeros(2, 3, dtype=dtype), width=size, height=size, fov_degrees=40)
     return field, cameras
 
 

@@ -304,7 +304,8 @@ def dense_reference(means, quats, scales, opacities, colors, cameras, background
     radii, means2d, depths, conics, _ = project_torch(*project_args(means, quats, scales, opacities, cameras))
     B, N = depths.shape
     H, W = cameras.height, cameras.width
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=means.dtype) + 0.5, torch.arange(W, dtype=means.dtype) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=means.dtype) + 0.5, torch.arange(W, dtype=means.dtype) + 0.5,
+                            indexing="ij")
     images, alphas = [], []
     for b in range(B):
         order = [n for n in torch.argsort(depths[b], stable=True).tolist() if radii[b, n, 0] > 0]
@@ -344,8 +345,8 @@ def test_isotropic_gaussian_facing_the_camera_is_the_analytic_2d_gaussian(impl):
     """One isotropic Gaussian of std s at distance d on the optical axis renders, before the
     alpha cut-offs, as o exp(-r^2 / (2 ((f s / d)^2 + 0.3))) (the EWA projection plus the blur)."""
     size, fov, s, d, o = 64, 50.0, 0.2, 4.0, 0.8
-    cameras = Cameras.look_at(torch.tensor([[0.0, 0.0, -d]], dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),
-                              width=size, height=size, fov_degrees=fov)
+    cameras = Cameras.look_at(torch.tensor([[0.0, 0.0, -d]], dtype=torch.float64),
+                              torch.zeros(1, 3, dtype=torch.float64), width=size, height=size, fov_degrees=fov)
     out = render(torch.zeros(1, 1, 3, dtype=torch.float64), torch.tensor([[[1.0, 0, 0, 0]]], dtype=torch.float64),
                  torch.full((1, 1, 3), s, dtype=torch.float64), torch.tensor([[o]], dtype=torch.float64),
                  torch.ones(1, 1, 1, dtype=torch.float64), cameras, impl=impl)

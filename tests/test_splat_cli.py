@@ -66,17 +66,18 @@ def test_ply_to_ply_keeps_every_coefficient_and_prunes(ply, tmp_path):
     ("opacity", "--min-opacity expected a value in [0, 1)"),
     ("prune-all", "drops all 50 splats"),
     ("not-splats", "lacks the 3DGS properties"),
-    ("not-ply", "render3d export-splat: SPLATS expected a PLY file, got {dir}/text.ply, which plyfile cannot read (PlyHeaderParseError: line 1: "
-                "expected 'ply')"),
+    ("not-ply", "render3d export-splat: SPLATS expected a PLY file, got {dir}/text.ply, which plyfile cannot read "
+                "(PlyHeaderParseError: line 1: expected 'ply')"),
     ("cut-short", "which plyfile cannot read (PlyElementParseError: element 'vertex': row 49: early end-of-file)"),
     ("folder", "SPLATS expected an existing file, got {dir}/folder.ply"),
     ("out-under-a-file", "--out' expected a writable path, got {dir}/point_cloud.ply/out.splat "
                          "({dir}/point_cloud.ply is a file, not a folder)"),
-    ("ply-named-splat", "render3d export-splat: SPLATS expected a .splat file, got {dir}/renamed.splat, which is a PLY file (it starts with 'ply'): "
-                        "read it with load_ply, or name it .ply"),
-    ("not-finite", "SPLATS expected finite splats with positive scales and non-zero quaternions, got {dir}/nan.ply with 4 "
-                   "that are not (1 in means, 1 in quats, 2 in opacities; splats 0, 4, 7, 9)"),
-    ("odd-splat", "SPLATS expected a .splat file (records of 32 bytes), got {dir}/odd.splat: 33 bytes, not a multiple of 32"),
+    ("ply-named-splat", "render3d export-splat: SPLATS expected a .splat file, got {dir}/renamed.splat, "
+                        "which is a PLY file (it starts with 'ply'): read it with load_ply, or name it .ply"),
+    ("not-finite", "SPLATS expected finite splats with positive scales and non-zero quaternions, got {dir}/nan.ply "
+                   "with 4 that are not (1 in means, 1 in quats, 2 in opacities; splats 0, 4, 7, 9)"),
+    ("odd-splat", "SPLATS expected a .splat file (records of 32 bytes), got {dir}/odd.splat: "
+                  "33 bytes, not a multiple of 32"),
     ("empty-splat", "SPLATS expected Gaussian splats, got {dir}/empty.splat holding none"),
 ])
 def test_bad_input_fails_clearly_and_writes_nothing(ply, tmp_path, case, message):

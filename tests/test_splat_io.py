@@ -52,7 +52,7 @@ def test_an_empty_set_round_trips(tmp_path, degree):
     data = gaussian_set(n=0, degree=degree)
     back = load_ply(save_ply(tmp_path / "none.ply", **data))
     assert {key: tuple(value.shape) for key, value in back.items()} == {key: tuple(value.shape)
-                                                                         for key, value in data.items()}
+                                                                        for key, value in data.items()}
     assert len(load_splat(save_splat(tmp_path / "none.splat", **gaussian_set(n=0, degree=0)))["means"]) == 0
 
 
@@ -79,7 +79,8 @@ def test_bad_input(tmp_path):
         save_ply(tmp_path / "x.ply", **{**data, "scales": -data["scales"]})
     with pytest.raises(ValueError, match="argument 'path' expected a file in an existing folder"):
         save_ply(tmp_path / "missing" / "x.ply", **data)
-    (tmp_path / "mesh.ply").write_text("ply\nformat ascii 1.0\nelement face 0\nproperty list uchar int vertex_indices\nend_header\n")
+    (tmp_path / "mesh.ply").write_text("ply\nformat ascii 1.0\nelement face 0\nproperty list uchar int vertex_indices\n"
+                                       "end_header\n")
     with pytest.raises(ValueError, match="has no 'vertex' element"):
         load_ply(tmp_path / "mesh.ply")
     nan_opacity = data["opacities"].index_fill(0, torch.tensor(3), np.nan)
@@ -134,8 +135,8 @@ def test_a_ply_that_is_not_one_number_per_property_is_named(tmp_path):
     path = save_ply(tmp_path / "a.ply", **gaussian_set(n=3, degree=0))
     text = (b"ply\nformat ascii 1.0\nelement vertex 1\nproperty list uchar float x\n"
             + b"".join(f"property float {name}\n".encode() for name in ("y", "z", "f_dc_0", "f_dc_1", "f_dc_2",
-                                                                         "opacity", "scale_0", "scale_1", "scale_2",
-                                                                         "rot_0", "rot_1", "rot_2", "rot_3"))
+                                                                        "opacity", "scale_0", "scale_1", "scale_2",
+                                                                        "rot_0", "rot_1", "rot_2", "rot_3"))
             + b"end_header\n2 0 0 " + b"0 " * 13 + b"\n")
     (tmp_path / "list.ply").write_bytes(text)
     with pytest.raises(ValueError, match=r"list.ply has a property 'x' that is not one number per splat \(object\)"):

@@ -286,7 +286,8 @@ def test_resume_without_config_continues_with_the_checkpoints_own(trained, tmp_p
     err = capsys.readouterr().err
     assert ("train: 2 settings changed from the config step-0000002 was trained with: total_kimg 0.008 -> 0.016, "
             "log_every 1 -> 2\n") in err
-    ours, theirs = (load_file(str(run / "checkpoints" / "step-0000003" / "training.safetensors")) for run in (own, given))
+    ours, theirs = (load_file(str(run / "checkpoints" / "step-0000003" / "training.safetensors"))
+                    for run in (own, given))
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert yaml.safe_load((own / "config.yaml").read_text())["total_kimg"] == 0.016
     assert main(["train", "--resume", str(own), "--no-progress"]) == 0          # the config as it is: no list
@@ -296,7 +297,7 @@ def test_resume_without_config_continues_with_the_checkpoints_own(trained, tmp_p
 
 
 def test_a_relative_data_path_is_kept_absolute_so_resume_works_from_anywhere(trained, tmp_path, capsys,
-                                                                              monkeypatch):
+                                                                             monkeypatch):
     """data.path typed relative to the folder training starts in is saved absolute (config.yaml,
     state.json), so `render3d train --resume RUN` from another folder finds the dataset; it
     was refused there, as the relative path pointed nowhere."""
@@ -440,7 +441,7 @@ def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
 @pytest.mark.parametrize("failing, fitting", [("training.safetensors", "generator.safetensors"),
                                               ("optimizer.pt", "training.safetensors")])
 def test_a_checkpoint_that_cannot_be_written_is_said_in_one_line_and_leaves_nothing(trained, tmp_path, failing,
-                                                                                   fitting):
+                                                                                    fitting):
     """A full disk (here a file-size limit, just above the size of the file written before)
     while a checkpoint is written was a traceback: safetensors' own SafetensorError, or
     torch.save's "unexpected pos"; and it left the half-written folder taking the space."""

@@ -34,7 +34,8 @@ def data(tmp_path_factory):
 
 def test_unknown_keys_fail_with_the_valid_keys(data):
     base = tiny_config(data)
-    with pytest.raises(ValueError, match=r"config: unknown key 'bacth'; valid keys: generator_type, generator, .*batch"):
+    with pytest.raises(ValueError, match=r"config: unknown key 'bacth'; valid keys: "
+                                         r"generator_type, generator, .*batch"):
         resolve_config(apply_overrides(base, ["bacth=8"]))
     with pytest.raises(ValueError, match=r"generator: unknown key 'width'; valid keys: z_dim, w_dim, .*mlp_width"):
         resolve_config(apply_overrides(base, ["generator.width=8"]))
@@ -96,7 +97,7 @@ def test_values_that_would_fail_mid_run_are_refused_with_their_key(data, overrid
 
 def test_overrides_reach_nested_typed_configs(data):
     config = resolve_config(apply_overrides(tiny_config(data), ["generator.feature_dim=4", "loss.r1_gamma=3",
-                                                                 "betas=[0.5, 0.9]", "poses.source=prior"]))
+                                                                "betas=[0.5, 0.9]", "poses.source=prior"]))
     assert config.generator.feature_dim == 4 and config.loss.r1_gamma == 3.0
     assert config.betas == (0.5, 0.9) and config.poses.source == "prior"
     # YAML 1.1 reads exponents without a dot (1e-3) as strings; float fields take them.
@@ -201,7 +202,8 @@ def test_checkpoint_files_round_trip(data, tmp_path):
     assert not any(torch.equal(weights[f"G_ema.{k}"], weights[f"G.{k}"]) for k in ("volume.const",))
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "stats.jsonl").is_file()
     assert list((tmp_path / "tensorboard").iterdir())
-    assert (tmp_path / "images" / "step-0000002.png").is_file() and (tmp_path / "images" / "orbit-0000002.mp4").is_file()
+    assert ((tmp_path / "images" / "step-0000002.png").is_file()
+            and (tmp_path / "images" / "orbit-0000002.mp4").is_file())
 
 
 def math_settings():
@@ -514,7 +516,7 @@ def test_config_changes_lists_the_dotted_keys_that_differ(data):
 
     before = config_dict(tiny_train_config(data))
     after = config_dict(tiny_train_config(data, lr_g=0.001, loss={"r1_gamma": 3.0, "r1_interval": 2,
-                                                                   "style_mixing": 0.5}))
+                                                                  "style_mixing": 0.5}))
     assert config_changes(before, after) == [("loss.r1_gamma", 1.0, 3.0), ("lr_g", 0.002, 0.001)]
     assert config_changes(before, json.loads(json.dumps(before))) == []     # as state.json holds it
     assert config_changes({"a": {"b": 1}}, {"a": {"c": 2}}) == [("a.b", 1, None), ("a.c", None, 2)]

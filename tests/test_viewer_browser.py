@@ -261,7 +261,8 @@ def test_generator_seed_snapshot_video_autoplay_and_reset_in_chromium(generator_
     page.get_by_label("Orbit autoplay").check()
     wait_for(lambda: np.linalg.norm(session.client.camera.position - initial) > 0.3, "autoplay to turn the camera")
     # (a preview: while autoplay turns the camera it never rests long enough for full size)
-    wait_for(lambda: (f := session.last_frame) is not None and np.linalg.norm(np.array(f.view.position) - initial) > 0.3,
+    wait_for(lambda: ((f := session.last_frame) is not None
+                      and np.linalg.norm(np.array(f.view.position) - initial) > 0.3),
              "a frame from the turned camera")
     # the turn is about the vertical axis through the orbit point: height and distance stay
     position, pivot = np.array(session.client.camera.position), np.array(session.initial["look_at"])

@@ -166,7 +166,8 @@ def test_views_and_orbits_render_several_views_a_call_as_one_at_a_time():
 def test_synthesis_rejects_bad_arguments():
     G = make_generator()
     ws = G.mapping(torch.randn(2, 8))
-    with pytest.raises(ValueError, match=r"VolumeGAN.synthesis: argument 'ws' expected shape \[B, 6, 16\], got \[2, 3, 16\]"):
+    with pytest.raises(ValueError, match=r"VolumeGAN.synthesis: argument 'ws' expected shape \[B, 6, 16\], "
+                                         r"got \[2, 3, 16\]"):
         G.synthesis(ws[:, :3], cameras())
     with pytest.raises(ValueError, match="argument 'cameras' expected 2 cameras"):
         G.synthesis(ws, cameras(3))

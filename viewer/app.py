@@ -115,7 +115,7 @@ class Viewer:
         initial = framing_to_viser(source.framing)
         camera = self.server.initial_camera
         camera.position, camera.look_at, camera.up, camera.fov = (initial["position"], initial["look_at"],
-                                                                 initial["up"], initial["fov"])
+                                                                  initial["up"], initial["fov"])
         has_geometry = type(source).client_geometry is not Source.client_geometry
 
         @self.server.on_client_connect

@@ -53,7 +53,8 @@ class Framing:
                              f"got {lo.tolist()}, {hi.tolist()}")
         check_number("Framing.around", "fov_degrees", fov_degrees)
         if not 0 < fov_degrees < 180:                   # before sin(fov / 2) divides
-            raise ValueError(f"Framing.around: argument 'fov_degrees' expected degrees in (0, 180), got {fov_degrees!r}")
+            raise ValueError("Framing.around: argument 'fov_degrees' expected degrees in (0, 180), "
+                             f"got {fov_degrees!r}")
         check_positive("Framing.around", "margin", margin)
         center = tuple(((lo + hi) / 2).tolist())
         half_diagonal = max(float((hi - lo).norm()) / 2, 1e-9)

@@ -68,10 +68,11 @@ def add_export_mesh(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="mesh a trained generator's subject instead of a scene (generator file, checkpoint or run)")
     p.add_argument("--seed", type=int, default=None, help="with --checkpoint: the subject's seed (default: 0)")
-    p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--truncation", type=finite_float, default=None,
+                   help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
-                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb, or <run>_step-<N>_seed<S>.glb "
-                        "for a run's checkpoint, <name>_seed<S>.glb for a generator file)")
+                   help="mesh file: .glb, .obj or .ply (default: outputs/mesh/<scene>.glb, or "
+                        "<run>_step-<N>_seed<S>.glb for a run's checkpoint, <name>_seed<S>.glb for a generator file)")
     p.add_argument("--resolution", type=int, default=None,
                    help="grid samples along the box's longest side (default: 256; 128 with --checkpoint)")
     p.add_argument("--level", type=_level, default="auto",
@@ -84,7 +85,8 @@ def add_export_mesh(sub) -> None:
                         f"(default: {CLEAN_DEFAULTS['min_component']})")
     p.add_argument("--smooth", type=int, default=None,
                    help=f"Taubin smoothing iterations (default: {CLEAN_DEFAULTS['smooth']})")
-    p.add_argument("--target-faces", type=int, default=None, help="decimate to about this many faces (default: keep all)")
+    p.add_argument("--target-faces", type=int, default=None,
+                   help="decimate to about this many faces (default: keep all)")
     p.add_argument("--no-color", action="store_true", help="leave the vertices uncoloured")
     p.add_argument("--colors-from", choices=["renders", "field"], default=None,
                    help="with --checkpoint: 'renders' projects the generator's pictures from 36 views around the "

@@ -45,7 +45,8 @@ def add_render(sub) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="render a trained generator instead of a scene")
     p.add_argument("--seeds", default=None,
                    help=f"with --checkpoint: subjects to render, {MAX_SEEDS} at most (default: 0-3)")
-    p.add_argument("--truncation", type=finite_float, default=None, help="with --checkpoint: truncation psi (default: 1)")
+    p.add_argument("--truncation", type=finite_float, default=None,
+                   help="with --checkpoint: truncation psi (default: 1)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: outputs/render/<scene>, or outputs/render/<run>_step-<N> for a "
                         "run's checkpoint, outputs/render/<name> for a generator file)")

@@ -39,7 +39,8 @@ def add_view(sub) -> None:
                     "camera, small while it moves and at full resolution once it rests.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", nargs="?", default=None, metavar="TARGET", help="what to show (default: the shipped demo VolumeGAN)")
+    p.add_argument("target", nargs="?", default=None, metavar="TARGET",
+                   help="what to show (default: the shipped demo VolumeGAN)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; tunnel with ssh -L)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080; the next free one if taken)")

@@ -83,8 +83,8 @@ def read_labels(storage: Storage) -> tuple[list[str], np.ndarray, list[Problem]]
     if not isinstance(entries, list):
         got = f"keys {sorted(meta)}" if isinstance(meta, dict) else type(meta).__name__
         return [], np.zeros((0, LABEL_LENGTH)), [Problem(None, LABEL_FILE,
-                                                          f"expected {{'labels': [[relpath, [25 floats]], ...]}}, "
-                                                          f"got {got}")]
+                                                         f"expected {{'labels': [[relpath, [25 floats]], ...]}}, "
+                                                         f"got {got}")]
     names: list[str] = []
     labels = np.full((len(entries), LABEL_LENGTH), np.nan)
     problems: list[Problem] = []

@@ -127,8 +127,8 @@ def dataset_image_features(dataset, network, count: int, size: int) -> tuple[np.
         batches = (resize_reals(batch, size) for batch in batches)
         said = f"{width} px, box-filtered to the generator's {size} px"
     else:
-        said = f"{width} x {height} px as they are" + ("" if width == height == size else
-                                                      f" (the generator makes {size} px)")
+        resized = "" if width == height == size else f" (the generator makes {size} px)"
+        said = f"{width} x {height} px as they are{resized}"
     return extract_features(batches, network), said
 
 

@@ -151,7 +151,8 @@ def _raster_tiles(means2d, conics, features, opacities, tile_offsets, ids, first
     in_list = slot[None, :] < counts[:, None]                                       # [T, L]
     gauss = ids[(offsets[:-1, None] + slot).clamp(max=ids.numel() - 1)].to(torch.int64)
     t = torch.arange(first, stop, device=device) % (tiles_x * tiles_y)
-    ly, lx = torch.meshgrid(torch.arange(TILE_SIZE, device=device), torch.arange(TILE_SIZE, device=device), indexing="ij")
+    within = torch.arange(TILE_SIZE, device=device)
+    ly, lx = torch.meshgrid(within, within, indexing="ij")
     px = (t % tiles_x)[:, None] * TILE_SIZE + lx.reshape(1, -1)                      # [T, P]
     py = (t // tiles_x)[:, None] * TILE_SIZE + ly.reshape(1, -1)
     flat_means, flat_conics = means2d.reshape(-1, 2)[gauss], conics.reshape(-1, 3)[gauss]  # [T, L, *]

@@ -52,7 +52,8 @@ def _clip(t_enter, t_exit, near, far):
     return t_near, t_far, hit
 
 
-def world_to_box(points: torch.Tensor, rotations: torch.Tensor, translations: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+def world_to_box(points: torch.Tensor, rotations: torch.Tensor, translations: torch.Tensor,
+                 scales: torch.Tensor) -> torch.Tensor:
     """Map world points into each box's canonical frame, where the box is [-1, 1]^3.
 
     A box is ``{translation + rotation @ (scale * u) : u in [-1, 1]^3}`` (scales are half

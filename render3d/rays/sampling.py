@@ -38,7 +38,8 @@ def bin_edges(near: torch.Tensor, far: torch.Tensor, n_bins: int, *, spacing: st
     return 1 / (inv_near + (inv_far - inv_near) * u)
 
 
-def stratified_points(edges: torch.Tensor, *, jitter: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+def stratified_points(edges: torch.Tensor, *, jitter: bool = True,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
     """One point per bin: uniformly jittered inside it, or its midpoint. ``[..., S+1] -> [..., S]``."""
     check_tensor("render3d.rays.stratified_points", "edges", edges, ("...", None))
     lower, upper = edges[..., :-1], edges[..., 1:]
@@ -120,7 +121,8 @@ def importance_sample(
     return samples.reshape(*batch, n_samples)
 
 
-def intervals_from_points(points: torch.Tensor, near: torch.Tensor, far: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def intervals_from_points(points: torch.Tensor, near: torch.Tensor,
+                          far: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Intervals for sorted sample points: each point owns the stretch of ray closer to it than
     to its neighbours; the first starts at ``near``, the last ends at ``far``.
 
@@ -148,13 +150,15 @@ def merge_samples(points: list[torch.Tensor], *per_sample: list[torch.Tensor]) -
         raise ValueError(f"{fn}: argument 'points' expected at least one sample set, got none")
     for j, group in enumerate(per_sample):
         if len(group) != len(points):
-            raise ValueError(f"{fn}: per-sample list {j} expected {len(points)} tensors (one per set), got {len(group)}")
+            raise ValueError(f"{fn}: per-sample list {j} expected {len(points)} tensors (one per set), "
+                             f"got {len(group)}")
     merged = torch.cat(points, dim=-1)
     sorted_points, order = torch.sort(merged, dim=-1)
     out = [sorted_points]
     dim = merged.dim() - 1
     for group in per_sample:
         cat = torch.cat(group, dim=dim)
-        index = order.reshape(*order.shape, *([1] * (cat.dim() - order.dim()))).expand(*order.shape, *cat.shape[order.dim():])
+        trailing = cat.shape[order.dim():]
+        index = order.reshape(*order.shape, *([1] * len(trailing))).expand(*order.shape, *trailing)
         out.append(torch.gather(cat, dim, index))
     return tuple(out)

@@ -150,7 +150,10 @@ def load_ply(path) -> dict[str, torch.Tensor]:
         if v.dtype[name].kind not in "fiu":                   # a list property, say
             raise ValueError(f"{fn}: {path} has a property {name!r} that is not one number per splat "
                              f"({v.dtype[name]})")
-    column = lambda *keys: torch.from_numpy(np.stack([np.asarray(v[k], dtype=np.float32) for k in keys], -1))  # noqa: E731
+
+    def column(*keys: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.asarray(v[k], dtype=np.float32) for k in keys], -1))
+
     n = len(v)
     dc = column("f_dc_0", "f_dc_1", "f_dc_2")[:, None, :]
     if rest_names:

@@ -123,7 +123,8 @@ def rasterize(
 
     if G == 1 and B > 1:  # one set seen by B cameras: autograd sums the B gradients back
         expand = lambda t: None if t is None else t.expand(B, *t.shape[1:])  # noqa: E731
-        means, quats, scales, covars, opacities, features = map(expand, (means, quats, scales, covars, opacities, features))
+        means, quats, scales, covars, opacities, features = map(
+            expand, (means, quats, scales, covars, opacities, features))
     rot = cam2world[:, :3, :3]
     viewmats = torch.zeros_like(cam2world)
     viewmats[:, :3, :3] = rot.transpose(1, 2)

@@ -69,7 +69,8 @@ class _GridSample(torch.autograd.Function):
             from render3d.ops._registry import _twin_backward
 
             return _twin_backward(ctx, lambda *args: (grid_sample_torch(*args),), (input, grid, ctx.padding), (grad,))
-        backward = torch.ops.aten.grid_sampler_3d_backward if input.dim() == 5 else torch.ops.aten.grid_sampler_2d_backward
+        aten = torch.ops.aten
+        backward = aten.grid_sampler_3d_backward if input.dim() == 5 else aten.grid_sampler_2d_backward
         grad_input, grad_grid = backward(grad.contiguous(), input, grid, 0, _PADDING_CODES[ctx.padding], False, needs)
         return grad_input if needs[0] else None, grad_grid if needs[1] else None, None
 

@@ -139,7 +139,8 @@ def composite_packed(
 
 def _offsets(fn, offsets, ray_ids, n_rays, n_samples, device) -> torch.Tensor:
     if (offsets is None) == (ray_ids is None):
-        raise ValueError(f"{fn}: give exactly one of 'offsets' or 'ray_ids', got {'both' if offsets is not None else 'neither'}")
+        given = "both" if offsets is not None else "neither"
+        raise ValueError(f"{fn}: give exactly one of 'offsets' or 'ray_ids', got {given}")
     if offsets is not None:
         check_tensor(fn, "offsets", offsets, (None,), dtype=torch.int64, device=device)
         if offsets.numel() < 1:

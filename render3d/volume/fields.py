@@ -106,7 +106,7 @@ def _parse_bounds(fn: str, bounds) -> tuple[tuple[float, float, float], tuple[fl
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError(f"{fn}: argument 'bounds' expected (min, max) or (min_xyz, max_xyz), got {bounds!r}")
     lo, hi = _vec3(fn, "bounds", bounds[0]), _vec3(fn, "bounds", bounds[1])
-    if any(h <= l for l, h in zip(lo, hi)):
+    if any(top <= bottom for bottom, top in zip(lo, hi)):
         raise ValueError(f"{fn}: argument 'bounds' expected max > min on every axis, got min {lo}, max {hi}")
     return lo, hi
 

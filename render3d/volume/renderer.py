@@ -36,7 +36,8 @@ from ..rays import (
 )
 from .composite import composite, composite_packed
 
-FieldFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (points [B,N,3], dirs [B,N,3]) -> (sigma [B,N], feat [B,N,C])
+# (points [B,N,3], dirs [B,N,3]) -> (sigma [B,N], feat [B,N,C])
+FieldFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def _check_background(fn: str, background) -> tuple[float, ...] | None:
@@ -187,8 +188,9 @@ class VolumeRenderer(torch.nn.Module):
         if self.background is None:
             return None
         if len(self.background) not in (1, channels):
-            raise ValueError(f"render3d.volume.VolumeRenderer: argument 'background' expected a float or [C={channels}] "
-                             f"(the field's channels), got {len(self.background)} values {list(self.background)}")
+            raise ValueError(f"render3d.volume.VolumeRenderer: argument 'background' expected a float or "
+                             f"[C={channels}] (the field's channels), got {len(self.background)} values "
+                             f"{list(self.background)}")
         bg = torch.tensor(self.background, dtype=like.dtype, device=like.device).expand(channels)
         if with_normals:
             bg = torch.cat([bg, bg.new_zeros(3)])
