@@ -91,6 +91,10 @@ def run_train(args) -> int:
         dist.close()
         remove_made(made)
         return _refuse(UsageError(message))
+    # After an error or a second Ctrl-C the process group is left to the process's exit, on
+    # purpose: the others may be inside a collective, and NCCL's destroy_process_group waits
+    # for those to finish (pytorch#141510, torch 2.6 on), which they never would; torchrun
+    # stops them.
     try:
         last = training_loop(args.out, config, resume=args.resume, max_steps=args.max_steps,
                              progress=not args.no_progress)
