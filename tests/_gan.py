@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
 from render3d.cameras import sample_yaw_pitch
-from render3d.datasets import write_labels
+from render3d.datasets import SynthConfig, generate_synthetic, write_labels
 from render3d.training import resolve_config
 
 SIZE = 16
@@ -161,3 +164,22 @@ def add_run_checkpoint(run: Path, step: int, edit=None) -> Path:
     (temp / "state.json").write_text(json.dumps({"step": step}))
     temp.rename(folder)
     return folder
+
+
+def run_cli(*args, timeout=300, cwd=None, preexec_fn=None) -> subprocess.CompletedProcess:
+    """`render3d ARGS...` in a subprocess, as a user runs it (output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, preexec_fn=preexec_fn)
+
+
+def train_tiny_run(root: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(dataset, run folder, the train command's result): a synthetic dataset (32 px, 3 objects)
+    in root/synth and a 2-step `render3d train` of a tiny VolumeGAN on it in root/run."""
+    data = root / "synth"
+    generate_synthetic(data, SynthConfig(subjects=3, views=2, resolution=32, supersample=1, mesh_resolution=24),
+                       progress=False)
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
+    result = run_cli("train", str(config), "--out", str(root / "run"), "--no-progress", "log_every=1")
+    assert result.returncode == 0, result.stderr
+    return data, root / "run", result

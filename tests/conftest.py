@@ -1,5 +1,6 @@
 import pytest
 import torch
+from _gan import train_tiny_run
 
 CUDA = torch.cuda.is_available()
 
@@ -15,3 +16,10 @@ def pytest_collection_modifyitems(config, items):
 def device_params():
     """cpu always; cuda as a marked parameter that skips without a GPU."""
     return ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A 2-step `render3d train` run of a tiny VolumeGAN on a small synthetic dataset, shared by
+    the command-line tests (`_gan.train_tiny_run`): (dataset, run folder, the command's result)."""
+    return train_tiny_run(tmp_path_factory.mktemp("gan_cli"))

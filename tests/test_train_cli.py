@@ -1,5 +1,6 @@
 """`render3d train`, and `render`, `export-mesh` and `eval generator` from its checkpoint, as a
-user runs them: on a tiny synthetic dataset with ground-truth meshes and a tiny VolumeGAN."""
+user runs them: on a tiny synthetic dataset with ground-truth meshes and a tiny VolumeGAN
+(conftest's `trained`). `eval generator`'s scores and refusals: test_eval_generator_cli.py."""
 
 import json
 import re
@@ -16,31 +17,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _gan import (collapsed_generator, diverged_generator, partly_collapsed_generator, stand_in_inception,
-                  tiny_config, tiny_generator)
+from _gan import run_cli, tiny_config, tiny_generator
 from _storage import size_limit
 
-from render3d.datasets import SynthConfig, generate_synthetic
 from render3d.mesh import load_mesh
-
-
-def run(*args, timeout=300, cwd=None, preexec_fn=None):
-    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, preexec_fn=preexec_fn)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A synthetic dataset (32 px, 3 objects) and a 2-step run of a tiny VolumeGAN on it."""
-    root = tmp_path_factory.mktemp("gan_cli")
-    data = root / "synth"
-    generate_synthetic(data, SynthConfig(subjects=3, views=2, resolution=32, supersample=1, mesh_resolution=24),
-                       progress=False)
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
-    result = run("train", str(config), "--out", str(root / "run"), "--no-progress", "log_every=1")
-    assert result.returncode == 0, result.stderr
-    return data, root / "run", result
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +32,7 @@ def conditioned(trained, tmp_path_factory):
     config = tiny_config(data, total_kimg=0.008, image_every=1, video_every=2)
     config["generator"]["c_dim"] = 25
     (root / "tiny.yaml").write_text(yaml.safe_dump(config))
-    result = run("train", str(root / "tiny.yaml"), "--out", str(root / "run"), "--no-progress")
+    result = run_cli("train", str(root / "tiny.yaml"), "--out", str(root / "run"), "--no-progress")
     assert result.returncode == 0, result.stderr
     return root / "run"
 
@@ -67,14 +47,15 @@ def test_a_camera_conditioned_generator_works_wherever_a_seed_is_sampled(trained
 
     images = conditioned / "images"
     assert (images / "step-0000001.png").is_file() and (images / "orbit-0000002.mp4").is_file()
-    result = run("render", "grid", "--checkpoint", str(conditioned), "--seeds", "0-1", "--views", "2",
-                 "--out", str(tmp_path))
+    result = run_cli("render", "grid", "--checkpoint", str(conditioned), "--seeds", "0-1", "--views", "2",
+                     "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    result = run("export-mesh", "--checkpoint", str(conditioned), "--resolution", "20",
-                 "--out", str(tmp_path / "m.glb"))
+    result = run_cli("export-mesh", "--checkpoint", str(conditioned), "--resolution", "20",
+                     "--out", str(tmp_path / "m.glb"))
     assert result.returncode == 0, result.stderr
-    result = run("eval", "generator", str(conditioned), str(trained[0]), "--shapes", "2", "--mesh-resolution", "20",
-                 "--points", "128", "--inception", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "eval.json"))
+    result = run_cli("eval", "generator", str(conditioned), str(trained[0]), "--shapes", "2",
+                     "--mesh-resolution", "20", "--points", "128", "--inception", str(tmp_path / "absent.pt"),
+                     "--out", str(tmp_path / "eval.json"))
     assert result.returncode == 0, result.stderr
     source = open_source(conditioned)
     cameras = Cameras.look_at(torch.tensor([[0.0, 0.0, 2.4]]), torch.zeros(1, 3), width=16, height=16, fov_degrees=32.0)
@@ -96,10 +77,10 @@ def test_train_writes_a_run_folder(trained):
 
 
 def test_train_rejects_unknown_keys_and_presets(tmp_path):
-    result = run("train", "volumegan/synth64", "generator.widht=3", "--out", str(tmp_path))
+    result = run_cli("train", "volumegan/synth64", "generator.widht=3", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "render3d train: generator: unknown key 'widht'; valid keys: z_dim, w_dim" in result.stderr
-    result = run("train", "volumegan/nope", "--out", str(tmp_path))
+    result = run_cli("train", "volumegan/nope", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "CONFIG expected a YAML file or a preset (volumegan/ffhq256, volumegan/synth64), got 'volumegan/nope'" \
         in result.stderr
@@ -350,8 +331,8 @@ def test_train_without_config_or_out_says_what_is_missing(trained, tmp_path, cap
 
 def test_render_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
-    result = run("render", "grid", "video", "depth", "--checkpoint", str(run_dir), "--seeds", "0-2", "--views", "3",
-                 "--frames", "4", "--out", str(tmp_path))
+    result = run_cli("render", "grid", "video", "depth", "--checkpoint", str(run_dir), "--seeds", "0-2", "--views", "3",
+                     "--frames", "4", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     grid = iio.imread(tmp_path / "views.png")
     assert grid.shape == (2 + 6 * 18, 2 + 3 * 18, 3)          # per seed a row of 16 px views and one of depth
@@ -365,8 +346,8 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     _, run_dir, _ = trained
     generator = run_dir / "checkpoints" / "step-0000002" / "generator.safetensors"
     out, resolution = tmp_path / "seed1.glb", 24
-    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
-                 "--out", str(out))
+    result = run_cli("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
+                     "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert f"render3d export-mesh: wrote {out.resolve()}" in result.stdout and "seed 1" in result.stdout
     assert "colours from its renders" in result.stdout
@@ -375,8 +356,8 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     colors = mesh.visual.vertex_colors
     assert colors.shape == (len(mesh.vertices), 4) and len(np.unique(colors[:, :3], axis=0)) > 1
     field = tmp_path / "field.glb"
-    result = run("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
-                 "--colors-from", "field", "--out", str(field))
+    result = run_cli("export-mesh", "--checkpoint", str(generator), "--seed", "1", "--resolution", str(resolution),
+                     "--colors-from", "field", "--out", str(field))
     assert result.returncode == 0 and "colours from its field" in result.stdout, result.stderr
     other = load_mesh(field)
     # The same surface, other colours. In one process the two meshes are equal to the bit
@@ -390,25 +371,11 @@ def test_export_mesh_from_a_checkpoint(trained, tmp_path):
     assert not np.array_equal(other.visual.vertex_colors, colors)
     for bad, expected in ((["--no-color"], "got --no-color"), ([], "got the scene 'demo', coloured by its field")):
         args = bad + (["--checkpoint", str(generator)] if bad else [])
-        result = run("export-mesh", *args, "--colors-from", "field", "--out", str(tmp_path / "x.glb"))
+        result = run_cli("export-mesh", *args, "--colors-from", "field", "--out", str(tmp_path / "x.glb"))
         assert result.returncode == 2 and "--colors-from expected --checkpoint without --no-color, " + expected \
             in result.stderr, result.stderr
-    bad = run("export-mesh", "--checkpoint", str(tmp_path / "missing"), "--out", str(out))
+    bad = run_cli("export-mesh", "--checkpoint", str(tmp_path / "missing"), "--out", str(out))
     assert bad.returncode == 2 and "render3d export-mesh: --checkpoint" in bad.stderr
-
-
-def test_eval_generator_scores_shapes_against_the_dataset(trained, tmp_path):
-    data, run_dir, _ = trained
-    out = tmp_path / "eval.json"
-    result = run("eval", "generator", str(run_dir), str(data), "--shapes", "3", "--mesh-resolution", "20",
-                 "--points", "256", "--inception", str(tmp_path / "absent.pt"), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    assert "FID/KID skipped" in result.stdout
-    record = json.loads(out.read_text())
-    metrics = record["metrics"]
-    assert 0 < metrics["shapes/coverage"] <= 1 and metrics["shapes/mmd"] > 0
-    assert 0.5 <= metrics["shapes/one_nn_accuracy"] <= 1
-    assert record["inputs"]["training"]["step"] == 2
 
 
 def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
@@ -425,15 +392,15 @@ def test_what_is_made_from_a_checkpoint_is_named_after_it(trained, tmp_path):
     shutil.copytree(folder, tmp_path / "kept")
     assert generator_name(tmp_path / "mine.safetensors") == "mine" and generator_name(tmp_path / "kept") == "kept"
 
-    result = run("render", "grid", "--checkpoint", str(run_dir), "--seeds", "0", "--views", "1", cwd=tmp_path)
+    result = run_cli("render", "grid", "--checkpoint", str(run_dir), "--seeds", "0", "--views", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "outputs" / "render" / "run_step-0000002" / "views.png").is_file()
-    result = run("export-mesh", "--checkpoint", str(tmp_path / "mine.safetensors"), "--seed", "1", "--resolution",
-                 "20", "--colors-from", "field", cwd=tmp_path)
+    result = run_cli("export-mesh", "--checkpoint", str(tmp_path / "mine.safetensors"), "--seed", "1", "--resolution",
+                     "20", "--colors-from", "field", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"wrote {tmp_path / 'outputs' / 'mesh' / 'mine_seed1.glb'}" in result.stdout
-    result = run("eval", "generator", str(folder), str(data), "--shapes", "2", "--mesh-resolution", "20",
-                 "--points", "64", "--inception", str(tmp_path / "absent.pt"), cwd=tmp_path)
+    result = run_cli("eval", "generator", str(folder), str(data), "--shapes", "2", "--mesh-resolution", "20",
+                     "--points", "64", "--inception", str(tmp_path / "absent.pt"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "outputs" / "eval" / "run_step-0000002.json").read_text())["metrics"]
 
@@ -451,7 +418,8 @@ def test_a_checkpoint_that_cannot_be_written_is_said_in_one_line_and_leaves_noth
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.008)))
     out = tmp_path / "run"
-    result = run("train", str(config), "--out", str(out), "--no-progress", preexec_fn=size_limit(sizes[fitting] + 1))
+    result = run_cli("train", str(config), "--out", str(out), "--no-progress",
+                     preexec_fn=size_limit(sizes[fitting] + 1))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-2:] == [
@@ -468,7 +436,8 @@ def test_a_full_disk_while_logging_stops_training_in_one_line(trained, tmp_path)
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=0.4, log_every=1)))
     out = tmp_path / "run"
-    result = run("train", str(config), "--out", str(out), "--no-progress", preexec_fn=size_limit(4000))  # a few rows
+    result = run_cli("train", str(config), "--out", str(out), "--no-progress",
+                     preexec_fn=size_limit(4000))     # a few rows
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     said, note = result.stderr.splitlines()[-2:]
@@ -495,137 +464,6 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     (checkpoint,) = (tmp_path / "run" / "checkpoints").iterdir()
     step = json.loads((checkpoint / "state.json").read_text())["step"]
     assert step >= 1 and f"train: stopped after step {step}; wrote {checkpoint}" in stderr
-
-
-@pytest.mark.parametrize("option, value, message", [
-    ("--mesh-resolution", "1", "--mesh-resolution expected an integer >= 2, got 1"),   # was a traceback after loading
-    ("--shapes", "0", "--shapes expected an integer >= 1, got 0"),
-    ("--images", "1", "--images expected an integer >= 2, got 1"),     # a traceback in KID after the shapes
-    ("--max-reference", "0", "--max-reference expected an integer >= 1, got 0"),
-])
-def test_eval_generator_refuses_bad_numbers_before_any_work(tmp_path, capsys, option, value, message):
-    from render3d import DEMO_CHECKPOINT
-    from render3d.cli.main import main
-
-    out = tmp_path / "eval.json"
-    assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "absent"), option, value,
-                 "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == f"render3d eval generator: {message}"
-    assert not out.exists()
-
-
-def test_eval_generator_names_a_dataset_that_is_none_as_dataset(tmp_path, capsys):
-    """It said SyntheticDataset's argument 'path', which is DATASET on the command line, after the
-    results' folder was made."""
-    from render3d import DEMO_CHECKPOINT
-    from render3d.cli.main import main
-
-    (tmp_path / "empty").mkdir()
-    assert main(["eval", "generator", str(DEMO_CHECKPOINT), str(tmp_path / "empty"),
-                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
-    assert capsys.readouterr().err.strip().startswith(
-        f"render3d eval generator: DATASET expected an EG3D dataset (a folder or zip with dataset.json), got no "
-        f"dataset.json in {tmp_path / 'empty'}")
-    assert not (tmp_path / "results").exists()          # found before the results' folder is made
-
-
-def test_eval_generator_names_a_generator_whose_densities_are_nan(trained, tmp_path, capsys):
-    """A diverged generator (NaN in its density head) was a traceback from deep in marching
-    cubes, after the results' folder was made."""
-    from render3d.cli.main import main
-
-    diverged = diverged_generator(tmp_path / "diverged.safetensors")
-    assert main(["eval", "generator", str(diverged), str(trained[0]), "--shapes", "2",
-                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "render3d eval generator: CHECKPOINT expected a generator whose densities are finite, got one whose density "
-        "at the centre of seed 0's subject is nan (did its training diverge?)")
-    assert not (tmp_path / "results").exists()
-
-
-def test_eval_generator_names_a_subject_without_a_surface(trained, tmp_path, capsys):
-    """A collapsed generator (density 0 everywhere) was a traceback from marching cubes."""
-    from render3d.cli.main import main
-
-    collapsed = collapsed_generator(tmp_path / "collapsed.safetensors")
-    assert main(["eval", "generator", str(collapsed), str(trained[0]), "--shapes", "2", "--mesh-resolution", "8",
-                 "--out", str(tmp_path / "results" / "eval.json")]) == 2
-    assert capsys.readouterr().err.strip().endswith(
-        "render3d eval generator: CHECKPOINT expected subjects that have a surface, got none of 2 (seed 0's density "
-        "is 0 everywhere inside the generator's box)")
-    assert not (tmp_path / "results" / "eval.json").exists()
-
-
-def test_eval_generator_scores_a_generator_with_some_empty_subjects(trained, tmp_path, capsys):
-    """A barely trained generator leaves a few subjects without a surface; eval stopped at the
-    first with a refusal. They are named, and scored as covering nothing and told apart."""
-    from render3d.cli.main import main
-    from render3d.metrics import compare_shape_sets, load_points
-    from render3d.metrics.generators import generator_shapes
-    from render3d.training import load_generator
-
-    path, empty = partly_collapsed_generator(tmp_path / "partly.safetensors", range(4), 8)
-    assert main(["eval", "generator", str(path), str(trained[0]), "--shapes", "4", "--mesh-resolution", "8",
-                 "--points", "64", "--out", str(tmp_path / "eval.json")]) == 0
-    out = capsys.readouterr().out
-    assert (f"render3d eval generator: 2 of 4 subjects have no surface (seeds {empty[0]}, {empty[1]}): they cover no "
-            f"reference mesh and count as told apart in 1-NNA (shapes/empty)") in out
-    results = json.loads((tmp_path / "eval.json").read_text())
-    assert results["settings"]["empty_seeds"] == empty and results["metrics"]["shapes/empty"] == 0.5
-    G, meta = load_generator(path)                      # the same numbers from the library, seed by seed
-    shapes = [None if seed in empty else generator_shapes(G, [seed], view=meta["view"], resolution=8, points=64)[0]
-              for seed in range(4)]
-    truth = json.loads((trained[0] / "ground_truth.json").read_text())
-    files = [trained[0] / entry["mesh"] for entry in truth["objects"] if entry["kind"] == "object"]
-    expected = compare_shape_sets(shapes, [load_points(f, 64, seed=0) for f in files])
-    assert {k: results["metrics"][f"shapes/{k}"] for k in expected} == pytest.approx(expected)
-
-
-def test_eval_generator_names_a_damaged_reference_or_checkpoint(trained, tmp_path, capsys):
-    """A reference mesh that cannot be read, a dataset without object meshes and a checkpoint
-    that is not one are one line each with exit status 2 (the first two were tracebacks), naming
-    the positional CHECKPOINT, not an option."""
-    from render3d.cli.main import main
-
-    data, run_dir, _ = trained
-    copy = tmp_path / "synth"
-    shutil.copytree(data, copy)
-    truth = json.loads((copy / "ground_truth.json").read_text())
-    mesh = copy / truth["objects"][1]["mesh"]
-    mesh.write_text("junk")
-    out = tmp_path / "eval.json"
-    args = ["--shapes", "1", "--mesh-resolution", "8", "--points", "16", "--out", str(out)]
-    assert main(["eval", "generator", str(run_dir), str(copy), *args]) == 2
-    assert capsys.readouterr().err.startswith(
-        f"render3d eval generator: load_points: argument 'path' expected a mesh or points [N, 3], got {mesh}, which "
-        f"cannot be read (")
-    (copy / "ground_truth.json").write_text(json.dumps({**truth, "objects": []}))
-    assert main(["eval", "generator", str(run_dir), str(copy), *args]) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"render3d eval generator: {copy} holds no shapes (expected a synthetic dataset or a folder of meshes or .npy "
-        f"points)")
-    assert main(["eval", "generator", str(tmp_path / "nowhere"), str(data), *args]) == 2
-    assert capsys.readouterr().err.strip() == (f"render3d eval generator: CHECKPOINT expected a generator file "
-                                               f"(.safetensors), a checkpoint folder or a run folder with "
-                                               f"checkpoints, got {tmp_path / 'nowhere'}, which does not exist")
-    assert not out.exists()
-
-
-def test_eval_generator_runs_fid_and_kid_when_the_network_is_there(trained, tmp_path):
-    """With a stand-in for the Inception file (same TorchScript interface, colour statistics and
-    the image width as features) the image metrics run: the generator's images from the
-    dataset's cameras against the dataset's images, box-filtered from 32 px to the generator's
-    16 px (unequal widths would add 16^2 to the FID)."""
-    network = stand_in_inception(tmp_path / "inception-2015-12-05.pt")
-    data, run_dir, _ = trained
-    out = tmp_path / "eval.json"
-    result = run("eval", "generator", str(run_dir), str(data), "--shapes", "2", "--mesh-resolution", "16",
-                 "--points", "128", "--images", "6", "--inception", str(network), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    record = json.loads(out.read_text())
-    assert 0 < record["metrics"]["images/fid"] < 16 and np.isfinite(record["metrics"]["images/kid"])
-    assert record["settings"]["images"] == 6 and record["settings"]["resolution"] == 16
-    assert record["settings"]["reals"] == "32 px, box-filtered to the generator's 16 px"
 
 
 _start = None
