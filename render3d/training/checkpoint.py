@@ -37,6 +37,7 @@ TRAINING_FILE = "training.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "state.json"
 RUN_CONFIG_FILE = "config.yaml"     # in the run folder, beside checkpoints/: the resolved config
+BEST_DIR = "best"                   # in the run folder: the generator of the best measurement (logs.RunLog)
 METADATA_KEY = "render3d"
 METADATA_KEYS = ("generator_type", "generator", "view")   # what loading and rendering a generator need
 
@@ -137,14 +138,16 @@ def is_generator_path(path: str | Path) -> bool:
 def generator_name(path: str | Path) -> str:
     """A short name for what is made from the generator at `path` (the command line's default
     outputs, the viewer's downloads): ``RUN_step-0001200`` for a run's checkpoint (a run
-    folder's newest), the folder's name for a checkpoint folder outside a run, the file's stem
-    for any other generator file."""
+    folder's newest), ``RUN_best`` for its best measurement's generator, the folder's name for a
+    checkpoint folder outside a run, the file's stem for any other generator file."""
     file = resolve_generator_file(path).resolve()
     if file.name != GENERATOR_FILE:
         return file.stem
     folder = file.parent
     if folder.parent.name == "checkpoints":
         return f"{folder.parent.parent.name}_{folder.name}"
+    if folder.name == BEST_DIR and (folder.parent / RUN_CONFIG_FILE).is_file():
+        return f"{folder.parent.name}_{folder.name}"
     return folder.name
 
 

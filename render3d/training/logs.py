@@ -1,7 +1,7 @@
 """What a training run writes as it goes, beside its checkpoints: TensorBoard scalars and
-stats.jsonl (losses, R1, gradient norms, kimg/s, memory), metrics.jsonl (config.metrics),
-image grids and orbit videos of the EMA generator, and the progress bar; with the per-step
-sums the scalars are means of."""
+stats.jsonl (losses, R1, gradient norms, kimg/s, memory), metrics.jsonl (config.metrics)
+and the generator of the best measurement (best/), image grids and orbit videos of the EMA
+generator, and the progress bar; with the per-step sums the scalars are means of."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 
 from render3d._files import STORAGE_ERRORS, write_file
 
-from .checkpoint import RUN_CONFIG_FILE
+from .checkpoint import BEST_DIR, GENERATOR_FILE, RUN_CONFIG_FILE, read_generator_metadata, save_generator
 from .config import TrainConfig, config_dict
 from .distributed import Distributed
 
@@ -27,6 +27,7 @@ SNAPSHOT_VIEWS = 4                 # views of each
 VIDEO_FRAMES = 24
 STATS_FILE = "stats.jsonl"
 METRICS_FILE = "metrics.jsonl"     # config.metrics' rows
+BEST_KEYS = ("images/fid", "shapes/mmd")    # what ranks measurements: the first measured, lower is better
 
 
 def add_stat(sums: dict, key: str, value: torch.Tensor | float) -> None:
@@ -62,6 +63,19 @@ def bar_summary(step: int, stats: dict[str, float], resolution: int) -> str:
     parts += [f"{label} {stats[key]:.3g}" for key, label in (("loss/G", "G"), ("loss/D", "D"), ("loss/r1", "R1"))
               if key in stats]
     return ", ".join(parts)
+
+
+def _kept_best(run_dir: Path) -> dict | None:
+    """The "best" entry of the run's best/generator.safetensors (`RunLog.keep_best`), if any."""
+    path = run_dir / BEST_DIR / GENERATOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        best = read_generator_metadata(path).get("best")
+    except ValueError:                                  # damaged: the next measurement replaces it
+        return None
+    readable = isinstance(best, dict) and isinstance(best.get("value"), (int, float)) and "metric" in best
+    return best if readable else None
 
 
 def progress_bar(enabled: bool, total: int, done: int):
@@ -102,6 +116,7 @@ class RunLog:
             with _naming(self.tensorboard_dir):
                 self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=step + 1)
         self.last = (None, nimg, step, seconds)              # (wall time, nimg, step, seconds) of the last row
+        self.best = _kept_best(run_dir) if step > 0 else None   # a fresh run's first measurement replaces it
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
                 device) -> None:
@@ -135,6 +150,23 @@ class RunLog:
             file.write(json.dumps(row) + "\n")
         said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
         print(f"\ntrain: step {step}: {said} ({seconds:.0f} s)", file=sys.stderr)
+
+    def keep_best(self, G_ema, step: int, metrics: dict[str, float], generator_meta: dict) -> Path | None:
+        """Keep the EMA generator of the best measurement so far in best/generator.safetensors
+        (checkpoints rotate out, `keep_checkpoints`): the lowest FID, or without image metrics the
+        lowest shape MMD. Its header says which, with the step and all the scores. The written
+        file when this one is the best, else None."""
+        key = next((k for k in BEST_KEYS if k in metrics), None)
+        if key is None or not math.isfinite(metrics[key]):
+            return None
+        if self.best is not None and self.best["metric"] == key and self.best["value"] <= metrics[key]:
+            return None
+        best = {"metric": key, "value": metrics[key], "step": step, "metrics": metrics}
+        (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
+        path = save_generator(self.run_dir / BEST_DIR / GENERATOR_FILE, G_ema, {**generator_meta, "best": best})
+        self.best = best
+        print(f"train: step {step}: the best {key} so far; the generator is in {path}", file=sys.stderr)
+        return path
 
     def images(self, G_ema, step: int, view: dict) -> None:
         from render3d.generators.sampling import render_views, styles_from_seeds, view_cameras, views_grid_image

@@ -303,6 +303,8 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             measured = run_metrics.measure(G_ema, view, step, progress=progress and dist.main)
             if writer:
                 writer.metrics(step, nimg, *measured)
+                training = {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
+                writer.keep_best(G_ema, step, measured[0], {**meta, "training": training})
 
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
