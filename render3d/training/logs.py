@@ -88,13 +88,13 @@ def progress_bar(enabled: bool, total: int, done: int):
 class RunLog:
     """The run folder's outputs: TensorBoard scalars, stats.jsonl, image grids, orbit videos.
 
-    Training starts at `step`, `nimg` and `seconds` (the checkpoint's when resuming, else 0):
+    Training starts at `step`, `nimg` and `seconds` (the checkpoint's when `resumed`, else 0):
     what an earlier process logged after it (it ran past its last checkpoint before it stopped,
     or it wrote none) is dropped from stats.jsonl and purged from TensorBoard, so each step is
     there once. The speeds of a row are those since the row before, or since the start."""
 
     def __init__(self, run_dir: Path, config: TrainConfig, step: int = 0, nimg: int = 0,
-                 seconds: float = 0.0) -> None:
+                 seconds: float = 0.0, *, resumed: bool = False) -> None:
         import yaml
 
         self.run_dir = run_dir
@@ -116,7 +116,7 @@ class RunLog:
             with _naming(self.tensorboard_dir):
                 self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=step + 1)
         self.last = (None, nimg, step, seconds)              # (wall time, nimg, step, seconds) of the last row
-        self.best = _kept_best(run_dir) if step > 0 else None   # a fresh run's first measurement replaces it
+        self.best = _kept_best(run_dir) if resumed else None   # a fresh run's first measurement replaces it
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
                 device) -> None:

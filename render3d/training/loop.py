@@ -182,7 +182,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                                               generator=torch.Generator().manual_seed(config.seed)))
     view = poses.view_defaults()
     meta = generator_metadata(config.generator_type, config.generator, {"view": view})
-    writer = RunLog(run_dir, config, step, nimg, seconds) if dist.main else None
+    writer = RunLog(run_dir, config, step, nimg, seconds, resumed=resumed is not None) if dist.main else None
     z_dim, c_g = G.z_dim, G.config.c_dim
     mix_lo, mix_hi = G.style_mixing_range
     if dist.main:
@@ -232,6 +232,10 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             raise FloatingPointError(f"train: at step {step} weights are not finite (NaN or inf): "
                                      f"{', '.join(broken[:3])}{more}; {instead}. {resume_hint()}")
 
+    def trained() -> dict:
+        """How far training is: the "training" entry of a generator file's metadata."""
+        return {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
+
     def checkpoint() -> Path:
         nonlocal saved
         check_finite("no checkpoint written")           # never rotate good checkpoints out for this
@@ -242,7 +246,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             return run_dir
         if saved is not None and saved.name == f"step-{step:07d}":
             return saved                                # already written at this step
-        training = {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
+        training = trained()
         saved = save_checkpoint(run_dir, step, modules=modules, optimizers=optimizers, rng=rng,
                                 state={**training, "config": config_dict(config)},
                                 generator_meta={**meta, "training": training}, keep=config.keep_checkpoints)
@@ -303,8 +307,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             measured = run_metrics.measure(G_ema, view, step, progress=progress and dist.main)
             if writer:
                 writer.metrics(step, nimg, *measured)
-                training = {"step": step, "nimg": nimg, "seconds": seconds, "world": dist.world}
-                writer.keep_best(G_ema, step, measured[0], {**meta, "training": training})
+                writer.keep_best(G_ema, step, measured[0], {**meta, "training": trained()})
 
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
