@@ -26,7 +26,8 @@ import math
 import torch
 
 from render3d._checks import check_choice, check_finite, check_number, check_positive, check_tensor
-from render3d.cameras.camera import Cameras, _broadcast, _check_size, _first_bad, _pose, intrinsics_from_fov
+from render3d.cameras._validate import _broadcast, _check_size, _first_bad
+from render3d.cameras.camera import Cameras, _pose, intrinsics_from_fov
 
 POLE_EPS = 1e-5
 CONVENTIONS = ("eg3d", "pigan")

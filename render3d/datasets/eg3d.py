@@ -21,7 +21,7 @@ import torch
 
 from render3d._files import write_file
 from render3d.cameras import Cameras
-from render3d.cameras.camera import RIGID_TOL
+from render3d.cameras._validate import RIGID_TOL
 from render3d.datasets.storage import Storage, decode_image, image_size
 from render3d.datasets.transforms import TRANSFORMS_FILE
 
