@@ -1,7 +1,8 @@
 """Metrics while training (config.metrics): the EMA generator scored as `render3d eval
 generator` scores a checkpoint, every few steps, into metrics.jsonl and TensorBoard; and the
-generator of the best measurement kept in RUN/best/ (the lowest FID, or without image metrics
-the lowest shape MMD), across a resume, and named RUN_best by the commands."""
+generator of the best measurement kept in RUN/best/ (ranked by metrics.best: by default the
+lowest FID, or without image metrics the lowest shape MMD), across a resume, and named RUN_best
+by the commands."""
 
 import json
 import re
@@ -86,7 +87,8 @@ def test_a_resumed_run_drops_rows_past_its_checkpoint_and_does_not_repeat_its_st
     assert logged[-1]["shapes/mmd"] != 1.0 and "images/fid" not in logged[-1]
 
 
-@pytest.mark.parametrize("case", ["missing inception", "junk inception", "nothing to measure", "not synthetic"])
+@pytest.mark.parametrize("case", ["missing inception", "junk inception", "nothing to measure", "not synthetic",
+                                  "best without inception", "best without meshes"])
 def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(synth, tmp_path, monkeypatch, case):
     data, network = synth
     monkeypatch.setenv("RENDER3D_INCEPTION", str(tmp_path / "absent.pt"))
@@ -105,10 +107,19 @@ def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(syn
         said = (f"train: metrics.every=2 expected something to measure, got nothing: metrics.shapes=0, and no "
                 f"Inception file at {tmp_path / 'absent.pt'} (metrics.inception=FILE or $RENDER3D_INCEPTION names "
                 f"one)")
-    else:
+    elif case == "not synthetic":
         data = write_tiny_dataset(tmp_path / "posed")
         said = (f"train: metrics.every=2 expected something to measure, got nothing: data.path {data} is not a "
                 f"synthetic dataset with meshes (`render3d dataset synth`), and no Inception file at")
+    elif case == "best without inception":                         # shapes are measured, KID cannot be
+        metrics["best"] = "images/kid"
+        said = (f"train: metrics.best=images/kid expected FID/KID to be measured, got no Inception file at "
+                f"{tmp_path / 'absent.pt'} (metrics.inception=FILE or $RENDER3D_INCEPTION names one)")
+    else:                                                           # FID/KID are measured, coverage cannot be
+        data = write_tiny_dataset(tmp_path / "posed")
+        metrics.update(inception=str(network), best="shapes/coverage")
+        said = (f"train: metrics.best=shapes/coverage expected shapes to be measured, got none: data.path {data} "
+                f"is not a synthetic dataset with meshes (`render3d dataset synth`)")
     with pytest.raises(SetupError) as caught:
         training_loop(tmp_path / "run", tiny_train_config(data, metrics=metrics), progress=False)
     assert str(caught.value).startswith(said), str(caught.value)
@@ -122,6 +133,18 @@ def test_a_run_that_cannot_measure_anything_is_refused_before_the_first_step(syn
 def test_metrics_settings_out_of_range_are_named_by_their_key(synth, key, value, expected):
     with pytest.raises(ValueError, match=rf"^config\.metrics\.{key}: expected {re.escape(expected)}, got {value}$"):
         tiny_train_config(synth[0], metrics={key: value})
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"best": "fid"}, "\"\" or one of ('images/fid', 'images/kid', 'shapes/mmd', 'shapes/coverage', "
+                      "'shapes/one_nn_accuracy'), got 'fid'"),
+    ({"best": "images/kid", "images": 0}, "a metric that is measured (metrics.images=0 measures no images/...), "
+                                          "got 'images/kid'"),
+    ({"best": "shapes/mmd", "shapes": 0}, "a metric that is measured (metrics.shapes=0 measures no shapes/...), "
+                                          "got 'shapes/mmd'")])
+def test_metrics_best_must_name_a_measured_metric(synth, settings, expected):
+    with pytest.raises(ValueError, match=rf"^config\.metrics\.best: expected {re.escape(expected)}$"):
+        tiny_train_config(synth[0], metrics=settings)
 
 
 def test_a_generator_without_any_surface_yet_scores_all_shapes_empty(synth, tmp_path):
@@ -294,3 +317,44 @@ def test_a_damaged_best_is_replaced_when_resumed(synth, tmp_path, monkeypatch):
     training_loop(run, tiny_train_config(data, total_kimg=0.008, checkpoint_every=1, metrics=metrics), resume=run,
                   progress=False)
     assert (best_of(run)["step"], best_of(run)["value"]) == (2, 0.9) and same_weights(run, 2)
+
+
+@pytest.mark.parametrize("metric, values, step", [
+    ("images/kid", [0.3, 0.1, 0.2, 0.1], 1),                      # lower is better, the first of equals stays
+    ("shapes/coverage", [0.2, 0.5, 0.7, 0.6], 2),                 # higher is better
+    ("shapes/one_nn_accuracy", [0.875, 0.25, 0.625, 0.375], 2)])   # closest to 50% is best (0.625 before 0.375)
+def test_metrics_best_names_what_ranks_the_best(synth, tmp_path, monkeypatch, capsys, metric, values, step):
+    data, network = synth
+    run = tmp_path / "run"
+    metrics = {**SHAPES_ONLY, "every": 1, "images": 6, "inception": str(network), "best": metric}
+    scripted(monkeypatch, [{"shapes/mmd": 0.1 * i, "images/fid": 10 - i, metric: value} for i, value in
+                           enumerate(values)])
+    training_loop(run, tiny_train_config(data, total_kimg=0.012, checkpoint_every=1, keep_checkpoints=0,
+                                         metrics=metrics), progress=False)    # 3 steps: measured at 0..3
+    assert (best_of(run)["metric"], best_of(run)["value"], best_of(run)["step"]) == (metric, values[step], step)
+    if step:
+        assert same_weights(run, step)
+    assert f"the generator of the best {metric} goes to best/" in capsys.readouterr().err
+
+
+def test_the_header_names_what_ranks_the_best_by_default(synth, tmp_path, monkeypatch, capsys):
+    data, _ = synth
+    scripted(monkeypatch, [{"shapes/mmd": 0.1}] * 2)
+    config = tiny_train_config(data, total_kimg=0.004, metrics={**SHAPES_ONLY, "every": 1})    # 1 step
+    training_loop(tmp_path / "run", config, progress=False)
+    assert "COV/MMD/1-NNA of 2 shapes against 3 meshes, no FID/KID (metrics.images=0); the generator of the best " \
+           "shapes/mmd goes to best/" in capsys.readouterr().err
+
+
+def test_a_resume_that_ranks_by_another_metric_starts_its_best_over(synth, tmp_path, monkeypatch):
+    data, network = synth
+    run = tmp_path / "run"
+    metrics = {**SHAPES_ONLY, "every": 1, "images": 6, "inception": str(network)}
+    scripted(monkeypatch, [{"images/fid": 5, "images/kid": 0.1}, {"images/fid": 4, "images/kid": 0.2}])
+    training_loop(run, tiny_train_config(data, total_kimg=0.004, checkpoint_every=1, metrics=metrics),
+                  progress=False)
+    assert (best_of(run)["metric"], best_of(run)["step"]) == ("images/fid", 1)
+    scripted(monkeypatch, [{"images/fid": 3, "images/kid": 0.3}])      # a KID worse than step 0's
+    training_loop(run, tiny_train_config(data, total_kimg=0.008, checkpoint_every=1,
+                                         metrics={**metrics, "best": "images/kid"}), resume=run, progress=False)
+    assert (best_of(run)["metric"], best_of(run)["value"], best_of(run)["step"]) == ("images/kid", 0.3, 2)

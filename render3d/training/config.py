@@ -18,6 +18,8 @@ from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
 POSE_SOURCES = ("dataset", "prior")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("float32", "bfloat16")
+# What metrics.best may name to rank the best generator (best/); see `best_rank`.
+BEST_METRICS = ("images/fid", "images/kid", "shapes/mmd", "shapes/coverage", "shapes/one_nn_accuracy")
 ROLES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS, "loss": LOSSES}
 
 
@@ -91,6 +93,7 @@ class MetricsConfig:
     points: int = 2048              # points sampled per shape
     images: int = 1000              # generated and real images for FID/KID (0: none)
     inception: str = ""             # inception-2015-12-05.pt (default: $RENDER3D_INCEPTION, else the cache's)
+    best: str = ""                  # the metric that ranks best/ (BEST_METRICS; "": FID, else shape MMD)
 
     def __post_init__(self) -> None:
         self.inception = os.path.abspath(self.inception) if self.inception else self.inception  # as data.path
@@ -101,6 +104,20 @@ class MetricsConfig:
                 "null or an int >= 1", self.max_reference)
         _expect("config.metrics.images", self.images == 0 or self.images >= 2, "0 or an int >= 2 (FID's covariances "
                 "need two images)", self.images)
+        _expect("config.metrics.best", self.best in ("", *BEST_METRICS), f"\"\" or one of {BEST_METRICS}", self.best)
+        for part, count in (("images", self.images), ("shapes", self.shapes)):
+            _expect("config.metrics.best", not (self.best.startswith(f"{part}/") and count == 0),
+                    f"a metric that is measured (metrics.{part}=0 measures no {part}/...)", self.best)
+
+
+def best_rank(metric: str, value: float) -> float:
+    """How a `metric` (one of BEST_METRICS) of `value` ranks, lower first: FID, KID and MMD
+    as they are, coverage negated (higher is better), 1-NNA's distance from 50% (its ideal)."""
+    if metric == "shapes/coverage":
+        return -value
+    if metric == "shapes/one_nn_accuracy":
+        return abs(value - 0.5)
+    return value
 
 
 @dataclass

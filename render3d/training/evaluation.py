@@ -53,6 +53,15 @@ class RunMetrics:
                       f"$RENDER3D_INCEPTION names one)")
             raise SetupError(f"train: metrics.every={config.every} expected something to measure, got nothing: "
                              f"{shapes}, and {images}")
+        # What ranks the best generator (RunLog.keep_best): metrics.best, else FID, else shape MMD.
+        self.best = config.best or ("images/fid" if self.inception is not None else "shapes/mmd")
+        if self.best.startswith("images/") and self.inception is None:
+            raise SetupError(f"train: metrics.best={self.best} expected FID/KID to be measured, got no Inception "
+                             f"file at {default_inception_path()} (metrics.inception=FILE or $RENDER3D_INCEPTION "
+                             f"names one)")
+        if self.best.startswith("shapes/") and not self.meshes:
+            raise SetupError(f"train: metrics.best={self.best} expected shapes to be measured, got none: data.path "
+                             f"{data_path} is not a synthetic dataset with meshes (`render3d dataset synth`)")
         self.step = None                # the step measured last
         self._reference = self._reference_distances = self._network = self._real = None
         try:                                            # the errors name the file and what is wrong with it
@@ -74,7 +83,8 @@ class RunMetrics:
         else:
             parts.append("FID/KID skipped (no Inception file; metrics.inception=FILE)" if self.config.images else
                          "no FID/KID (metrics.images=0)")
-        return f"train: metrics every {self.config.every} steps into metrics.jsonl: {', '.join(parts)}"
+        return (f"train: metrics every {self.config.every} steps into metrics.jsonl: {', '.join(parts)}; the "
+                f"generator of the best {self.best} goes to best/")
 
     def measure(self, G, view: dict, step: int, *, progress: bool = False) -> tuple[dict[str, float], float]:
         """(metrics, seconds taken) of generator `G` (the EMA one, in eval mode) at `step`: in

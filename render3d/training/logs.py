@@ -19,7 +19,7 @@ import torch
 from render3d._files import STORAGE_ERRORS, write_file
 
 from .checkpoint import BEST_DIR, GENERATOR_FILE, RUN_CONFIG_FILE, read_generator_metadata, save_generator
-from .config import TrainConfig, config_dict
+from .config import TrainConfig, best_rank, config_dict
 from .distributed import Distributed
 
 SNAPSHOT_SEEDS = (0, 1, 2, 3)      # subjects in the image grids
@@ -27,7 +27,6 @@ SNAPSHOT_VIEWS = 4                 # views of each
 VIDEO_FRAMES = 24
 STATS_FILE = "stats.jsonl"
 METRICS_FILE = "metrics.jsonl"     # config.metrics' rows
-BEST_KEYS = ("images/fid", "shapes/mmd")    # what ranks measurements: the first measured, lower is better
 
 
 def add_stat(sums: dict, key: str, value: torch.Tensor | float) -> None:
@@ -151,21 +150,23 @@ class RunLog:
         said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
         print(f"\ntrain: step {step}: {said} ({seconds:.0f} s)", file=sys.stderr)
 
-    def keep_best(self, G_ema, step: int, metrics: dict[str, float], generator_meta: dict) -> Path | None:
+    def keep_best(self, G_ema, step: int, metrics: dict[str, float], metric: str,
+                  generator_meta: dict) -> Path | None:
         """Keep the EMA generator of the best measurement so far in best/generator.safetensors
-        (checkpoints rotate out, `keep_checkpoints`): the lowest FID, or without image metrics the
-        lowest shape MMD. Its header says which, with the step and all the scores. The written
-        file when this one is the best, else None."""
-        key = next((k for k in BEST_KEYS if k in metrics), None)
-        if key is None or not math.isfinite(metrics[key]):
+        (checkpoints rotate out, `keep_checkpoints`), ranked by `metric` (`best_rank`; the first
+        of equal ones stays). Its header says which, with the step and all the scores. The
+        written file when this one is the best, else None."""
+        if metric not in metrics or not math.isfinite(metrics[metric]):
             return None
-        if self.best is not None and self.best["metric"] == key and self.best["value"] <= metrics[key]:
+        kept = self.best
+        if (kept is not None and kept["metric"] == metric
+                and best_rank(metric, kept["value"]) <= best_rank(metric, metrics[metric])):
             return None
-        best = {"metric": key, "value": metrics[key], "step": step, "metrics": metrics}
+        best = {"metric": metric, "value": metrics[metric], "step": step, "metrics": metrics}
         (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
         path = save_generator(self.run_dir / BEST_DIR / GENERATOR_FILE, G_ema, {**generator_meta, "best": best})
         self.best = best
-        print(f"train: step {step}: the best {key} so far; the generator is in {path}", file=sys.stderr)
+        print(f"train: step {step}: the best {metric} so far; the generator is in {path}", file=sys.stderr)
         return path
 
     def images(self, G_ema, step: int, view: dict) -> None:

@@ -307,7 +307,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             measured = run_metrics.measure(G_ema, view, step, progress=progress and dist.main)
             if writer:
                 writer.metrics(step, nimg, *measured)
-                writer.keep_best(G_ema, step, measured[0], {**meta, "training": trained()})
+                writer.keep_best(G_ema, step, measured[0], run_metrics.best, {**meta, "training": trained()})
 
     bar = progress_bar(progress and dist.main, total, nimg)
     stop = _StopRequest()
