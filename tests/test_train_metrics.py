@@ -273,22 +273,27 @@ def test_without_image_metrics_the_lowest_shape_mmd_is_kept_and_nan_never(synth,
     assert (best_of(run)["metric"], best_of(run)["step"]) == ("shapes/mmd", 2) and same_weights(run, 2)
 
 
-def test_a_fresh_run_replaces_a_best_it_did_not_make(synth, tmp_path, monkeypatch):
+def test_a_fresh_run_replaces_a_best_it_did_not_make(synth, tmp_path, monkeypatch, capsys):
     """A best/ left by an earlier run in a folder whose checkpoints were deleted does not rank a
-    new run's measurements."""
+    new run's measurements; the run says so, and says when it leaves that file there."""
     data, _ = synth
     run = tmp_path / "run"
     config = tiny_train_config(data, total_kimg=0.004, checkpoint_every=1, metrics={**SHAPES_ONLY, "every": 1})
     scripted(monkeypatch, [{"shapes/mmd": 0.1}, {"shapes/mmd": 0.2}])
     training_loop(run, config, progress=False)
     assert best_of(run)["value"] == 0.1
-    for folder in (run / "checkpoints").iterdir():
-        for file in folder.iterdir():
-            file.unlink()
-        folder.rmdir()
+    earlier = f"train: {run / 'best'} holds the best generator of an earlier run in this folder; "
+    assert earlier not in capsys.readouterr().err
+    shutil.rmtree(run / "checkpoints")
     scripted(monkeypatch, [{"shapes/mmd": 0.5}, {"shapes/mmd": 0.6}])
     training_loop(run, config, progress=False)
     assert best_of(run)["value"] == 0.5
+    assert earlier + "this run's first ranked measurement replaces it" in capsys.readouterr().err
+    shutil.rmtree(run / "checkpoints")
+    training_loop(run, tiny_train_config(data, total_kimg=0.004, checkpoint_every=1), progress=False)
+    assert best_of(run)["value"] == 0.5
+    assert earlier + "this run measures nothing (metrics.every=0), so it stays there, not this run's" in \
+        capsys.readouterr().err
 
 
 def test_a_real_run_keeps_the_step_of_its_lowest_fid(synth, tmp_path):

@@ -116,6 +116,11 @@ class RunLog:
                 self.tensorboard = SummaryWriter(str(self.tensorboard_dir), purge_step=step + 1)
         self.last = (None, nimg, step, seconds)              # (wall time, nimg, step, seconds) of the last row
         self.best = _kept_best(run_dir) if resumed else None   # a fresh run's first measurement replaces it
+        if not resumed and (run_dir / BEST_DIR / GENERATOR_FILE).is_file():
+            fate = ("this run's first ranked measurement replaces it" if config.metrics.every else
+                    "this run measures nothing (metrics.every=0), so it stays there, not this run's")
+            print(f"train: {run_dir / BEST_DIR} holds the best generator of an earlier run in this folder; {fate}",
+                  file=sys.stderr)
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
                 device) -> None:
