@@ -83,7 +83,7 @@ def nan_after_update(monkeypatch, update: int, tensor) -> None:
     behind the gradient guard's back, as weights that diverge do."""
     from render3d.training import loop
 
-    step = loop._optimizer_step
+    step = loop.optimizer_step
     count = [0]
 
     def corrupting(name, module, *args):
@@ -94,7 +94,7 @@ def nan_after_update(monkeypatch, update: int, tensor) -> None:
                 tensor(module).fill_(float("nan"))
         return finite
 
-    monkeypatch.setattr(loop, "_optimizer_step", corrupting)
+    monkeypatch.setattr(loop, "optimizer_step", corrupting)
 
 
 def diverged_generator(path: Path) -> Path:

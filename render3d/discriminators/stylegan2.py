@@ -119,7 +119,7 @@ class StyleGAN2Discriminator(nn.Module):
         group = self.config.mbstd_group
         if self.config.mbstd_channels and batch % min(group, batch):
             raise ValueError(f"discriminator.mbstd_group expected a divisor of the {batch} images that each process "
-                             f"scores per step (or a number above it), got {group}")
+                             f"scores at once (its share of batch, or batch_gpu), or a number above it, got {group}")
 
     def trunk(self, image: torch.Tensor, *, blend: float = 1.0) -> torch.Tensor:
         """``image [B, 3, r, r]`` -> features ``[B, C, 4, 4]`` after the last residual block.

@@ -133,6 +133,7 @@ class TrainConfig:
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     batch: int = 64                 # images per step, over all processes
+    batch_gpu: int | None = None    # images per pass in each process, gradients summed (null: its whole share)
     total_kimg: float = 25000.0     # training length in thousands of real images shown to D
     lr_g: float = 0.002             # Adam learning rates
     lr_d: float = 0.002
@@ -160,6 +161,8 @@ class TrainConfig:
         """Values the training loop would fail on only later (mid-run, or in torch's or numpy's
         own words) are refused here, named as their override keys."""
         _expect("config.batch", self.batch >= 1, "a positive int", self.batch)
+        divides = self.batch_gpu is None or (self.batch_gpu >= 1 and self.batch % self.batch_gpu == 0)
+        _expect("config.batch_gpu", divides, f"null or a divisor of config.batch ({self.batch})", self.batch_gpu)
         _expect("config.total_kimg", self.total_kimg > 0, "a positive number", self.total_kimg)
         _expect("config.total_kimg", self.batch <= int(self.total_kimg * 1000),      # else 0 steps, a step-0 checkpoint
                 f"at least one batch ({self.batch} images: {self.batch / 1000:g})", self.total_kimg)

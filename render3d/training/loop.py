@@ -1,6 +1,7 @@
 """The GAN training loop: one function, `training_loop`.
 
-Per step, over a global batch of `config.batch` images split between processes:
+Per step, over a global batch of `config.batch` images split between processes, each share
+in passes of `config.batch_gpu` images whose gradients add up (`step.py`):
 
 1. generator phase: z (with style mixing) and cameras -> G -> D -> non-saturating loss, plus
    the lazy path-length term when due; gradients averaged over processes; Adam step. A
@@ -21,7 +22,6 @@ noise) comes from each process's own torch RNG. Both are saved in checkpoints, s
 from __future__ import annotations
 
 import copy
-import math
 import random
 import signal
 import sys
@@ -45,7 +45,8 @@ from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swa
                    progressive_stage, resize_reals)
 from .distributed import Distributed, cuda_math
 from .evaluation import RunMetrics
-from .logs import RunLog, add_stat, bar_summary, grad_norm, progress_bar, reduce_stats
+from .logs import RunLog, add_stat, bar_summary, progress_bar, reduce_stats
+from .step import Drawn, discriminator_phase, generator_phase, optimizer_step, passes
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
 
@@ -84,6 +85,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
     random.seed(config.seed)
     latents = torch.Generator().manual_seed(config.seed)  # what is trained on, same in every process
     local = config.batch // dist.world
+    parts = passes(local, config.batch_gpu)        # this process's passes over its share (checked below)
     step, nimg, seconds = 0, 0, 0.0
     resumed, changed = None, []     # the checkpoint resumed, and the settings this config changes from its
     # Every check below is local to the process, with no collective operation: under torchrun one
@@ -93,6 +95,10 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if local * dist.world != config.batch:
             raise SetupError(f"train: config.batch expected a multiple of the {dist.world} processes, "
                              f"got {config.batch}")
+        if config.batch_gpu is not None and local % config.batch_gpu:
+            raise SetupError(f"train: config.batch_gpu expected a divisor of each process's {local} images "
+                             f"(config.batch {config.batch} over {dist.world} process{'es' if dist.world > 1 else ''})"
+                             f", got {config.batch_gpu}")
 
         folder = None                                   # the checkpoint to resume
         if resume is not None:
@@ -119,7 +125,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             D = DISCRIMINATORS.build(config.discriminator_type, config.discriminator).to(device).train()
             loss = LOSSES.build(config.loss_type, config.loss).to(device)
             if hasattr(D, "check_batch"):               # e.g. minibatch-stddev groups
-                D.check_batch(local)
+                D.check_batch(config.batch_gpu or local)
         except ValueError as error:
             raise SetupError(f"train: {error}") from None
         check_fit(dataset, G, D, config.progressive.start_resolution)
@@ -188,6 +194,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
     if dist.main:
         where = f"from step {step} ({nimg / 1000:g} kimg) " if step else ""
         processes = f"{dist.world} {device.type.upper()} process{'es' if dist.world > 1 else ''}"
+        processes += f" in passes of {config.batch_gpu}" if len(parts) > 1 else ""
         processes += " (bf16 autocast)" if bf16 else ""
         processes += " (TF32 allowed)" if config.tf32 and device.type == "cuda" else ""
         print(f"train: {config.generator_type} at {G.resolutions[-1]} px, batch {config.batch} on {processes}, "
@@ -337,48 +344,24 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                 c = conditioning_labels(gen_labels, swap, latents)[part].to(device)
             cameras, gen_labels = cameras[part].to(device), gen_labels[part].to(device)
 
-            # Generator phase.
+            # Generator phase, then discriminator phase, each in passes of batch_gpu images.
             G.requires_grad_(True)
             D.requires_grad_(False)
-            ws = G.mapping(z, c, update_w_avg=True)
-            mixed = G.mapping(z_mix, c)
-            use_mixed = mixing[:, None] & (torch.arange(G.num_ws, device=device)[None] >= cutoff[:, None])
-            ws = torch.where(use_mixed[..., None], mixed, ws)
-            pl_due = loss.pl_due(step)
-            if pl_due:
-                ws.requires_grad_(True)
-            # Path length differentiates the images twice; the native backward would recompute
-            # through the twin then, so composite with the twin from the start.
-            with low_precision():                       # the 2D part only: see VolumeGAN.synthesis
-                rendered = G.synthesis(ws, cameras, resolution, blend=blend, impl="torch" if pl_due else None)
-            fake = rendered["image"]
-            g_loss = loss.generator(score(fake, gen_labels, blend))
-            total_g = g_loss
-            if loss.config.opacity_entropy > 0:
-                opacity = loss.opacity(rendered["alpha"])
-                total_g = total_g + opacity
-                add_stat(sums, "loss/opacity_entropy", opacity)
-            if pl_due:
-                pl = loss.path_length(fake, ws, dist.mean)
-                total_g = total_g + pl
-                add_stat(sums, "loss/path_length", pl)
-            count_nonfinite("G", _optimizer_step("G", G, optimizers["G"], total_g, dist, sums))
+            optimizers["G"].zero_grad(set_to_none=True)
+            drawn = Drawn(z, z_mix, mixing, cutoff, c, cameras, gen_labels)
+            g_loss, fake = generator_phase(G, loss, score, drawn, parts, resolution=resolution, blend=blend,
+                                           pl_due=loss.pl_due(step), low_precision=low_precision, dist=dist,
+                                           sums=sums)
+            count_nonfinite("G", optimizer_step("G", G, optimizers["G"], dist, sums))
             dist.average_buffers(G)                     # w_avg of the global batch
 
-            # Discriminator phase.
             G.requires_grad_(False)
             D.requires_grad_(True)
-            r1_due = loss.r1_due(step)
-            real_images = real_images.detach().requires_grad_(r1_due)
-            real_scores = score(real_images, real_labels, blend)
-            fake_scores = score(fake.detach(), gen_labels, blend)
-            d_loss = loss.discriminator(real_scores, fake_scores)
-            total_d = d_loss
-            if r1_due:
-                r1 = loss.r1(real_scores, real_images)
-                total_d = total_d + r1
-                add_stat(sums, "loss/r1", r1)
-            count_nonfinite("D", _optimizer_step("D", D, optimizers["D"], total_d, dist, sums))
+            optimizers["D"].zero_grad(set_to_none=True)
+            d_loss, real_scores, fake_scores = discriminator_phase(
+                loss, score, real_images, real_labels, fake, gen_labels, parts, blend=blend,
+                r1_due=loss.r1_due(step), sums=sums)
+            count_nonfinite("D", optimizer_step("D", D, optimizers["D"], dist, sums))
 
             # EMA of the generator (half-life in images, optionally ramped up).
             ema_nimg = config.ema_kimg * 1000
@@ -475,26 +458,3 @@ class _StopRequest:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None
-
-
-def _optimizer_step(name: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor,
-                    dist: Distributed, sums: dict) -> bool:
-    """Backward of `total`, gradients averaged over processes, one optimizer step. Non-finite
-    gradients are replaced as StyleGAN2-ADA and EG3D do (NaN -> 0, +-inf -> +-1e5), so that one
-    bad batch cannot put NaN into the weights. Logs ``grad_norm/<name>`` (after that) and
-    ``nonfinite/<name>`` (1 for such a step); returns whether the gradients were finite. The
-    averaged gradients are the same in every process, so every process takes the same branch."""
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    dist.average_gradients(module)
-    norm = grad_norm(module)
-    finite = math.isfinite(norm)
-    if not finite:
-        for p in module.parameters():
-            if p.grad is not None:
-                torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
-        norm = grad_norm(module)
-    add_stat(sums, f"grad_norm/{name}", norm)
-    add_stat(sums, f"nonfinite/{name}", 0.0 if finite else 1.0)
-    optimizer.step()
-    return finite
