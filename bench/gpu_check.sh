@@ -19,8 +19,8 @@
 # starts in the background at once, beside ours.
 #   build   our CPU + CUDA kernels for the visible GPU (render3d build --require-cuda)
 #   tests   pytest -m cuda: native = twin on the GPU, the GPU training steps, NCCL (2+ GPUs)
-#   train   bench/train.py at 64/128/256 px (VolumeGAN, the official sizes), 256 px again in bf16
-#           and with TF32
+#   train   bench/train.py at 64/128/256 px (VolumeGAN, the official sizes), 256 px again in bf16,
+#           with TF32, and at batch 32 in passes of 8 (batch_gpu)
 #   volume  bench/volume.py: compositing vs the twin and nerfacc, march counts vs nerfacc
 #   splat   bench/splat.py: rasterization vs gsplat
 # OUT gets summary.json (each step's exit status and seconds; 124 = out of time),
@@ -108,7 +108,8 @@ for name in ('gsplat', 'nerfacc'):
 
 step build 300 "$py" -m render3d build --require-cuda
 step tests 240 "$py" -m pytest -m cuda -v -p no:cacheprovider --ignore-glob='tests/test_viewer*' tests
-step train 240 "$py" bench/train.py --device cuda --sizes 64 128 256 --bf16-sizes 256 --tf32-sizes 256 --out "$out"
+step train 240 "$py" bench/train.py --device cuda --sizes 64 128 256 --bf16-sizes 256 --tf32-sizes 256 \
+    --passes-sizes 256 --out "$out"
 step volume 150 "$py" bench/volume.py --device cuda --out "$out"
 step splat 240 "$py" bench/splat.py --device cuda --out "$out"
 summary

@@ -10,6 +10,8 @@ Cases (each in its own process, so that peak memory is its own):
 - "volumegan_<size>_bf16": the same with precision=bfloat16, at each --bf16-sizes resolution;
 - "volumegan_<size>_tf32": the same in float32 with tf32=true (TF32 matmuls and convolutions on
   the GPU's tensor cores), at each --tf32-sizes resolution.
+- "volumegan_<size>_passes": the same with 4 x --batch images per step in passes of --batch
+  (batch_gpu): the larger batch in the memory of the smaller one, at each --passes-sizes resolution.
 
 Timings: --steps steps after --warmup steps; images/s is over all of them (total images / total
 time), so the lazy regularization is paid as in training: the default step counts are multiples
@@ -23,6 +25,7 @@ speed does not depend on what they show).
     python bench/train.py --device cuda --sizes 64 128 256    # a GPU machine
     python bench/train.py --bf16-sizes 64                     # and again with precision=bfloat16
     python bench/train.py --device cuda --sizes 256 --bf16-sizes 256 --tf32-sizes 256
+    python bench/train.py --sizes 64 --passes-sizes 64        # batch 8 in passes of 2 vs batch 2
 
 The results file is rewritten after each case, so a run cut short keeps the cases it finished.
 """
@@ -70,9 +73,13 @@ def write_dataset(folder: Path, size: int, count: int = 64) -> Path:
 def case_overrides(case: str, size: int, batch: int, device: str) -> tuple[str, list[str]]:
     if case == "demo":
         return "configs/volumegan/synth64.yaml", [f"device={device}"]
+    passes = [f"batch={PASSES * batch}", f"batch_gpu={batch}"] if case == "passes" else [f"batch={batch}"]
     return "configs/volumegan/ffhq256.yaml", [
         f"generator.resolution={size}", f"discriminator.resolution={size}", "progressive.start_resolution=0",
-        f"batch={batch}", f"device={device}", "data.workers=2"]
+        *passes, f"device={device}", "data.workers=2"]
+
+
+PASSES = 4                         # a "passes" case's passes per step
 
 
 # a case's arithmetic mode: (config.precision, config.tf32)
@@ -89,7 +96,7 @@ def worker(case: str, size: int, mode: str, batch: int, device: str, steps: int,
         data = write_dataset(Path(tmp) / "data", size)
         config_file, overrides = case_overrides(case, size, batch, device)
         overrides += [f"data.path={data}", "log_every=1", "image_every=0", "video_every=0",
-                      f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 64 / 1000}",
+                      f"checkpoint_every={10 ** 9}", f"total_kimg={(steps + warmup + 1) * 256 / 1000}",
                       f"precision={MODES[mode][0]}", f"tf32={str(MODES[mode][1]).lower()}"]
         config = resolve_config(apply_overrides(load_yaml(ROOT / config_file), overrides))
         run = Path(tmp) / "run"
@@ -99,7 +106,7 @@ def worker(case: str, size: int, mode: str, batch: int, device: str, steps: int,
         lines = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     times = [line["speed/step_s"] for line in lines[warmup:]]
     q = statistics.quantiles(times, n=4)
-    result = {"sizes": {"resolution": size, "batch": config.batch,
+    result = {"sizes": {"resolution": size, "batch": config.batch, "batch_gpu": config.batch_gpu,
                         "neural_resolution": config.generator.neural_resolution,
                         "samples_per_ray": config.generator.n_coarse + config.generator.n_fine},
               "config": config_file, "precision": config.precision, "tf32": config.tf32,
@@ -124,6 +131,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--tf32-sizes", type=int, nargs="*", default=[],
                         help="volumegan resolutions measured again with tf32=true (GPU only)")
+    parser.add_argument("--passes-sizes", type=int, nargs="*", default=[],
+                        help=f"volumegan resolutions measured again at {PASSES} x --batch in passes of --batch")
     parser.add_argument("--worker", nargs=3, metavar=("CASE", "SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
@@ -141,14 +150,16 @@ def main() -> None:
         return
     cases = ([("volumegan", size, "float32") for size in args.sizes] + ([("demo", 64, "float32")] if not gpu else [])
              + [("volumegan", size, "bfloat16") for size in args.bf16_sizes]
-             + [("volumegan", size, "tf32") for size in args.tf32_sizes])
+             + [("volumegan", size, "tf32") for size in args.tf32_sizes]
+             + [("passes", size, "float32") for size in args.passes_sizes])
     result = {"bench": "train", "info": device_info(args.device), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "cases": {}}
     for case, size, mode in cases:
         cmd = [sys.executable, __file__, "--worker", case, str(size), mode, "--device", args.device,
                "--batch", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        key = f"{case}_{size}" + {"float32": "", "bfloat16": "_bf16", "tf32": "_tf32"}[mode]
+        key = (f"volumegan_{size}_passes" if case == "passes" else
+               f"{case}_{size}" + {"float32": "", "bfloat16": "_bf16", "tf32": "_tf32"}[mode])
         if proc.returncode != 0:
             result["cases"][key] = {"error": proc.stderr.strip().splitlines()[-1]}
         else:
