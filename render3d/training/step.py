@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import torch
 
+from render3d.cameras import Cameras
+
 from .distributed import Distributed
 from .logs import add_stat, grad_norm
 
@@ -31,7 +33,7 @@ class Drawn(NamedTuple):
     mixing: torch.Tensor
     cutoff: torch.Tensor
     c: torch.Tensor | None
-    cameras: object
+    cameras: Cameras
     labels: torch.Tensor
 
 
