@@ -12,6 +12,7 @@ EPILOG = """examples:
   render3d train volumegan/synth64 data.path=outputs/synth64 --out runs/synth64
   render3d train volumegan/synth64 data.path=outputs/synth64 metrics.every=2500 --out runs/s64   # + shape metrics
   render3d train configs/volumegan/ffhq256.yaml data.path=ffhq256.zip batch=32 --out runs/ffhq
+  render3d train volumegan/ffhq256 data.path=ffhq256.zip batch=64 batch_gpu=8 --out runs/ffhq   # 8 passes of 8
   render3d train --resume runs/synth64              # continue its newest checkpoint, with the run's own config
   render3d train --resume runs/synth64 lr_g=1e-3 lr_d=1e-3 total_kimg=8000   # the same, with lower rates, longer
   render3d train volumegan/synth64 --out runs/synth64 --resume runs/synth64   # with this config instead
@@ -21,8 +22,10 @@ CONFIG: a YAML file, or a preset name under configs/ (volumegan/synth64, volumeg
 Overrides use dotted keys (generator.feature_dim=32, poses.source=prior); an unknown key fails
 with the list of valid keys. The run folder gets config.yaml (the resolved config),
 tensorboard/, stats.jsonl, metrics.jsonl (with metrics.every=N: what `render3d eval generator`
-measures, every N steps), images/ (grids and orbit videos) and checkpoints/step-N/
-(generator.safetensors is the EMA generator alone: what render, export-mesh and eval read).
+measures, every N steps; best/ keeps the generator of the best one, ranked by metrics.best),
+images/ (grids and orbit videos) and checkpoints/step-N/ (generator.safetensors is the EMA
+generator alone: what render, export-mesh and eval read). batch_gpu=N trains each process's
+share of the batch in passes of N images whose gradients add up (less memory, same training).
 Ctrl-C writes a checkpoint before exiting. Non-finite gradients are replaced as in StyleGAN2-ADA
 (stats.jsonl logs how often as nonfinite/G and nonfinite/D); after 10 such steps in a row, or if
 weights become NaN or inf, training stops (exit status 1) without writing a checkpoint and names
