@@ -145,6 +145,29 @@ def test_to_cat_resized():
     torch.testing.assert_close(big.project(points)[0], 2 * cams.project(points)[0])
 
 
+def test_cameras_made_from_checked_ones_skip_the_value_checks(monkeypatch):
+    """Indexing, moving, concatenating and resizing checked cameras checks shapes only (the
+    value checks sync the device, and a training step indexes its cameras on every pass); a
+    cast checks the values again (float64 -> float32 may overflow), and so does a new Cameras."""
+    from render3d.cameras import camera
+
+    calls = []
+    rigid = camera._check_rigid
+    monkeypatch.setattr(camera, "_check_rigid", lambda *args: calls.append(args[1]) or rigid(*args))
+    cams = random_cameras(4)
+    assert len(calls) == 1
+    derived = [cams[1:3], cams[0], cams.to("cpu"), cams.to(dtype=F64), Cameras.cat([cams, cams]), cams.resized(8, 8)]
+    assert len(calls) == 1 and [len(c) for c in derived] == [2, 1, 4, 4, 8, 4]
+    cams.to(dtype=torch.float32)
+    assert len(calls) == 2
+    far = torch.eye(4, dtype=F64).repeat(2, 1, 1)
+    far[1, 0, 3] = 1e39                                             # finite in float64, inf in float32
+    with pytest.raises(ValueError, match=r"^Cameras: argument 'cam2world' expected finite values"):
+        Cameras(far, cams.intrinsics[:2], 40, 30).to(dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"^Cameras: argument 'cam2world' expected shape"):
+        cams[:, 0]                                                  # an index off the batch dimension
+
+
 def test_intrinsics_from_fov_by_hand():
     k = intrinsics_from_fov(90.0, 200, 100, dtype=F64)
     torch.testing.assert_close(k, torch.tensor([[[0.25, 0, 0.5], [0, 0.5, 0.5], [0, 0, 1]]], dtype=F64))

@@ -140,8 +140,9 @@ class Cameras:
     width, height: image size in pixels.
 
     Both tensors share one floating dtype (float32 or float64) and one device; construction
-    checks all of it (four device syncs) and methods return new Cameras without writing to
-    these tensors. Gradients flow through every method.
+    checks all of it (four device syncs; indexing, moving, concatenating and resizing checked
+    cameras checks only shapes) and methods return new Cameras without writing to these
+    tensors. Gradients flow through every method.
     """
 
     cam2world: torch.Tensor
@@ -150,14 +151,30 @@ class Cameras:
     height: int
 
     def __post_init__(self) -> None:
+        self._check_shapes()
+        _check_rigid("Cameras", "cam2world", self.cam2world)
+        _check_intrinsics("Cameras", "intrinsics", self.intrinsics)
+
+    def _check_shapes(self) -> None:
+        """The checks that need no device sync: shapes, dtypes, device, image size."""
         fn, sizes = "Cameras", Sizes()
         check_tensor(fn, "cam2world", self.cam2world, ("B", 4, 4), sizes=sizes)
         check_tensor(fn, "intrinsics", self.intrinsics, ("B", 3, 3), sizes=sizes, like=self.cam2world,
                      like_name="cam2world")
         _check_size(fn, "width", self.width)
         _check_size(fn, "height", self.height)
-        _check_rigid(fn, "cam2world", self.cam2world)
-        _check_intrinsics(fn, "intrinsics", self.intrinsics)
+
+    @classmethod
+    def _of_checked(cls, cam2world: torch.Tensor, intrinsics: torch.Tensor, width: int, height: int) -> Cameras:
+        """Cameras whose values come from checked ones unchanged (indexed, moved, concatenated):
+        rigid and pinhole already, so only their shapes are checked, without the value checks'
+        device syncs (a training step indexes and moves its cameras on every pass)."""
+        cameras = object.__new__(cls)
+        for name, value in (("cam2world", cam2world), ("intrinsics", intrinsics), ("width", width),
+                            ("height", height)):
+            object.__setattr__(cameras, name, value)
+        cameras._check_shapes()
+        return cameras
 
     def __repr__(self) -> str:
         dtype = str(self.dtype).replace("torch.", "")
@@ -170,7 +187,7 @@ class Cameras:
         """Index the batch; an integer (Python, numpy or 0-d tensor) keeps the batch dimension."""
         if isinstance(index, int) or getattr(index, "ndim", None) == 0:
             index = [int(index)]
-        return Cameras(self.cam2world[index], self.intrinsics[index], self.width, self.height)
+        return Cameras._of_checked(self.cam2world[index], self.intrinsics[index], self.width, self.height)
 
     @property
     def device(self) -> torch.device:
@@ -184,8 +201,10 @@ class Cameras:
         """Moved to `device` and/or cast to `dtype` (float32 or float64)."""
         if dtype is not None:
             check_choice("Cameras.to", "dtype", dtype, FLOATING)
-        return Cameras(self.cam2world.to(device=device, dtype=dtype),
-                       self.intrinsics.to(device=device, dtype=dtype), self.width, self.height)
+        # A cast rounds the values (float64 -> float32 may overflow to inf): checked again.
+        make = Cameras if dtype not in (None, self.dtype) else Cameras._of_checked
+        return make(self.cam2world.to(device=device, dtype=dtype), self.intrinsics.to(device=device, dtype=dtype),
+                    self.width, self.height)
 
     @classmethod
     def cat(cls, cameras: Sequence[Cameras]) -> Cameras:
@@ -198,12 +217,12 @@ class Cameras:
             if (c.width, c.height, c.dtype, c.device) != (first.width, first.height, first.dtype, first.device):
                 raise ValueError(f"{fn}: argument 'cameras' expected all like cameras[0] ({first!r}), "
                                  f"got {c!r} at index {i}")
-        return cls(torch.cat([c.cam2world for c in cameras]), torch.cat([c.intrinsics for c in cameras]),
-                   first.width, first.height)
+        return cls._of_checked(torch.cat([c.cam2world for c in cameras]), torch.cat([c.intrinsics for c in cameras]),
+                               first.width, first.height)
 
     def resized(self, width: int, height: int) -> Cameras:
         """The same cameras rendering `width` x `height` pixels (normalized intrinsics carry over)."""
-        return Cameras(self.cam2world, self.intrinsics, width, height)
+        return Cameras._of_checked(self.cam2world, self.intrinsics, width, height)
 
     def mirrored(self) -> Cameras:
         """Cameras of the left-right mirrored images of a world mirrored in x (EG3D's x-flip

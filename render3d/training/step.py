@@ -57,7 +57,7 @@ def generator_phase(G, loss, score: Callable, drawn: Drawn, parts: list[slice], 
     g_loss, fakes = 0.0, []
     for part in parts:
         weight = (part.stop - part.start) / len(ws)
-        w, cameras = leaf[part], drawn.cameras[part]    # (a Cameras checks itself: outside autocast)
+        w, cameras = leaf[part], drawn.cameras[part]
         # Path length differentiates the images twice; the native backward would recompute
         # through the twin then, so composite with the twin from the start.
         with low_precision():                           # the 2D part only: see VolumeGAN.synthesis
