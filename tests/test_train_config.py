@@ -16,29 +16,26 @@ def data(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
 
 
-def test_unknown_keys_fail_with_the_valid_keys(data):
-    base = tiny_config(data)
-    with pytest.raises(ValueError, match=r"config: unknown key 'bacth'; valid keys: "
-                                         r"generator_type, generator, .*batch"):
-        resolve_config(apply_overrides(base, ["bacth=8"]))
-    with pytest.raises(ValueError, match=r"generator: unknown key 'width'; valid keys: z_dim, w_dim, .*mlp_width"):
-        resolve_config(apply_overrides(base, ["generator.width=8"]))
-    with pytest.raises(ValueError, match=r"config.data: unknown key 'root'; valid keys: path, xflip, workers"):
-        resolve_config(apply_overrides(base, ["data.root=x"]))
-    with pytest.raises(ValueError, match=r"config.batch: expected an int, got 'many'"):
-        resolve_config(apply_overrides(base, ["batch=many"]))
+@pytest.mark.parametrize("override, pattern", [
+    ("bacth=8", r"config: unknown key 'bacth'; valid keys: generator_type, generator, .*batch"),
+    ("generator.width=8", r"generator: unknown key 'width'; valid keys: z_dim, w_dim, .*mlp_width"),
+    ("data.root=x", r"config.data: unknown key 'root'; valid keys: path, xflip, workers"),
+    ("batch=many", r"config.batch: expected an int, got 'many'"),
     # a component config's own checks, named by the override key (they said "StyleGAN2LossConfig: argument ...")
-    with pytest.raises(ValueError, match=r"^loss.gpc_swap expected a number in \[0, 1\], got 1.5$"):
-        resolve_config(apply_overrides(base, ["loss.gpc_swap=1.5"]))
-    with pytest.raises(ValueError, match=r"^generator.resolution expected a power of two >= 4, got -1$"):
-        resolve_config(apply_overrides(base, ["generator.resolution=-1"]))
-    # a setting the built component checks itself (VolumeGAN's renderer: n_coarse), by its key too
+    ("loss.gpc_swap=1.5", r"^loss.gpc_swap expected a number in \[0, 1\], got 1.5$"),
+    ("generator.resolution=-1", r"^generator.resolution expected a power of two >= 4, got -1$"),
+    ("discriminator_type=patchgan", r"discriminator_type: expected one of 'stylegan2', got 'patchgan'")])
+def test_unknown_keys_and_bad_values_are_named_by_their_key(data, override, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        resolve_config(apply_overrides(tiny_config(data), [override]))
+
+
+def test_a_setting_the_built_component_checks_is_named_by_its_key(data):
+    """VolumeGAN's renderer checks n_coarse itself."""
     from render3d.registry import GENERATORS
 
     with pytest.raises(ValueError, match=r"^generator.n_coarse expected a positive int, got 0$"):
-        GENERATORS.build("volumegan", {**base["generator"], "n_coarse": 0})
-    with pytest.raises(ValueError, match=r"discriminator_type: expected one of 'stylegan2', got 'patchgan'"):
-        resolve_config(apply_overrides(base, ["discriminator_type=patchgan"]))
+        GENERATORS.build("volumegan", {**tiny_config(data)["generator"], "n_coarse": 0})
 
 
 @pytest.mark.parametrize("override, message", [
