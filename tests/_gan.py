@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+from _cli import run_cli
 from PIL import Image
 
 from render3d.cameras import sample_yaw_pitch
@@ -164,12 +164,6 @@ def add_run_checkpoint(run: Path, step: int, edit=None) -> Path:
     (temp / "state.json").write_text(json.dumps({"step": step}))
     temp.rename(folder)
     return folder
-
-
-def run_cli(*args, timeout=300, cwd=None, preexec_fn=None) -> subprocess.CompletedProcess:
-    """`render3d ARGS...` in a subprocess, as a user runs it (output captured as text)."""
-    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, preexec_fn=preexec_fn)
 
 
 def train_tiny_run(root: Path) -> tuple[Path, Path, subprocess.CompletedProcess]:

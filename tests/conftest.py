@@ -1,6 +1,6 @@
 import pytest
 import torch
-from _gan import train_tiny_run
+from _gan import train_tiny_run, write_tiny_dataset
 
 CUDA = torch.cuda.is_available()
 
@@ -16,6 +16,13 @@ def pytest_collection_modifyitems(config, items):
 def device_params():
     """cpu always; cuda as a marked parameter that skips without a GPU."""
     return ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """A tiny posed dataset (`_gan.write_tiny_dataset`: 12 images of 16 px with EG3D labels) for
+    the training tests, written once per session: tests read it and never write into it."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")

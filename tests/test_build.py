@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cli import run_cli
 
 from render3d.ops import _build, _cache
 
@@ -186,10 +187,10 @@ def test_builds_with_the_installed_ninja_whatever_path_says(tmp_path):
 
 
 def test_cli_info_and_build():
-    build = subprocess.run([sys.executable, "-m", "render3d", "build"], capture_output=True, text=True, timeout=600)
+    build = run_cli("build", timeout=600)
     assert build.returncode == 0, build.stderr
     assert "native CPU" in build.stdout and "kernels ready" in build.stdout
-    info = subprocess.run([sys.executable, "-m", "render3d", "info"], capture_output=True, text=True, timeout=120)
+    info = run_cli("info", timeout=120)
     assert info.returncode == 0, info.stderr
     assert f"torch         {torch.__version__}" in info.stdout
     assert "kernels CPU      built" in info.stdout
@@ -298,12 +299,10 @@ def test_cli_prune_removes_what_nothing_uses_and_says_what_it_kept(tmp_path):
     in_use = _fake_build(cache, _name(digest="4" * 16), _here(torch_dir=str(tmp_path)))
     (cache / "ext" / "torch2.13.lock").write_text("")   # a lock file whose build is gone
     env = {**os.environ, "RENDER3D_CACHE_DIR": str(cache)}
-    info = subprocess.run([sys.executable, "-m", "render3d", "info"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    info = run_cli("info", env=env, timeout=120)
     said = "other builds  3 (2.0 MB), 2 of them removable (2.0 MB): `render3d build --prune`"
     assert said in info.stdout, info.stdout
-    result = subprocess.run([sys.executable, "-m", "render3d", "build", "--prune"], capture_output=True, text=True,
-                            env=env, timeout=300)
+    result = run_cli("build", "--prune", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert f"render3d build: removed {gone} (2.0 MB): its sources are gone ({tmp_path / 'gone'})" in lines

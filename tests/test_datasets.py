@@ -5,13 +5,12 @@ import errno
 import json
 import re
 import math
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 import torch
+from _cli import run_cli
 from _storage import oserror_under_a_size_limit
 from PIL import Image
 
@@ -226,8 +225,7 @@ def test_transforms_json_bad_frames_are_all_reported(tmp_path):
 def test_check_command_lists_every_problem_and_fails(tmp_path):
     cameras, _, names = _write_dataset(tmp_path / "data")
     out = tmp_path / "report"
-    ok = subprocess.run([sys.executable, "-m", "render3d", "dataset", "check", str(tmp_path / "data"),
-                         "--out", str(out)], capture_output=True, text=True, timeout=120)
+    ok = run_cli("dataset", "check", tmp_path / "data", "--out", out, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "6 entries, 6 well formed, 0 problems" in ok.stdout and "look-at" in ok.stdout
     assert re.search(r"entries: +\d+%.*/6 \[", ok.stderr)            # every image is read: progress shown
@@ -237,8 +235,7 @@ def test_check_command_lists_every_problem_and_fails(tmp_path):
     labels[4] = labels[4][:24]
     write_labels_raw = {"labels": [[n, l] for n, l in zip(names, labels)]}
     (tmp_path / "data" / "dataset.json").write_text(json.dumps(write_labels_raw))
-    bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "check", str(tmp_path / "data"),
-                          "--out", str(out)], capture_output=True, text=True, timeout=120)
+    bad = run_cli("dataset", "check", tmp_path / "data", "--out", out, timeout=120)
     assert bad.returncode == 1
     assert "malformed: entry 0 (sub/img00.png): label value 16 is nan" in bad.stdout
     assert "malformed: entry 4 (sub/img04.png): label has 24 values" in bad.stdout

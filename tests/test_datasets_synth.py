@@ -6,13 +6,12 @@ import filecmp
 import json
 import math
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+from _cli import run_cli
 from _storage import size_limit
 
 from render3d.cameras import Cameras
@@ -134,19 +133,18 @@ def test_same_seed_same_files_in_any_number_of_processes(tmp_path, objects):
 
 def test_synth_command_writes_the_dataset(tmp_path):
     small = ["--resolution", "32", "--mesh-resolution", "32", "--workers", "1"]
-    command = [sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "out"), *small]
-    result = subprocess.run([*command, "--subjects", "1", "--views", "2"], capture_output=True, text=True, timeout=300)
+    command = ["dataset", "synth", tmp_path / "out", *small]
+    result = run_cli(*command, "--subjects", "1", "--views", "2")
     assert result.returncode == 0, result.stderr
     assert str((tmp_path / "out" / "dataset.json").resolve()) in result.stdout
     truth = json.loads((tmp_path / "out" / "ground_truth.json").read_text())
     assert truth["settings"]["resolution"] == 32 and len(truth["images"]) == 2
-    again = subprocess.run([*command, "--subjects", "1", "--views", "1"], capture_output=True, text=True, timeout=300)
+    again = run_cli(*command, "--subjects", "1", "--views", "1")
     assert again.returncode == 2 and "holding dataset.json, ground_truth.json, images" in again.stderr
     assert main(["dataset", "synth", str(tmp_path / "out"), *small, "--subjects", "1", "--views", "1",
                  "--overwrite"]) == 0
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["000000.png"]  # none left over
-    bad = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(tmp_path / "x"),
-                          "--resolution", "512"], capture_output=True, text=True, timeout=120)
+    bad = run_cli("dataset", "synth", tmp_path / "x", "--resolution", "512", timeout=120)
     assert bad.returncode == 2
     assert "render3d dataset synth: --resolution expected 32 to 256 pixels, got 512" in bad.stderr
 
@@ -239,10 +237,8 @@ def test_a_full_disk_while_synthesizing_names_the_file(tmp_path):
     device" (neither the command nor the file), after the progress bar's last line had been
     drawn over it, and left half a mesh."""
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "render3d", "dataset", "synth", str(out), "--workers", "1",
-                             "--subjects", "1", "--views", "1", "--resolution", "32"],
-                            capture_output=True, text=True, timeout=300,
-                            preexec_fn=size_limit(200))
+    result = run_cli("dataset", "synth", out, "--workers", "1", "--subjects", "1", "--views", "1", "--resolution", "32",
+                     preexec_fn=size_limit(200))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1] == (f"render3d dataset synth: cannot write {out / 'meshes' / '00000.ply'}: "

@@ -3,11 +3,10 @@ depth and coloured meshes for the seeds, the paths printed; failures before any 
 unwritable output folder, bad sizes or a missing checkpoint."""
 
 import re
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import numpy as np
+from _cli import run_cli
 
 from render3d import DEMO_CHECKPOINT
 from render3d.mesh import load_mesh
@@ -15,8 +14,7 @@ from render3d.training import load_generator
 
 
 def demo(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "render3d", "demo", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return run_cli("demo", *args, timeout=timeout)
 
 
 def test_the_demo_checkpoint_ships_and_is_small():

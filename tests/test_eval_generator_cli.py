@@ -8,7 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from _gan import collapsed_generator, diverged_generator, partly_collapsed_generator, run_cli, stand_in_inception
+from _cli import run_cli
+from _gan import collapsed_generator, diverged_generator, partly_collapsed_generator, stand_in_inception
 
 
 def test_eval_generator_scores_shapes_against_the_dataset(trained, tmp_path):

@@ -2,19 +2,18 @@
 one-line summary, and failures before any work."""
 
 import re
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import trimesh
+from _cli import run_cli, start_cli
 from _gan import add_run_checkpoint, collapsed_generator, diverged_generator
 from _storage import size_limit
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "render3d", *args], capture_output=True, text=True, timeout=timeout)
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +89,8 @@ def test_a_write_that_fails_writes_neither_the_obj_nor_its_mtl(tmp_path):
     status 1, and no MTL without its OBJ (the MTL was written first and left behind, after a
     traceback)."""
     out = tmp_path / "sphere.obj"
-    result = subprocess.run([sys.executable, "-m", "render3d", "export-mesh", "--scene", "sphere", "--resolution",
-                             "32", "--out", str(out)], capture_output=True, text=True, timeout=120,
-                            preexec_fn=size_limit(4096))
+    result = run_cli("export-mesh", "--scene", "sphere", "--resolution", "32", "--out", out, timeout=120,
+                     preexec_fn=size_limit(4096))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (f"render3d export-mesh: cannot write {out}: File too large; free space "
                                               "or write elsewhere")
@@ -266,9 +264,8 @@ def test_ctrl_c_is_one_line_not_a_traceback(tmp_path):
     import os
     import signal
 
-    process = subprocess.Popen([sys.executable, "-m", "render3d", "render", "grid", "--scene", "torus", "--size",
-                                "256", "--views", "64", "--impl", "torch", "--out", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = start_cli("render", "grid", "--scene", "torus", "--size", "256", "--views", "64", "--impl", "torch",
+                        "--out", tmp_path, text=False)
     try:
         seen = b""
         while b"%|" not in seen:                       # the progress bar: rendering has begun
@@ -373,9 +370,8 @@ def test_render_names_a_depth_file_it_cannot_write(tmp_path):
     """depth.npz went straight to its name: a full disk (here a file-size limit) named no file and
     left half an archive."""
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "render3d", "render", "depth", "--scene", "torus", "--views", "1",
-                             "--size", "16", "--out", str(out)], capture_output=True, text=True, timeout=300,
-                            preexec_fn=size_limit(1000))
+    result = run_cli("render", "depth", "--scene", "torus", "--views", "1", "--size", "16", "--out", out,
+                     preexec_fn=size_limit(1000))
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1] == (f"render3d render: cannot write {out / 'depth.npz'}: File too large; "
                                               "free space or write elsewhere")

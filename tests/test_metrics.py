@@ -3,13 +3,12 @@ folders they read, and `render3d eval images`."""
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from _cli import run_cli
 from PIL import Image
 
 from render3d.cli.main import main
@@ -167,15 +166,15 @@ def test_eval_images_command_writes_results_with_settings(tmp_path, capsys):
     _write_images(tmp_path / "real", _images(24, seed=0))
     _write_images(tmp_path / "fake", _images(24, seed=1))
     out = tmp_path / "results.json"
-    cmd = [sys.executable, "-m", "render3d", "eval", "images", str(tmp_path / "real"), str(tmp_path / "fake"),
-           "--inception", str(tmp_path / "net.pt"), "--kid-subset-size", "10", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = run_cli("eval", "images", tmp_path / "real", tmp_path / "fake", "--inception", tmp_path / "net.pt",
+                     "--kid-subset-size", "10", "--out", out, timeout=120)
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
     assert record["metrics"]["fid"] > 0 and "kid" in record["metrics"]
     assert record["settings"]["kid_subset_size"] == 10 and record["settings"]["feature_dim"] == 24
     assert record["inputs"]["real"]["images"] == 24 and record["environment"]["render3d"]
-    code = main(cmd[3:-4] + ["--inception", str(tmp_path / "none.pt"), "--out", str(out)])
+    code = main(["eval", "images", str(tmp_path / "real"), str(tmp_path / "fake"), "--inception",
+                 str(tmp_path / "none.pt"), "--out", str(out)])
     stderr = capsys.readouterr().err
     assert code == 2 and stderr.startswith("render3d eval images: --inception expected the TorchScript Inception "
                                            "file inception-2015-12-05.pt "), stderr   # was InceptionFeatures' 'path'

@@ -1,11 +1,10 @@
 """`render3d export-splat` as a user runs it: PLY to .splat and back, pruning, early errors."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from _cli import run_cli
 from _storage import size_limit
 
 from render3d.splat import load_ply, load_splat, save_ply
@@ -16,8 +15,7 @@ SH_C0 = 0.5 / np.sqrt(np.pi)  # the degree-0 real spherical harmonic, Y_0^0
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "render3d", "export-splat", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return run_cli("export-splat", *args, timeout=120)
 
 
 @pytest.fixture()
@@ -144,8 +142,7 @@ def test_a_write_that_fails_keeps_the_old_file_and_says_why(ply, tmp_path):
     for suffix in (".ply", ".splat"):
         out = tmp_path / f"previous{suffix}"
         out.write_bytes(b"x" * 1000)
-        result = subprocess.run([sys.executable, "-m", "render3d", "export-splat", str(path), "--out", str(out)],
-                                capture_output=True, text=True, timeout=120, preexec_fn=size_limit(1024))
+        result = run_cli("export-splat", path, "--out", out, timeout=120, preexec_fn=size_limit(1024))
         assert result.returncode == 1, result.stderr
         assert result.stderr == f"render3d export-splat: cannot write {out}: File too large; free space or write " \
                                 "elsewhere\n"

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _gan import run_cli, tiny_config, tiny_generator
+from _cli import run_cli, start_cli
+from _gan import tiny_config, tiny_generator
 from _storage import size_limit
 
 from render3d.mesh import load_mesh
@@ -175,9 +176,7 @@ def test_under_torchrun_a_refusal_is_said_once(trained, tmp_path):
     data = trained[0]
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, batch=3)))
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "render3d", "train", str(config), "--out", str(tmp_path / "run"), "--no-progress"],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("train", config, "--out", tmp_path / "run", "--no-progress", torchrun=True)
     assert result.returncode != 0
     assert result.stderr.count("render3d train: config.batch expected a multiple of the 2 processes, got 3") == 1, \
         result.stderr[-3000:]
@@ -451,9 +450,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(trained, tmp_path):
     data, _, _ = trained
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, total_kimg=100)))
-    process = subprocess.Popen([sys.executable, "-m", "render3d", "train", str(config), "--out", str(tmp_path / "run"),
-                                "--no-progress", "log_every=1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = start_cli("train", config, "--out", tmp_path / "run", "--no-progress", "log_every=1")
     stats = tmp_path / "run" / "stats.jsonl"
     deadline = time.monotonic() + 120
     while not (stats.is_file() and stats.read_text().strip()) and time.monotonic() < deadline:

@@ -5,15 +5,10 @@ between two configs (what a resumed run says it changed)."""
 import json
 
 import pytest
-from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from _gan import tiny_config, tiny_train_config
 
 from render3d.config import apply_overrides
 from render3d.training import config_dict, resolve_config
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.parametrize("override, pattern", [

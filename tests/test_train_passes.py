@@ -3,13 +3,12 @@ passes of 2 images give the weights, losses and gradient norms of one pass of 4,
 loss term on (R1, path length, opacity entropy, style mixing, minibatch stddev)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
-from _gan import tiny_config, tiny_train_config, write_tiny_dataset
+from _cli import run_cli
+from _gan import tiny_config, tiny_train_config
 from safetensors.torch import load_file
 
 from render3d.training import SetupError, training_loop
@@ -23,11 +22,6 @@ LOSS = {"r1_gamma": 1.0, "r1_interval": 2, "pl_weight": 1.0, "pl_interval": 2, "
         "opacity_entropy": 0.1}
 STATS = ("loss/G", "loss/D", "loss/r1", "loss/path_length", "loss/opacity_entropy", "grad_norm/G", "grad_norm/D",
          "scores/real", "scores/fake")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
 
 
 def passes_config(data, batch_gpu, device="cpu"):
@@ -81,9 +75,7 @@ def test_batch_gpu_must_divide_the_batch(data, value):
 def test_under_torchrun_batch_gpu_must_divide_each_process_share(data, tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(data, batch=4, batch_gpu=4)))
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "render3d", "train", str(config), "--out", str(tmp_path / "run"), "--no-progress"],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli("train", config, "--out", tmp_path / "run", "--no-progress", torchrun=True)
     assert result.returncode != 0
     assert result.stderr.count("render3d train: config.batch_gpu expected a divisor of each process's 2 images "
                                "(config.batch 4 over 2 processes), got 4") == 1, result.stderr[-3000:]

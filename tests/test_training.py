@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from _gan import stand_in_inception, tiny_config, tiny_generator, tiny_train_config, write_tiny_dataset
+from _cli import run_cli, start_cli
+from _gan import stand_in_inception, tiny_config, tiny_generator, tiny_train_config
 from safetensors.torch import load_file
 
 from render3d.training import load_generator, training_loop
@@ -24,11 +25,6 @@ from render3d.training.checkpoint import GENERATOR_FILE, OPTIMIZER_FILE, STATE_F
 from render3d.training.data import (GlobalBatchSampler, conditioning_labels, gpc_swap_probability, progressive_said,
                                     progressive_stage)
 from render3d.training.distributed import Distributed, cuda_math
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
 
 
 def test_global_batches_do_not_depend_on_the_process_count():
@@ -353,12 +349,10 @@ def test_two_processes_match_one(tmp_path, device):
     # still add in a varying order, hence the looser bound there.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NVIDIA_TF32_OVERRIDE": "0"}
     tolerance = 1e-5 if device == "cpu" else 1e-4
-    train = ["-m", "render3d", "train", str(path), "--no-progress"]
-    one = subprocess.run([sys.executable, *train, "--out", str(tmp_path / "one")], capture_output=True, text=True,
-                         timeout=600, env=env)
+    train = ["train", path, "--no-progress"]
+    one = run_cli(*train, "--out", tmp_path / "one", timeout=600, env=env)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          *train, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600, env=env)
+    two = run_cli(*train, "--out", tmp_path / "two", torchrun=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert json.loads((tmp_path / "two" / "checkpoints" / "step-0000004" / STATE_FILE).read_text())["world"] == 2
     for step in (2, 4):
@@ -392,10 +386,8 @@ def test_ctrl_c_under_torchrun_stops_every_process_after_one_step(data, tmp_path
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "render3d", "train", str(path), "--no-progress"]
-    process = subprocess.Popen([*torchrun, "--out", str(tmp_path / "stopped")], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    train = ["train", path, "--no-progress"]
+    process = start_cli(*train, "--out", tmp_path / "stopped", torchrun=True, env=env, start_new_session=True)
     stats = tmp_path / "stopped" / "stats.jsonl"
     deadline = time.monotonic() + 300
     while not (stats.is_file() and stats.read_text().strip()) and time.monotonic() < deadline:
@@ -409,12 +401,12 @@ def test_ctrl_c_under_torchrun_stops_every_process_after_one_step(data, tmp_path
     assert stderr.count("train: stopping after this step") == 2, stderr[-3000:]
     assert f"train: stopped after step {step}; wrote " in stderr and "interrupted" not in stderr
 
-    resumed = subprocess.run([*torchrun, "--out", str(tmp_path / "stopped"), "--resume", str(checkpoint),
-                              "--max-steps", str(step + 2)], capture_output=True, text=True, timeout=600, env=env)
+    resumed = run_cli(*train, "--out", tmp_path / "stopped", "--resume", checkpoint, "--max-steps", step + 2,
+                      torchrun=True, timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "not bit-exact" not in resumed.stderr
-    straight = subprocess.run([*torchrun, "--out", str(tmp_path / "straight"), "--max-steps", str(step + 2)],
-                              capture_output=True, text=True, timeout=600, env=env)
+    straight = run_cli(*train, "--out", tmp_path / "straight", "--max-steps", step + 2, torchrun=True, timeout=600,
+                       env=env)
     assert straight.returncode == 0, straight.stderr[-3000:]
     a, b = _weights(tmp_path / "stopped", step + 2), _weights(tmp_path / "straight", step + 2)
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -24,11 +24,6 @@ from render3d.training import logs, loop, training_loop
 from render3d.training.checkpoint import OPTIMIZER_FILE, STATE_FILE, TRAINING_FILE
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"))
-
-
 def _checkpoints(run):
     return sorted(p.name for p in (run / "checkpoints").iterdir())
 

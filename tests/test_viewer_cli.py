@@ -14,14 +14,14 @@ import time
 import urllib.request
 
 import pytest
+from _cli import run_cli
 from _gan import add_run_checkpoint, diverged_generator
 
 from render3d_viewer.app import connect_lines, is_loopback
 
 
 def view(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "render3d", "view", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return run_cli("view", *args, timeout=timeout)
 
 
 def free_port() -> int:
