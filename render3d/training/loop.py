@@ -62,7 +62,7 @@ def training_loop(run_dir: str | Path, config: TrainConfig, *, resume: str | Pat
     max_steps: stop (with a checkpoint) after this many steps in total, before total_kimg.
     Ctrl-C finishes the current step, writes a checkpoint (so resuming from it is bit-exact)
     and raises KeyboardInterrupt; a second Ctrl-C stops at once, still writing a checkpoint.
-    Non-finite gradients are replaced and counted (`_optimizer_step`); NONFINITE_PATIENCE
+    Non-finite gradients are replaced and counted (`step.optimizer_step`); NONFINITE_PATIENCE
     such steps in a row, or non-finite weights at a checkpoint, raise FloatingPointError
     naming the newest checkpoint; a step with non-finite gradients writes no periodic checkpoint.
     Inputs that cannot be trained on raise SetupError before the first step (`check_fit`,
