@@ -48,9 +48,13 @@ def test_a_run_scores_its_generator_as_eval_generator_does(synth, tmp_path, caps
     metrics = {**SMALL, "every": 2, "inception": str(network)}
     config = tiny_train_config(data, total_kimg=0.02, checkpoint_every=2, keep_checkpoints=0, metrics=metrics)
     training_loop(tmp_path / "run", config, progress=False)      # 5 steps of 4 images
+    err = capsys.readouterr().err
     assert "train: metrics every 2 steps into metrics.jsonl: COV/MMD/1-NNA of 3 shapes against 3 meshes, " \
-           "FID/KID of 6 images" in capsys.readouterr().err
+           "FID/KID of 6 images" in err
     logged = rows(tmp_path / "run")
+    said = re.findall(r"train: step (\d+): shapes/coverage .*, images/kid \S+ \((\d+\.\d) s\)\n", err)  # "0 s" was said
+    assert [int(step) for step, _ in said] == [row["step"] for row in logged]
+    assert all(abs(float(seconds) - row["measure_seconds"]) <= 0.051 for (_, seconds), row in zip(said, logged))
     assert [row["step"] for row in logged] == [0, 2, 4, 5]
     keys = ["shapes/coverage", "shapes/mmd", "shapes/one_nn_accuracy", "shapes/empty", "images/fid", "images/kid"]
     assert all(list(row)[2:-1] == keys and row["nimg"] == 4 * row["step"] and row["measure_seconds"] > 0

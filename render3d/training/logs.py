@@ -153,7 +153,7 @@ class RunLog:
         with _naming(self.run_dir / METRICS_FILE), open(self.run_dir / METRICS_FILE, "a") as file:
             file.write(json.dumps(row) + "\n")
         said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
-        print(f"\ntrain: step {step}: {said} ({seconds:.0f} s)", file=sys.stderr)
+        print(f"\ntrain: step {step}: {said} ({seconds:.1f} s)", file=sys.stderr)   # small ones take < 1 s
 
     def keep_best(self, G_ema, step: int, metrics: dict[str, float], metric: str,
                   generator_meta: dict) -> Path | None:
