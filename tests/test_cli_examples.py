@@ -101,6 +101,22 @@ def test_an_unknown_option_is_said_by_the_command_typed(words, prog, capsys):
     assert err.startswith(f"usage: {prog} ")
 
 
+# `--seeds 0 1` (as a list is typed elsewhere) was said as "unrecognized arguments: 1" alone
+@pytest.mark.parametrize("words, said", [
+    (["render", "grid", "--seeds", "0", "1"], "1 (--seeds takes one value: --seeds 0,1)"),
+    (["render", "grid", "--seeds", "0,", "2-4", "video"], "2-4 video (--seeds takes one value: --seeds 0,2-4)"),
+    (["demo", "--seeds", "0-3", "7"], "7 (--seeds takes one value: --seeds 0-3,7)"),
+    (["render", "grid", "--seeds", "0-3", "x"], "x"),             # not a seed: no hint
+    (["export-mesh", "--seed", "0", "1"], "1")])                   # one seed only: no hint
+def test_seeds_given_as_several_words_are_shown_as_one(words, said, capsys):
+    from render3d.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(words)
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: unrecognized arguments: {said}")
+
+
 @pytest.mark.parametrize("text, seeds", [("0-3", [0, 1, 2, 3]), ("1,5,7", [1, 5, 7]), (" 2 - 4 ,9", [2, 3, 4, 9]),
                                          (str(2 ** 64 - 1), [2 ** 64 - 1])])
 def test_seeds_parse(text, seeds):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import sys
 
@@ -48,13 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # `render3d train` takes key=value overrides before or after its options.
         if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
             # said by the subcommand's own parser: its usage line, not the top-level one
             chosen = _chosen(parser, args)
-            chosen.error(f"unrecognized arguments: {' '.join(extra)}{_checkpoint_hint(chosen, extra)}")
+            hint = _checkpoint_hint(chosen, extra) or _seeds_hint(chosen, argv, extra)
+            chosen.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
         args.overrides = [*args.overrides, *extra]
     if args.command is None:
         parser.print_help()
@@ -109,6 +112,18 @@ def _checkpoint_hint(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     if "--checkpoint" in extra and first in ("target", "checkpoint"):
         return f" ({parser.prog} takes the generator as its first argument, without --checkpoint)"
     return ""
+
+
+def _seeds_hint(parser: argparse.ArgumentParser, argv: list[str], extra: list[str]) -> str:
+    """How to give several seeds, when `extra` holds the words after `--seeds V` that look like
+    seeds (`--seeds 0 1 2`: one value, `--seeds 0,1,2`); else ''."""
+    if "--seeds" not in parser._option_string_actions or "--seeds" not in argv[:-1]:
+        return ""
+    start = argv.index("--seeds") + 1
+    words = list(itertools.takewhile(lambda word: re.fullmatch(r"[0-9]+(-[0-9]+)?,?", word), argv[start:]))
+    if len(words) < 2 or not set(words[1:]) & set(extra):
+        return ""
+    return f" (--seeds takes one value: --seeds {','.join(word.rstrip(',') for word in words)})"
 
 
 def _out_of_memory(error: BaseException) -> bool:
