@@ -134,7 +134,7 @@ def pose_prior_problem(prior, unit: str = "radians") -> tuple[str, str, object] 
     p = prior
     half_turn, half_turn_said = {"radians": (math.pi, "pi"), "degrees": (180.0, "180")}[unit]
     checks = (
-        ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {POSE_DISTRIBUTIONS}"),
+        ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {', '.join(POSE_DISTRIBUTIONS)}"),
         ("yaw_mean", math.isfinite(p.yaw_mean), f"a finite number ({unit})"),
         ("yaw_spread", math.isfinite(p.yaw_spread) and p.yaw_spread >= 0, f"a finite non-negative number ({unit})"),
         ("pitch_mean", 0 <= p.pitch_mean <= half_turn,

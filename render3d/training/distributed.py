@@ -53,7 +53,7 @@ class Distributed:
         joined = cls.join()
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("train: config.device expected a usable device, got 'cuda' but "
+            raise ValueError("train: config.device: expected a usable device, got 'cuda', but "
                              "torch.cuda.is_available() is False")
         joined.device = torch.device("cuda", joined.local_rank) if use_cuda else torch.device("cpu")
         if use_cuda:
