@@ -50,6 +50,17 @@ def test_synthesis_shapes_and_interface():
     assert rgb.shape == (2, 5, 3) and bool(((rgb >= 0) & (rgb <= 1)).all())
 
 
+def test_density_is_what_the_renderer_composites():
+    """`G.density` (mesh extraction, metrics) runs the point MLP and the density head alone; it
+    is the density of the field that `synthesis` renders, bit for bit."""
+    G = make_generator()
+    ws = G.mapping(torch.randn(2, 8))
+    points = torch.rand(2, 7, 3) - 0.5
+    with torch.no_grad():
+        sigma, _ = G._field(ws)(points, torch.zeros_like(points))
+        assert torch.equal(G.density(points, ws), sigma) and bool((sigma > 0).any())
+
+
 VIEW = {"radius": 2.4, "fov_degrees": 32.0, "pitch": math.pi / 2 - 0.1, "pivot": [0.0, 0.0, 0.0]}
 
 

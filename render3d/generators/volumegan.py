@@ -255,14 +255,20 @@ class VolumeGAN(nn.Module):
     def _check_ws(self, fn: str, ws: torch.Tensor) -> None:
         check_tensor(fn, "ws", ws, ("B", self.num_ws, self.config.w_dim))
 
-    def _point_features(self, volume: torch.Tensor, points: torch.Tensor, ws: torch.Tensor):
-        """Point MLP: ``points [B, N, 3]`` -> (raw density [B, N], features [B, N, feature_dim])."""
+    def _point_hidden(self, volume: torch.Tensor, points: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+        """Point MLP: ``points [B, N, 3]`` -> its last layer ``[B, N, mlp_width]``, which the
+        density and feature heads read (`density` and `color` each run only the head they need)."""
         lo, hi = points.new_tensor(self.bbox[0]), points.new_tensor(self.bbox[1])
         local = (points - lo) * (2 / (hi - lo)) - 1
         x = torch.cat([sample_feature_volume(volume, points, bounds=self.bbox),
                        positional_encoding(local, self.config.pe_frequencies)], dim=-1)
         for i, layer in enumerate(self.mlp):
             x = layer(x, ws[:, i])
+        return x
+
+    def _point_features(self, volume: torch.Tensor, points: torch.Tensor, ws: torch.Tensor):
+        """``points [B, N, 3]`` -> (raw density [B, N], features [B, N, feature_dim])."""
+        x = self._point_hidden(volume, points, ws)
         return self.density_head(x)[..., 0], self.feature_head(x)
 
     def _field(self, ws: torch.Tensor):
@@ -329,7 +335,7 @@ class VolumeGAN(nn.Module):
         """Density sigma ``[B, N]`` (per world unit) at world ``points [B, N, 3]``."""
         self._check_ws("VolumeGAN.density", ws)
         check_tensor("VolumeGAN.density", "points", points, (len(ws), None, 3), like=ws, like_name="ws")
-        raw, _ = self._point_features(self.volume(ws[:, 0]), points, ws)
+        raw = self.density_head(self._point_hidden(self.volume(ws[:, 0]), points, ws))[..., 0]
         return density_activation(raw, self.config.density_activation)
 
     def color(self, points: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
@@ -338,7 +344,7 @@ class VolumeGAN(nn.Module):
         the point alone, without the up-sampling filters or noise)."""
         self._check_ws("VolumeGAN.color", ws)
         check_tensor("VolumeGAN.color", "points", points, (len(ws), None, 3), like=ws, like_name="ws")
-        _, features = self._point_features(self.volume(ws[:, 0]), points, ws)
+        features = self.feature_head(self._point_hidden(self.volume(ws[:, 0]), points, ws))
         image, _ = self.neural_renderer(features.transpose(1, 2)[:, :, None], ws[:, self.config.mlp_layers:],
                                         noise_mode="none", upsample=False)
         return ((image[:, :, 0].transpose(1, 2) + 1) / 2).clamp(0, 1)
