@@ -339,35 +339,50 @@ def test_every_op_has_cpu_cuda_and_header():
             assert (root / op / name).is_file(), f"cuda/{op}/{name} is missing"
 
 
-@pytest.mark.parametrize("source", CUDA_KERNELS, ids=lambda p: p.name)
-def test_cuda_kernels_compile_for_sm80_and_sm90(source, tmp_path):
-    nvcc = _nvcc_or_skip()
+def _compile_commands(nvcc: Path, out: Path) -> dict[Path, list[str]]:
+    """The compile-only command of every CUDA source: the kernels for sm_80 and sm_90 with nvcc,
+    the torch glue as a syntax check against the CPU wheel's c10/cuda headers (none for the glue
+    when the CUDA runtime headers are missing: its test says so)."""
+    from torch.utils.cpp_extension import include_paths
+
     root = _build.source_root()
-    cmd = [
+    commands = {source: [
         str(nvcc), "-std=c++17", "-O3", "--expt-relaxed-constexpr", f"-I{root / 'include'}", f"-I{root}",
-        f"-I{source.parent}",
-        "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
-        "-c", str(source), "-o", str(tmp_path / (source.stem + ".o")),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        f"-I{source.parent}", "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+        "-c", str(source), "-o", str(out / (source.stem + ".o"))] for source in CUDA_KERNELS}
+    include = _build.cuda_include_dir()
+    if include is not None:
+        commands |= {source: [
+            os.environ.get("CXX", "c++"), "-std=c++20", "-fsyntax-only", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE",
+            "-DRENDER3D_WITH_CUDA", f"-I{include}", f"-I{root / 'include'}", f"-I{root}", f"-I{source.parent}",
+            *[f"-I{p}" for p in include_paths()], str(source)] for source in CUDA_GLUE}
+    return commands
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict[Path, subprocess.CompletedProcess]:
+    """Every CUDA source compiled, as many at a time as there are cores (a compiler is one
+    process on one core; one test at a time took three minutes on two cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    commands = _compile_commands(_nvcc_or_skip(), tmp_path_factory.mktemp("cuda"))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        running = {source: pool.submit(subprocess.run, command, capture_output=True, text=True, timeout=600)
+                   for source, command in commands.items()}
+    return {source: future.result() for source, future in running.items()}
+
+
+@pytest.mark.parametrize("source", CUDA_KERNELS, ids=lambda p: p.name)
+def test_cuda_kernels_compile_for_sm80_and_sm90(source, compiled):
+    result = compiled[source]
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", f"nvcc warnings:\n{result.stderr}"
 
 
 @pytest.mark.parametrize("source", CUDA_GLUE, ids=lambda p: p.name)
-def test_cuda_glue_compiles_against_torch_headers(source):
+def test_cuda_glue_compiles_against_torch_headers(source, compiled):
     """The CUDA registrations include c10/cuda headers, which the CPU wheel ships; only a
     syntax check here, as there is no CUDA torch to link against."""
-    _nvcc_or_skip()
-    include = _build.cuda_include_dir()
-    assert include is not None, "nvcc found but not the CUDA runtime headers"
-    from torch.utils.cpp_extension import include_paths
-
-    root = _build.source_root()
-    cmd = [
-        os.environ.get("CXX", "c++"), "-std=c++20", "-fsyntax-only", "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE",
-        "-DRENDER3D_WITH_CUDA", f"-I{include}", f"-I{root / 'include'}", f"-I{root}", f"-I{source.parent}",
-        *[f"-I{p}" for p in include_paths()], str(source),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert _build.cuda_include_dir() is not None, "nvcc found but not the CUDA runtime headers"
+    result = compiled[source]
     assert result.returncode == 0, result.stderr
