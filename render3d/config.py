@@ -95,12 +95,12 @@ def from_dict(cls, data: dict, *, path: str = "config"):
 
 
 def restate_fields(error: ValueError, cls, path: str) -> None:
-    """Raise `error` again said with the key ``<path>.<field>`` for the field of dataclass `cls`
-    that it names as an argument (`render3d._checks.restate`); return if it names none, for
-    the caller to re-raise it as it is, traceback and all."""
+    """Raise `error` again said with the key ``<path>.<field>:`` for the field of dataclass `cls`
+    that it names as an argument (`render3d._checks.restate`), as the config's own checks say
+    theirs; return if it names none, for the caller to re-raise it as it is, traceback and all."""
     from render3d._checks import restate
 
-    said = restate(error, {f.name: f"{path}.{f.name}" for f in dataclasses.fields(cls)})
+    said = restate(error, {f.name: f"{path}.{f.name}:" for f in dataclasses.fields(cls)})
     if said != str(error):
         raise ValueError(said) from None
 

@@ -137,7 +137,7 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
          "images that each process scores at once (its share of batch, or batch_gpu), or a number above it, got 3"),
         (["generator.c_dim=7"], "render3d train: generator.c_dim expected 0 (no camera conditioning) or 25 (the "
          "camera labels' length, as EG3D), got 7"),
-        (["generator.n_coarse=0"], "render3d train: generator.n_coarse expected a "
+        (["generator.n_coarse=0"], "render3d train: generator.n_coarse: expected a "
          "positive int, got 0"),
         (["discriminator.resolution=32"],
          "render3d train: discriminator.resolution expected the generator's output size 16, got 32"),

@@ -17,8 +17,8 @@ from render3d.training import config_dict, resolve_config
     ("data.root=x", r"config.data: unknown key 'root'; valid keys: path, xflip, workers"),
     ("batch=many", r"config.batch: expected an int, got 'many'"),
     # a component config's own checks, named by the override key (they said "StyleGAN2LossConfig: argument ...")
-    ("loss.gpc_swap=1.5", r"^loss.gpc_swap expected a number in \[0, 1\], got 1.5$"),
-    ("generator.resolution=-1", r"^generator.resolution expected a power of two >= 4, got -1$"),
+    ("loss.gpc_swap=1.5", r"^loss.gpc_swap: expected a number in \[0, 1\], got 1.5$"),
+    ("generator.resolution=-1", r"^generator.resolution: expected a power of two >= 4, got -1$"),
     ("discriminator_type=patchgan", r"discriminator_type: expected one of 'stylegan2', got 'patchgan'")])
 def test_unknown_keys_and_bad_values_are_named_by_their_key(data, override, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -29,7 +29,7 @@ def test_a_setting_the_built_component_checks_is_named_by_its_key(data):
     """VolumeGAN's renderer checks n_coarse itself."""
     from render3d.registry import GENERATORS
 
-    with pytest.raises(ValueError, match=r"^generator.n_coarse expected a positive int, got 0$"):
+    with pytest.raises(ValueError, match=r"^generator.n_coarse: expected a positive int, got 0$"):
         GENERATORS.build("volumegan", {**tiny_config(data)["generator"], "n_coarse": 0})
 
 
