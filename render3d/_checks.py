@@ -122,10 +122,16 @@ def check_finite(fn: str, name: str, x: torch.Tensor, *, nonnegative: bool = Fal
     raise ValueError(f"{fn}: argument '{name}' expected {what}, got {value} at index {tuple(bad)}")
 
 
+def said_choices(choices) -> str:
+    """The valid values of a setting as an error message lists them: ``'a', 'b', 'c'`` (each
+    as Python writes it, as argparse's "choose from" does), so every "expected one of" of the
+    package, the command line's included, reads the same."""
+    return ", ".join(repr(c) for c in choices)
+
+
 def check_choice(fn: str, name: str, value, choices: Sequence) -> None:
     if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{fn}: argument '{name}' expected one of {valid}, got {value!r}")
+        raise ValueError(f"{fn}: argument '{name}' expected one of {said_choices(choices)}, got {value!r}")
 
 
 def _scalar(value):

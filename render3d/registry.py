@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, is_dataclass
 from typing import Any
 
+from ._checks import said_choices
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -50,7 +52,7 @@ class Registry:
         """The entry of `name`; an unknown name raises ValueError listing the valid ones."""
         self._load()
         if name not in self._entries:
-            raise ValueError(f"{self.kind}_type: expected one of {', '.join(map(repr, self.names()))}, got {name!r}")
+            raise ValueError(f"{self.kind}_type: expected one of {said_choices(self.names())}, got {name!r}")
         return self._entries[name]
 
     def build(self, name: str, config: Any = None):

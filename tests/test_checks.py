@@ -2,10 +2,12 @@
 
 import io
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image, UnidentifiedImageError
 
-from render3d._checks import error_reason
+from render3d._checks import error_reason, said_choices
 
 
 def test_error_reason_is_one_line_with_the_type_and_without_a_buffer_address():
@@ -58,3 +60,43 @@ def test_restate_names_an_argument_by_what_set_it():
                  "EG3DDataset: entry 2 cannot be decoded", "no function: argument 'level' is not first",
                  "discriminator.mbstd_group expected a divisor of 4, got 3"):
         assert restate(ValueError(kept), options) == kept
+
+
+def _choice_refusals():
+    """(what the choices are, a call that refuses a value not among them), from every layer that
+    lists choices: a layer, a config, the registry, a scene, a dataset, a metric, cameras."""
+    from render3d.cameras import Cameras
+    from render3d.cameras.camera import _PINHOLE_MODELS
+    from render3d.datasets.procedural import PRIMITIVES, _local_sdf
+    from render3d.metrics.shapes import NORMALIZE, normalize_points
+    from render3d.nn.layers import ACTIVATIONS, FullyConnected
+    from render3d.nn.modulated import ModulatedLinear
+    from render3d.registry import GENERATORS
+    from render3d.training.config import PRECISIONS, TrainConfig
+    from render3d.training.data import progressive_stage
+    from render3d.volume import make_scene, scene_names
+
+    frame = {"transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}
+    transforms = {"camera_model": "FISHEYE", "fl_x": 1, "fl_y": 1, "cx": 1, "cy": 1, "w": 2, "h": 2, "frames": [frame]}
+    return [
+        (ACTIVATIONS, lambda: FullyConnected(2, 2, activation="gelu")),
+        (ACTIVATIONS, lambda: ModulatedLinear(2, 2, 2, activation="gelu")),
+        (PRECISIONS, lambda: TrainConfig(precision="fp16")),
+        (GENERATORS.names(), lambda: GENERATORS.get("nerf")),
+        (scene_names(), lambda: make_scene("teapot")),
+        (PRIMITIVES, lambda: _local_sdf("cone", (1.0,), torch.zeros(1, 3))),
+        (NORMALIZE, lambda: normalize_points(np.zeros((1, 3)), "unit_sphere")),
+        (_PINHOLE_MODELS, lambda: Cameras.from_transforms_json(transforms)),
+        ((8, 16, 32), lambda: progressive_stage(0, [8, 16, 32], 12, 1.0, 1.0)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_choice_refusals())))
+def test_every_refusal_words_its_choices_alike(case):
+    """'a', 'b' as Python writes them (as argparse's "choose from" does): a config said them
+    as bare words and layers as a tuple, next to the quoted ones of the registry."""
+    choices, call = _choice_refusals()[case]
+    with pytest.raises(ValueError) as error:
+        call()
+    assert f"one of {said_choices(choices)}, got " in str(error.value)
+    assert said_choices(("a", 8, None)) == "'a', 8, None"

@@ -285,9 +285,9 @@ def test_ctrl_c_is_one_line_not_a_traceback(tmp_path):
 def test_bad_names_list_the_valid_ones(tmp_path):
     result = run("export-mesh", "--scene", "teapot", "--out", str(tmp_path / "x.glb"), timeout=120)
     assert result.returncode == 2
-    assert "--scene expected one of demo, sphere, torus, gyroid, box, got 'teapot'" in result.stderr
+    assert "--scene expected one of 'demo', 'sphere', 'torus', 'gyroid', 'box', got 'teapot'" in result.stderr
     result = run("render", "pictures", "--out", str(tmp_path), timeout=120)
-    assert result.returncode == 2 and "OUTPUT expected any of grid, video, depth, got 'pictures'" in result.stderr
+    assert result.returncode == 2 and "OUTPUT expected any of 'grid', 'video', 'depth', got 'pictures'" in result.stderr
     result = run("export-mesh", "--scene", "sphere", "--out", str(tmp_path / "x.stl"), timeout=120)
     assert result.returncode == 2 and "'--out' expected a mesh file ending in .glb, .obj, .ply" in result.stderr
 
@@ -303,9 +303,9 @@ def test_a_checkpoint_given_where_the_command_wants_something_else_is_pointed_at
     (tmp_path / "notes.txt").write_text("")
     for path in (run_dir, DEMO_CHECKPOINT):
         assert main(["render", str(path)]) == 2
-        assert capsys.readouterr().err.strip() == (f"render3d render: OUTPUT expected any of grid, video, depth, got "
-                                                   f"{str(path)!r} ({path} is a trained generator: pass it as "
-                                                   f"--checkpoint {path})")
+        assert capsys.readouterr().err.strip() == (f"render3d render: OUTPUT expected any of 'grid', 'video', "
+                                                   f"'depth', got {str(path)!r} ({path} is a trained generator: pass "
+                                                   f"it as --checkpoint {path})")
         with pytest.raises(SystemExit) as done:
             main(["export-mesh", str(path)])
         assert done.value.code == 2

@@ -18,8 +18,8 @@ from render3d.volume import make_scene, register_scene, render_orbit, render_vie
 
 
 def test_unknown_scene_lists_the_valid_names():
-    with pytest.raises(ValueError, match=r"make_scene: argument 'name' expected one of demo, sphere, torus, gyroid, "
-                                         r"box, got 'teapot'"):
+    with pytest.raises(ValueError, match=r"make_scene: argument 'name' expected one of 'demo', 'sphere', 'torus', "
+                                         r"'gyroid', 'box', got 'teapot'"):
         make_scene("teapot")
     with pytest.raises(ValueError, match="register_scene: argument 'name' expected a new non-empty name, got 'demo'"):
         register_scene("demo", lambda: None, "again")

@@ -40,8 +40,8 @@ def test_a_setting_the_built_component_checks_is_named_by_its_key(data):
     ("betas=[1.5, 0.9]", "config.betas: expected two numbers in [0, 1), got [1.5, 0.9]"),
     ("ema_rampup=0", "config.ema_rampup: expected null or a positive number, got 0.0"),
     ("seed=-3", "config.seed: expected an int in [0, 2**32), got -3"),      # numpy's, before
-    ("device=tpu", "config.device: expected one of auto, cpu, cuda, got 'tpu'"),  # ran on the CPU
-    ("precision=float16", "config.precision: expected one of float32, bfloat16, got 'float16'"),
+    ("device=tpu", "config.device: expected one of 'auto', 'cpu', 'cuda', got 'tpu'"),  # ran on the CPU
+    ("precision=float16", "config.precision: expected one of 'float32', 'bfloat16', got 'float16'"),
     ("tf32=maybe", "config.tf32: expected bool, got 'maybe'"),
     ("log_every=0", "config.log_every: expected a positive int, got 0"),     # ZeroDivisionError at step 1
     ("checkpoint_every=0", "config.checkpoint_every: expected a positive int, got 0"),
@@ -49,7 +49,7 @@ def test_a_setting_the_built_component_checks_is_named_by_its_key(data):
     ("keep_checkpoints=-2", "config.keep_checkpoints: expected a non-negative int, got -2"),
     ("data.workers=-1", "config.data.workers: expected a non-negative int, got -1"),
     ("poses.distribution=normal",
-     "config.poses.distribution: expected one of gaussian, uniform, got 'normal'"),
+     "config.poses.distribution: expected one of 'gaussian', 'uniform', got 'normal'"),
     ("poses.radius=0", "config.poses.radius: expected a positive finite number, got 0.0"),
     ("poses.fov_degrees=180", "config.poses.fov_degrees: expected degrees in (0, 180), got 180.0"),
     ("poses.pitch_spread=-0.1", "config.poses.pitch_spread: expected a finite non-negative number (radians), got -0.1"),

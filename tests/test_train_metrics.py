@@ -140,8 +140,8 @@ def test_metrics_settings_out_of_range_are_named_by_their_key(synth, key, value,
 
 
 @pytest.mark.parametrize("settings, expected", [
-    ({"best": "fid"}, "\"\" or one of images/fid, images/kid, shapes/mmd, shapes/coverage, "
-                      "shapes/one_nn_accuracy, got 'fid'"),
+    ({"best": "fid"}, "'' or one of 'images/fid', 'images/kid', 'shapes/mmd', 'shapes/coverage', "
+                      "'shapes/one_nn_accuracy', got 'fid'"),
     ({"best": "images/kid", "images": 0}, "a metric that is measured (metrics.images=0 measures no images/...), "
                                           "got 'images/kid'"),
     ({"best": "shapes/mmd", "shapes": 0}, "a metric that is measured (metrics.shapes=0 measures no shapes/...), "

@@ -179,7 +179,7 @@ def test_every_mode_renders_a_picture(target, splat_file, mesh_file):
 
 def test_splats_have_no_normals_mode(splat_file):
     assert open_source(str(splat_file)).modes == ("rgb", "depth", "alpha")
-    with pytest.raises(ValueError, match="argument 'mode' expected one of rgb, depth, normals, alpha, got 'x'"):
+    with pytest.raises(ValueError, match="argument 'mode' expected one of 'rgb', 'depth', 'normals', 'alpha', got 'x'"):
         picture({"alpha": torch.zeros(1, 1, 2, 2)}, "x")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from render3d import DEMO_CHECKPOINT
-from render3d._checks import is_number
+from render3d._checks import is_number, said_choices
 from render3d.cameras import Cameras, Framing
 from render3d.volume import AnalyticField, Scene, VolumeRenderer, make_scene, scene_names
 from render3d.volume.views import FAR, NEAR
@@ -138,7 +138,7 @@ def picture(views: Mapping[str, torch.Tensor], mode: str, background: float = 1.
     from render3d.visualize import depth_to_rgb, normals_to_rgb, to_uint8
 
     if mode not in MODES:
-        raise ValueError(f"viewer.picture: argument 'mode' expected one of {', '.join(MODES)}, got {mode!r}")
+        raise ValueError(f"viewer.picture: argument 'mode' expected one of {said_choices(MODES)}, got {mode!r}")
     alpha = views["alpha"]
     if mode == "rgb":
         image = views["image"]

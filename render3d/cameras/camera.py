@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from render3d._checks import FLOATING, Sizes, check_choice, check_positive, check_tensor
+from render3d._checks import FLOATING, Sizes, check_choice, check_positive, check_tensor, said_choices
 from render3d.cameras._validate import _broadcast, _check_intrinsics, _check_rigid, _check_size, _first_bad
 
 # 3DGS builds its projection from the field of view alone, so only cameras whose principal
@@ -115,8 +115,8 @@ def _read_frame(fn: str, meta: dict, frame: dict, i: int) -> tuple[torch.Tensor,
         return value
 
     if (model := get("camera_model", "OPENCV")) not in _PINHOLE_MODELS:
-        raise ValueError(f"{fn}: argument 'path_or_dict' expected 'camera_model' one of {_PINHOLE_MODELS}, "
-                         f"got {model!r} in frame {i}")
+        raise ValueError(f"{fn}: argument 'path_or_dict' expected 'camera_model' one of "
+                         f"{said_choices(_PINHOLE_MODELS)}, got {model!r} in frame {i}")
     distortion = {k: v for k in _DISTORTION_KEYS if (v := get(k, 0)) != 0}
     if distortion:
         raise ValueError(f"{fn}: argument 'path_or_dict' expected no lens distortion (undistort the images "

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from render3d._checks import check_choice, check_finite, check_number, check_positive, check_tensor
+from render3d._checks import check_choice, check_finite, check_number, check_positive, check_tensor, said_choices
 from render3d.cameras._validate import _broadcast, _check_size, _first_bad
 from render3d.cameras.camera import Cameras, _pose, intrinsics_from_fov
 
@@ -134,7 +134,7 @@ def pose_prior_problem(prior, unit: str = "radians") -> tuple[str, str, object] 
     p = prior
     half_turn, half_turn_said = {"radians": (math.pi, "pi"), "degrees": (180.0, "180")}[unit]
     checks = (
-        ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {', '.join(POSE_DISTRIBUTIONS)}"),
+        ("distribution", p.distribution in POSE_DISTRIBUTIONS, f"one of {said_choices(POSE_DISTRIBUTIONS)}"),
         ("yaw_mean", math.isfinite(p.yaw_mean), f"a finite number ({unit})"),
         ("yaw_spread", math.isfinite(p.yaw_spread) and p.yaw_spread >= 0, f"a finite non-negative number ({unit})"),
         ("pitch_mean", 0 <= p.pitch_mean <= half_turn,

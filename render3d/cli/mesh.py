@@ -96,6 +96,7 @@ def add_export_mesh(sub) -> None:
 
 
 def run_export_mesh(args) -> int:
+    from render3d._checks import said_choices
     from render3d.generators.sampling import SEED_LIMIT
     from render3d.mesh import export_mesh, extract_mesh, mesh_summary
     from render3d.mesh.export import check_writable, mesh_files, mesh_format
@@ -149,7 +150,7 @@ def run_export_mesh(args) -> int:
         if args.checkpoint is not None:
             return _export_generator_mesh(args, out, G, meta, ws)
         if args.scene not in scene_names():
-            raise UsageError(f"render3d export-mesh: --scene expected one of {', '.join(scene_names())}, "
+            raise UsageError(f"render3d export-mesh: --scene expected one of {said_choices(scene_names())}, "
                              f"got {args.scene!r}")
         scene = make_scene(args.scene)
         if args.field == "sdf" and not callable(getattr(scene.field, "sdf", None)):

@@ -63,6 +63,7 @@ def add_render(sub) -> None:
 
 
 def run_render(args) -> int:
+    from render3d._checks import said_choices
     from render3d.training.checkpoint import generator_name
     from render3d.volume import scene_names
 
@@ -78,14 +79,14 @@ def run_render(args) -> int:
         try:
             unknown = [o for o in outputs if o not in OUTPUTS]
             if unknown:
-                raise UsageError(f"render3d render: OUTPUT expected any of {', '.join(OUTPUTS)}, got {unknown[0]!r}"
+                raise UsageError(f"render3d render: OUTPUT expected any of {said_choices(OUTPUTS)}, got {unknown[0]!r}"
                                  + checkpoint_hint(unknown[0]))
             check_positive("render", args, ("size", "views", "video_size", "frames", "fps"))
             check_fps("render", args.fps, "gif" if args.gif else "mp4")
             if args.video_size < 2:                     # H.264 frames are whole 2 x 2 blocks
                 raise UsageError(f"render3d render: --video-size expected at least 2 pixels, got {args.video_size}")
             if args.checkpoint is None and args.scene not in scene_names():
-                raise UsageError(f"render3d render: --scene expected one of {', '.join(scene_names())}, "
+                raise UsageError(f"render3d render: --scene expected one of {said_choices(scene_names())}, "
                                  f"got {args.scene!r}")
             if args.checkpoint is not None:
                 seeds = parse_seeds("render", args.seeds)

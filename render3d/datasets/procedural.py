@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from render3d._checks import said_choices
 from render3d.volume.fields import BoxField, SphereField, TorusField
 
 PRIMITIVES = ("box", "sphere", "capsule", "cylinder", "torus")
@@ -71,7 +72,7 @@ def _local_sdf(kind: str, size: tuple[float, ...], p: torch.Tensor) -> torch.Ten
     if kind == "cylinder":
         d = torch.stack([p[:, [0, 2]].norm(dim=-1) - size[1], p[:, 1].abs() - size[0]], -1)
         return d.amax(-1).clamp_max(0) + d.clamp_min(0).norm(dim=-1)
-    raise ValueError(f"_local_sdf: argument 'kind' expected one of {PRIMITIVES}, got {kind!r}")
+    raise ValueError(f"_local_sdf: argument 'kind' expected one of {said_choices(PRIMITIVES)}, got {kind!r}")
 
 
 def _smooth_min(a: torch.Tensor, b: torch.Tensor, k: float) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render3d._checks import error_reason
+from render3d._checks import error_reason, said_choices
 
 MESH_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".off", ".stl")
 NORMALIZE = ("none", "unit_box")
@@ -65,7 +65,7 @@ def normalize_points(points: np.ndarray, mode: str) -> np.ndarray:
     if mode == "none":
         return points
     if mode != "unit_box":
-        raise ValueError(f"normalize_points: argument 'mode' expected one of {NORMALIZE}, got {mode!r}")
+        raise ValueError(f"normalize_points: argument 'mode' expected one of {said_choices(NORMALIZE)}, got {mode!r}")
     lo, hi = points.min(0), points.max(0)
     return (points - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-12)
 

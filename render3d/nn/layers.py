@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from render3d._checks import said_choices
+
 from .resample import DEFAULT_FILTER, downsample2d, make_filter
 
 ACTIVATIONS = ("linear", "lrelu")
@@ -37,7 +39,8 @@ class FullyConnected(nn.Module):
                  bias: bool = True, bias_init: float = 0.0) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"FullyConnected: argument 'activation' expected one of {ACTIVATIONS}, got {activation!r}")
+            raise ValueError(f"FullyConnected: argument 'activation' expected one of {said_choices(ACTIVATIONS)}, "
+                             f"got {activation!r}")
         self.activation = activation
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None

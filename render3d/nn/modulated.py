@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from render3d._checks import said_choices
+
 from .layers import ACTIVATIONS, FullyConnected, activate, activation_gain
 from .resample import DEFAULT_FILTER, make_filter, upsample2d
 
@@ -68,7 +70,7 @@ class ModulatedConv2d(nn.Module):
                  resample_filter=DEFAULT_FILTER) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"ModulatedConv2d: argument 'activation' expected one of {ACTIVATIONS}, "
+            raise ValueError(f"ModulatedConv2d: argument 'activation' expected one of {said_choices(ACTIVATIONS)}, "
                              f"got {activation!r}")
         self.up, self.activation, self.resolution = up, activation, resolution
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
@@ -122,7 +124,7 @@ class ModulatedLinear(nn.Module):
                  demodulate: bool = True) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"ModulatedLinear: argument 'activation' expected one of {ACTIVATIONS}, "
+            raise ValueError(f"ModulatedLinear: argument 'activation' expected one of {said_choices(ACTIVATIONS)}, "
                              f"got {activation!r}")
         self.activation, self.demodulate = activation, demodulate
         self.affine = FullyConnected(w_dim, in_features, bias_init=1.0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from render3d._checks import said_choices
 from render3d.cameras import pose_prior_problem
 from render3d.config import apply_overrides, from_dict, load_yaml, to_dict
 from render3d.registry import DISCRIMINATORS, GENERATORS, LOSSES
@@ -53,7 +54,7 @@ class PoseConfig:
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
-        _expect("config.poses.source", self.source in POSE_SOURCES, f"one of {', '.join(POSE_SOURCES)}", self.source)
+        _expect("config.poses.source", self.source in POSE_SOURCES, f"one of {said_choices(POSE_SOURCES)}", self.source)
         problem = pose_prior_problem(self)
         if problem is not None:
             name, expected, value = problem
@@ -105,7 +106,7 @@ class MetricsConfig:
         _expect("config.metrics.images", self.images == 0 or self.images >= 2, "0 or an int >= 2 (FID's covariances "
                 "need two images)", self.images)
         _expect("config.metrics.best", self.best in ("", *BEST_METRICS),
-                f"\"\" or one of {', '.join(BEST_METRICS)}", self.best)
+                f"'' or one of {said_choices(BEST_METRICS)}", self.best)
         for part, count in (("images", self.images), ("shapes", self.shapes)):
             _expect("config.metrics.best", not (self.best.startswith(f"{part}/") and count == 0),
                     f"a metric that is measured (metrics.{part}=0 measures no {part}/...)", self.best)
@@ -174,8 +175,8 @@ class TrainConfig:
         _expect("config.ema_rampup", self.ema_rampup is None or self.ema_rampup > 0, "null or a positive number",
                 self.ema_rampup)
         _expect("config.seed", 0 <= self.seed < 2**32, "an int in [0, 2**32)", self.seed)
-        _expect("config.device", self.device in DEVICES, f"one of {', '.join(DEVICES)}", self.device)
-        _expect("config.precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}", self.precision)
+        _expect("config.device", self.device in DEVICES, f"one of {said_choices(DEVICES)}", self.device)
+        _expect("config.precision", self.precision in PRECISIONS, f"one of {said_choices(PRECISIONS)}", self.precision)
         for name in ("log_every", "checkpoint_every"):
             _expect(f"config.{name}", getattr(self, name) >= 1, "a positive int", getattr(self, name))
         for name in ("image_every", "video_every", "keep_checkpoints"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from render3d._checks import said_choices
 from render3d.cameras import Cameras, DatasetPoseSampler, sample_yaw_pitch
 
 from .config import PoseConfig
@@ -109,7 +110,7 @@ def progressive_stage(nimg: int, resolutions: list[int], start: int, stage_kimg:
     if start == 0 or start >= final:
         return final, 1.0
     if start not in resolutions:
-        raise ValueError(f"progressive.start_resolution: expected 0 or one of {resolutions}, got {start}")
+        raise ValueError(f"progressive.start_resolution: expected 0 or one of {said_choices(resolutions)}, got {start}")
     kimg = nimg / 1000
     resolution, span = start, stage_kimg
     while resolution < final:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._checks import said_choices
 from ..cameras import Framing
 from .fields import BoxField, Field, GyroidField, SphereField, TorusField, demo_scene
 
@@ -67,7 +68,7 @@ def make_scene(name: str, **options) -> Scene:
     """The scene registered as `name`, built with `options`. An unknown name raises a
     ValueError listing the valid ones."""
     if not isinstance(name, str) or name not in SCENES:
-        raise ValueError(f"make_scene: argument 'name' expected one of {', '.join(SCENES)}, got {name!r}")
+        raise ValueError(f"make_scene: argument 'name' expected one of {said_choices(SCENES)}, got {name!r}")
     factory = SCENES[name].factory
     signature = inspect.signature(factory)
     try:
