@@ -419,3 +419,19 @@ def test_the_progress_bar_shows_the_step_and_losses(data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"step 1, 16 px, G [-+\d.e]+, D [-+\d.e]+, R1 [-+\d.e]+\]", err), err[-2000:]   # R1 every 2
     assert re.search(r"step 2, 16 px, G [-+\d.e]+, D [-+\d.e]+\]", err), err[-2000:]
+
+
+def test_without_the_bar_each_log_row_is_a_line(data, tmp_path, capsys):
+    """--no-progress (batch jobs, log files) said nothing of training until a checkpoint; now a
+    line per stats row, the numbers of stats.jsonl, and no bar."""
+    training_loop(tmp_path, tiny_train_config(data, total_kimg=0.012, log_every=1), progress=False)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("train: step ")]
+    rows = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert len(lines) == len(rows) == 3
+    for line, row in zip(lines, rows):
+        said = f"train: step {row['step']}: {row['nimg'] / 1000:g} kimg at 16 px, G {row['loss/G']:.3g}, " \
+               f"D {row['loss/D']:.3g}"
+        said += f", R1 {row['loss/r1']:.3g}" if "loss/r1" in row else ""              # every 2 steps
+        assert line == said + f", {row['speed/step_s']:.3g} s/step"
+    assert "%|" not in err                                                               # tqdm's bar

@@ -48,7 +48,8 @@ def add_train(sub) -> None:
     p.add_argument("--resume", type=Path, default=None,
                    help="checkpoint or run folder to continue from (CONFIG's lr and betas apply, if given)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (with a checkpoint)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: a line per log row instead (for batch jobs and log files)")
     p.set_defaults(run=run_train)
 
 

@@ -55,13 +55,25 @@ def logged_step(line: str) -> float:
         return math.inf
 
 
+def _losses_said(stats: dict[str, float]) -> list[str]:
+    """["G 1.23", "D 0.981"] and "R1 ..." when it ran: what the console shows of a stats row."""
+    return [f"{label} {stats[key]:.3g}" for key, label in (("loss/G", "G"), ("loss/D", "D"), ("loss/r1", "R1"))
+            if key in stats]
+
+
 def bar_summary(step: int, stats: dict[str, float], resolution: int) -> str:
     """The progress bar's postfix after a log line: "step 120, 32 px, G 1.23, D 0.981" (and
     R1 when it ran), so the console shows where training is without TensorBoard."""
-    parts = [f"step {step}", f"{resolution} px"]
-    parts += [f"{label} {stats[key]:.3g}" for key, label in (("loss/G", "G"), ("loss/D", "D"), ("loss/r1", "R1"))
-              if key in stats]
-    return ", ".join(parts)
+    return ", ".join([f"step {step}", f"{resolution} px", *_losses_said(stats)])
+
+
+def log_line(step: int, nimg: int, stats: dict[str, float], resolution: int) -> str:
+    """A stats row on the console when there is no progress bar (`--no-progress`: batch jobs,
+    log files): "train: step 120: 0.48 kimg at 32 px, G 1.23, D 0.981, R1 0.05, 0.187 s/step",
+    the time of the training steps alone (stats.jsonl's speed/step_s; the wall time's rate,
+    speed/kimg_per_s, also counts the measurements, grids and checkpoints since the last row)."""
+    parts = [f"{nimg / 1000:g} kimg at {resolution} px", *_losses_said(stats), f"{stats['speed/step_s']:.3g} s/step"]
+    return f"train: step {step}: {', '.join(parts)}"
 
 
 def _kept_best(run_dir: Path) -> dict | None:
@@ -123,7 +135,8 @@ class RunLog:
                   file=sys.stderr)
 
     def scalars(self, step: int, nimg: int, seconds: float, stats: dict, resolution: int, blend: float,
-                device) -> None:
+                device) -> dict[str, float]:
+        """Log a stats row (TensorBoard, stats.jsonl); returns it with the speeds and memory."""
         now = time.perf_counter()
         then, then_nimg, then_step, then_seconds = self.last
         self.last = (now, nimg, step, seconds)
@@ -141,6 +154,7 @@ class RunLog:
         with _naming(Path(self.stats.name)):
             self.stats.write(json.dumps({"step": step, "nimg": nimg, "seconds": round(seconds, 3), **stats}) + "\n")
             self.stats.flush()
+        return stats
 
     def metrics(self, step: int, nimg: int, metrics: dict[str, float], seconds: float) -> None:
         """A row of metrics.jsonl, TensorBoard scalars "metrics/<key>" and a line on the console;

@@ -45,7 +45,7 @@ from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swa
                    progressive_stage, resize_reals)
 from .distributed import Distributed, cuda_math
 from .evaluation import RunMetrics
-from .logs import RunLog, add_stat, bar_summary, progress_bar, reduce_stats
+from .logs import RunLog, add_stat, bar_summary, log_line, progress_bar, reduce_stats
 from .step import Drawn, discriminator_phase, generator_phase, optimizer_step, passes
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
@@ -296,7 +296,9 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         sums = {}
         bar.set_postfix_str(bar_summary(step, stats, resolution))
         if writer:
-            writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
+            logged = writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
+            if not progress:                            # no bar to show it: a line (batch jobs, log files)
+                print(log_line(step, nimg, logged, resolution), file=sys.stderr)
 
     def grow() -> tuple[int, float]:
         """The progressive-growing stage at nimg, also the EMA generator's: grids, videos and
