@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from _cli import terminal_rows
 from _gan import collapsed_generator, nan_after_update, stand_in_inception, tiny_train_config, write_tiny_dataset
 from safetensors.torch import load_file
 
@@ -51,6 +52,7 @@ def test_a_run_scores_its_generator_as_eval_generator_does(synth, tmp_path, caps
     err = capsys.readouterr().err
     assert "train: metrics every 2 steps into metrics.jsonl: COV/MMD/1-NNA of 3 shapes against 3 meshes, " \
            "FID/KID of 6 images" in err
+    assert "" not in terminal_rows(err)[:-1]          # without a bar, no empty line before each said measurement
     logged = rows(tmp_path / "run")
     said = re.findall(r"train: step (\d+): shapes/coverage .*, images/kid \S+ \((\d+\.\d) s\)\n", err)  # "0 s" was said
     assert [int(step) for step, _ in said] == [row["step"] for row in logged]
@@ -210,6 +212,12 @@ def test_a_measurement_shows_a_bar_over_its_subjects_while_it_runs(synth, tmp_pa
     err = capsys.readouterr().err
     for step in (0, 2):
         assert re.search(rf"metrics at step {step}: +\d+%\|[^|]*\| \d/9 ", err), err[-2000:]   # 3 shapes + 6 images
+    # and its lines go above the training bar, which stays at the bottom: a newline before each
+    # left a copy of the bar behind on the terminal, above every line said while it ran
+    rows = [row for row in terminal_rows(err) if row]
+    assert [row for row in rows if "%|" in row] == rows[-1:], "\n".join(rows)
+    said = [row[:15] for row in rows if row.startswith("train: step")]
+    assert said == ["train: step 0: ", "train: step 0: ", "train: step 2: ", "train: step 2: "]   # scores, best
 
 
 def scripted(monkeypatch, values: list[dict]) -> list[int]:

@@ -55,6 +55,16 @@ def logged_step(line: str) -> float:
         return math.inf
 
 
+def say(message: str) -> None:
+    """A line on stderr while training runs: above the progress bar, not through it (tqdm clears
+    the bar, writes the line and draws the bar again below it); without a bar, the line alone.
+    A leading newline did it before, which left the bar's text behind on a line of its own, or
+    an empty line where there was no bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 def _losses_said(stats: dict[str, float]) -> list[str]:
     """["G 1.23", "D 0.981"] and "R1 ..." when it ran: what the console shows of a stats row."""
     return [f"{label} {stats[key]:.3g}" for key, label in (("loss/G", "G"), ("loss/D", "D"), ("loss/r1", "R1"))
@@ -167,7 +177,7 @@ class RunLog:
         with _naming(self.run_dir / METRICS_FILE), open(self.run_dir / METRICS_FILE, "a") as file:
             file.write(json.dumps(row) + "\n")
         said = ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
-        print(f"\ntrain: step {step}: {said} ({seconds:.1f} s)", file=sys.stderr)   # small ones take < 1 s
+        say(f"train: step {step}: {said} ({seconds:.1f} s)")          # to a tenth: small ones take < 1 s
 
     def keep_best(self, G_ema, step: int, metrics: dict[str, float], metric: str,
                   generator_meta: dict) -> Path | None:
@@ -185,7 +195,7 @@ class RunLog:
         (self.run_dir / BEST_DIR).mkdir(exist_ok=True)
         path = save_generator(self.run_dir / BEST_DIR / GENERATOR_FILE, G_ema, {**generator_meta, "best": best})
         self.best = best
-        print(f"train: step {step}: the best {metric} so far; the generator is in {path}", file=sys.stderr)
+        say(f"train: step {step}: the best {metric} so far; the generator is in {path}")
         return path
 
     def images(self, G_ema, step: int, view: dict) -> None:

@@ -45,7 +45,7 @@ from .data import (GlobalBatchSampler, PoseSampler, conditioning_labels, gpc_swa
                    progressive_stage, resize_reals)
 from .distributed import Distributed, cuda_math
 from .evaluation import RunMetrics
-from .logs import RunLog, add_stat, bar_summary, log_line, progress_bar, reduce_stats
+from .logs import RunLog, add_stat, bar_summary, log_line, progress_bar, reduce_stats, say
 from .step import Drawn, discriminator_phase, generator_phase, optimizer_step, passes
 
 NONFINITE_PATIENCE = 10            # steps in a row with NaN/inf gradients that stop training as diverged
@@ -281,9 +281,9 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
                 f"{step + 2 - streaks[name]} to {step + 1}: training has diverged. {resume_hint()}")
         if streaks[name] == 1 and dist.main and name not in warned:   # once per network; stats.jsonl counts all
             warned.add(name)
-            print(f"\ntrain: step {step + 1}: non-finite {name} gradients (NaN or inf) were replaced "
-                  f"(NaN -> 0, inf -> 1e5) as in StyleGAN2-ADA; stats.jsonl logs the share of such steps "
-                  f"as nonfinite/{name}", file=sys.stderr)
+            say(f"train: step {step + 1}: non-finite {name} gradients (NaN or inf) were replaced "
+                f"(NaN -> 0, inf -> 1e5) as in StyleGAN2-ADA; stats.jsonl logs the share of such steps "
+                f"as nonfinite/{name}")
 
     def log() -> None:
         """A stats row (TensorBoard, stats.jsonl, the bar) for the steps since the last one:
@@ -298,7 +298,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if writer:
             logged = writer.scalars(step, nimg, seconds, stats, resolution, blend, device)
             if not progress:                            # no bar to show it: a line (batch jobs, log files)
-                print(log_line(step, nimg, logged, resolution), file=sys.stderr)
+                say(log_line(step, nimg, logged, resolution))
 
     def grow() -> tuple[int, float]:
         """The progressive-growing stage at nimg, also the EMA generator's: grids, videos and
@@ -395,15 +395,14 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
             if step % config.checkpoint_every == 0:
                 if any(streaks.values()):               # keep the older checkpoints from before a divergence
                     if dist.main:
-                        print(f"\ntrain: step {step}: checkpoint skipped, this step's gradients were not finite",
-                              file=sys.stderr)
+                        say(f"train: step {step}: checkpoint skipped, this step's gradients were not finite")
                 else:
                     checkpoint()
             if dist.any(stop.requested):               # every process stops after the same step
                 log()
                 written = checkpoint()
                 if dist.main:
-                    print(f"\ntrain: stopped after step {step}; wrote {written}", file=sys.stderr)
+                    say(f"train: stopped after step {step}; wrote {written}")
                 dist.finish()                           # all in step: leave the process group as at the end
                 raise KeyboardInterrupt
         log()                                           # the steps since the last row, if any, on the bar too
@@ -411,7 +410,7 @@ def _train(run_dir: Path, config: TrainConfig, dist: Distributed, resume, max_st
         if not stop.requested or saved is None or saved.name != f"step-{step:07d}":
             interrupted = True                          # mid-step: this process's state only
             if dist.main:
-                print(f"\ntrain: interrupted in step {step + 1}; wrote {checkpoint()}", file=sys.stderr)
+                say(f"train: interrupted in step {step + 1}; wrote {checkpoint()}")
         if writer:
             writer.close(failing=True)                  # TensorBoard's buffered scalars too; a stop stays a stop
         raise
@@ -454,6 +453,7 @@ class _StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        # print, not say: a signal handler runs between any two lines, tqdm's own drawing included
         print("\ntrain: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
 
     def close(self) -> None:
