@@ -57,9 +57,8 @@ def logged_step(line: str) -> float:
 
 def say(message: str) -> None:
     """A line on stderr while training runs: above the progress bar, not through it (tqdm clears
-    the bar, writes the line and draws the bar again below it); without a bar, the line alone.
-    A leading newline did it before, which left the bar's text behind on a line of its own, or
-    an empty line where there was no bar."""
+    the bar, writes the line and draws the bar again below it; a leading newline would leave
+    the bar's text behind on a line of its own); without a bar, the line alone."""
     from tqdm import tqdm
 
     tqdm.write(message, file=sys.stderr)
