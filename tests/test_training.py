@@ -150,7 +150,7 @@ def test_cuda_math_is_set_for_a_cuda_run_only_and_put_back(data):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision, tf32", [("float32", False), ("bfloat16", False), ("float32", True)])
-def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
+def test_training_steps_on_a_gpu(data, tmp_path, capsys, precision, tf32):
     """A few steps on a GPU, growing from 8 px (step 1 at 8 px, step 2 fading 16 px in), with
     FID/KID measured as it trains (a stand-in network on the GPU; the images up-sampled from
     the stage while it grows)."""
@@ -165,6 +165,8 @@ def test_training_steps_on_a_gpu(data, tmp_path, precision, tf32):
     assert all(bool(torch.isfinite(t).all()) for t in weights.values() if t.is_floating_point())
     lines = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert lines[-1]["memory/gpu_peak_gb"] > 0
+    said = re.findall(r"^train: step 2: .* s/step, GPU ([\d.e+-]+) GB$", capsys.readouterr().err, re.MULTILINE)
+    assert said == [f"{lines[-1]['memory/gpu_peak_gb']:.3g}"]                      # the console line of the row
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [0, 1, 2]
     assert all(math.isfinite(row["images/fid"]) and math.isfinite(row["images/kid"]) for row in rows)
@@ -435,3 +437,11 @@ def test_without_the_bar_each_log_row_is_a_line(data, tmp_path, capsys):
         said += f", R1 {row['loss/r1']:.3g}" if "loss/r1" in row else ""              # every 2 steps
         assert line == said + f", {row['speed/step_s']:.3g} s/step"
     assert "%|" not in err                                                               # tqdm's bar
+
+
+def test_a_log_line_on_a_gpu_says_its_peak_memory():
+    from render3d.training.logs import log_line
+
+    stats = {"loss/G": 1.234, "loss/D": 0.98, "speed/step_s": 0.1874, "memory/cpu_peak_gb": 3.0}
+    assert log_line(120, 480, stats, 32) == "train: step 120: 0.48 kimg at 32 px, G 1.23, D 0.98, 0.187 s/step"
+    assert log_line(120, 480, {**stats, "memory/gpu_peak_gb": 10.23}, 32).endswith(", 0.187 s/step, GPU 10.2 GB")

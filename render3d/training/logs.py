@@ -78,10 +78,13 @@ def bar_summary(step: int, stats: dict[str, float], resolution: int) -> str:
 
 def log_line(step: int, nimg: int, stats: dict[str, float], resolution: int) -> str:
     """A stats row on the console when there is no progress bar (`--no-progress`: batch jobs,
-    log files): "train: step 120: 0.48 kimg at 32 px, G 1.23, D 0.981, R1 0.05, 0.187 s/step",
-    the time of the training steps alone (stats.jsonl's speed/step_s; the wall time's rate,
-    speed/kimg_per_s, also counts the measurements, grids and checkpoints since the last row)."""
+    log files): "train: step 120: 0.48 kimg at 32 px, G 1.23, D 0.981, R1 0.05, 0.187 s/step"
+    and, on a GPU, ", GPU 10.2 GB" (the peak so far). The time is that of the training steps
+    alone (stats.jsonl's speed/step_s; the wall time's rate, speed/kimg_per_s, also counts the
+    measurements, grids and checkpoints since the last row)."""
     parts = [f"{nimg / 1000:g} kimg at {resolution} px", *_losses_said(stats), f"{stats['speed/step_s']:.3g} s/step"]
+    if "memory/gpu_peak_gb" in stats:
+        parts.append(f"GPU {stats['memory/gpu_peak_gb']:.3g} GB")
     return f"train: step {step}: {', '.join(parts)}"
 
 
