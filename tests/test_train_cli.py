@@ -132,7 +132,7 @@ def test_train_refuses_what_it_cannot_train_on_before_writing_anything(trained, 
         (["generator.resolution=64", "discriminator.resolution=64"], "render3d train: data.path expected images of "
          "at least the generator's 64 px (smaller ones would be up-sampled), got 32 x 32 in "),
         (["progressive.start_resolution=12"], "render3d train: progressive.start_resolution expected 0 or one of "
-         "the generator's resolutions [8, 16], got 12"),
+         "8, 16 (the generator's resolutions), got 12"),
         (["discriminator.mbstd_group=3"], "render3d train: discriminator.mbstd_group expected a divisor of the 4 "
          "images that each process scores at once (its share of batch, or batch_gpu), or a number above it, got 3"),
         (["generator.c_dim=7"], "render3d train: generator.c_dim expected 0 (no camera conditioning) or 25 (the "

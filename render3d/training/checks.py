@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from render3d._checks import said_choices
 from render3d.datasets import EG3DDataset
 from render3d.datasets.eg3d import LABEL_LENGTH
 
@@ -121,8 +122,8 @@ def check_fit(dataset: EG3DDataset, G: torch.nn.Module, D: torch.nn.Module, star
                              f"camera labels' length, as EG3D), got {c_dim}")
     size = G.resolutions[-1]
     if 0 < start_resolution < size and start_resolution not in G.resolutions:
-        raise SetupError(f"train: progressive.start_resolution expected 0 or one of the generator's resolutions "
-                         f"{G.resolutions}, got {start_resolution}")
+        raise SetupError(f"train: progressive.start_resolution expected 0 or one of {said_choices(G.resolutions)} "
+                         f"(the generator's resolutions), got {start_resolution}")
     if D.resolutions[0] != size:
         raise SetupError(f"train: discriminator.resolution expected the generator's output size {size}, "
                          f"got {D.resolutions[0]}")
