@@ -99,4 +99,7 @@ def test_every_refusal_words_its_choices_alike(case):
     with pytest.raises(ValueError) as error:
         call()
     assert f"one of {said_choices(choices)}, got " in str(error.value)
+
+
+def test_choices_are_said_as_python_writes_them():
     assert said_choices(("a", 8, None)) == "'a', 8, None"
